@@ -1,0 +1,22 @@
+//! authgate's domain core.
+//!
+//! Everything here is pure: no network, no files, no clock. Time arrives as a
+//! [`time::UnixTime`] argument and randomness as an `RngCore + CryptoRng`
+//! argument, so every function is deterministic under test.
+//!
+//! - [`cookie`]: the Auth.js-compatible session cookie codec (JWE `dir` with
+//!   A256CBC-HS512 or A256GCM, HKDF keys, secret rotation by `kid`, chunking)
+//!   and the sealed short-lived cookies of the sign-in flow (state, nonce,
+//!   PKCE verifier).
+//! - [`csrf`]: Auth.js's double-submit CSRF token.
+//! - [`pkce`]: PKCE (S256) verifiers and challenges, state and nonce values.
+//! - [`token`]: provider token sets and the expiry policy.
+//! - [`secret`]: credential strings that never print.
+//! - [`time`]: time as a value.
+
+pub mod cookie;
+pub mod csrf;
+pub mod pkce;
+pub mod secret;
+pub mod time;
+pub mod token;
