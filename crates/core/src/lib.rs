@@ -10,6 +10,7 @@
 //!   PKCE verifier).
 //! - [`csrf`]: Auth.js's double-submit CSRF token.
 //! - [`pkce`]: PKCE (S256) verifiers and challenges, state and nonce values.
+//! - [`provider_error`]: the taxonomy of provider failures (what ends a grant, what is retried).
 //! - [`token`]: provider token sets and the expiry policy.
 //! - [`secret`]: credential strings that never print.
 //! - [`time`]: time as a value.
@@ -17,6 +18,7 @@
 pub mod cookie;
 pub mod csrf;
 pub mod pkce;
+pub mod provider_error;
 pub mod secret;
 pub mod time;
 pub mod token;

@@ -1,0 +1,155 @@
+//! Runs the built `authgate` binary.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Both secrets in the canonical example (the session secret and the client secret)
+/// contain this text.
+const CANONICAL_SECRET_TEXT: &str = "test-secret";
+
+fn example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/authgate.toml")
+}
+
+/// The binary with no `AUTHGATE_*` variables inherited from the test's environment.
+fn authgate() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_authgate"));
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("AUTHGATE_") {
+            cmd.env_remove(name);
+        }
+    }
+    cmd
+}
+
+fn run(cmd: &mut Command) -> (Output, String, String) {
+    let output = cmd.output().unwrap();
+    let stdout = String::from_utf8(output.stdout.clone()).unwrap();
+    let stderr = String::from_utf8(output.stderr.clone()).unwrap();
+    (output, stdout, stderr)
+}
+
+#[test]
+fn check_accepts_the_canonical_example_without_printing_secrets() {
+    let (out, stdout, stderr) = run(authgate().arg("check").arg("--config").arg(example()));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stdout.contains("configuration OK"), "{stdout}");
+    assert!(stdout.contains("[redacted; 36 bytes]"), "{stdout}");
+    assert!(stdout.contains("/protected/**"), "{stdout}");
+    assert!(
+        !stdout.contains(CANONICAL_SECRET_TEXT),
+        "stdout leaks a secret:\n{stdout}"
+    );
+    assert!(
+        !stderr.contains(CANONICAL_SECRET_TEXT),
+        "stderr leaks a secret:\n{stderr}"
+    );
+}
+
+#[test]
+fn check_takes_the_config_path_from_authgate_config() {
+    let (out, stdout, _) = run(authgate().arg("check").env("AUTHGATE_CONFIG", example()));
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("Local OP"), "{stdout}");
+}
+
+#[test]
+fn check_applies_environment_overrides() {
+    let (out, stdout, _) = run(authgate()
+        .arg("check")
+        .arg("--config")
+        .arg(example())
+        .env("AUTHGATE_REFRESH__SKEW", "90s"));
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("skew            = 90s"), "{stdout}");
+    assert!(stdout.contains("AUTHGATE_REFRESH__SKEW"), "{stdout}");
+}
+
+#[test]
+fn check_rejects_a_broken_config_with_exit_2_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.toml");
+    let text = std::fs::read_to_string(example())
+        .unwrap()
+        .replace("skew = \"2s\"", "skew = \"15 parsecs\"");
+    std::fs::write(&path, text).unwrap();
+
+    let (out, stdout, stderr) = run(authgate().arg("check").arg("--config").arg(&path));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(stderr.contains("refresh.skew"), "{stderr}");
+    assert!(stderr.contains(&path.display().to_string()), "{stderr}");
+    assert!(stderr.contains("line 13"), "{stderr}");
+    assert!(
+        stderr.contains("invalid duration \"15 parsecs\""),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn check_rejects_a_short_secret_from_the_environment_without_echoing_it() {
+    let (out, _, stderr) = run(authgate()
+        .arg("check")
+        .arg("--config")
+        .arg(example())
+        .env("AUTHGATE_SESSION__SECRET", "shh-too-short"));
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("session.secret[0]"), "{stderr}");
+    assert!(
+        stderr.contains("environment variable AUTHGATE_SESSION__SECRET"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("must be at least 32 bytes"), "{stderr}");
+    assert!(!stderr.contains("shh-too-short"), "{stderr}");
+}
+
+#[test]
+fn check_rejects_a_missing_file_with_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("absent.toml");
+    let (out, _, stderr) = run(authgate().arg("check").arg("--config").arg(&path));
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("absent.toml"), "{stderr}");
+}
+
+#[test]
+fn secret_prints_43_base64url_chars_and_differs_each_run() {
+    let mut seen = Vec::new();
+    for _ in 0..2 {
+        let (out, stdout, stderr) = run(authgate().arg("secret"));
+        assert!(out.status.success(), "{stderr}");
+        assert!(
+            stdout.ends_with('\n') && stdout.lines().count() == 1,
+            "{stdout:?}"
+        );
+        let secret = stdout.trim_end().to_owned();
+        assert_eq!(secret.len(), 43, "{secret:?}");
+        assert!(
+            secret
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+            "{secret:?}"
+        );
+        seen.push(secret);
+    }
+    assert_ne!(seen[0], seen[1]);
+}
+
+#[test]
+fn later_subcommands_do_not_exist_yet() {
+    for name in ["serve", "demo", "migrate"] {
+        let (out, _, stderr) = run(authgate().arg(name));
+        assert!(!out.status.success(), "{name} should not exist yet");
+        assert!(stderr.contains("unrecognized subcommand"), "{stderr}");
+    }
+}

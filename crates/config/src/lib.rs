@@ -1,0 +1,597 @@
+//! Typed configuration for authgate: a TOML file plus `AUTHGATE_*` environment
+//! overrides, validated at load time.
+//!
+//! Every key can come from the environment: `AUTHGATE_` + the key path in upper case with
+//! `__` between levels (`AUTHGATE_SESSION__SECRET`, `AUTHGATE_REFRESH__SKEW`,
+//! `AUTHGATE_PROVIDERS__0__CLIENT_SECRET`). The environment wins over the file. A single
+//! string is accepted where a list is expected; lists and tables can also be written in
+//! TOML syntax (`AUTHGATE_SESSION__SECRET='["new…", "old…"]'`). An empty value unsets an
+//! optional key. Key levels are lower-cased (so are map keys such as
+//! `authorization_params`). Only names with at least one `__` are configuration keys;
+//! other `AUTHGATE_*` variables (such as `AUTHGATE_CONFIG`) are ignored here.
+//!
+//! Every error names the key, where its value came from, and what is wrong:
+//!
+//! ```text
+//! session.secret[0] (environment variable AUTHGATE_SESSION__SECRET): must be at least 32 bytes, got 10
+//! ```
+//!
+//! Secrets ([`Secret`]) and service URLs with passwords ([`ServiceUrl`]) never appear in
+//! `Debug` output or in [`Config::redacted_summary`].
+
+mod de;
+mod duration;
+mod error;
+mod secret;
+mod summary;
+mod tree;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::Deserialize;
+use url::Url;
+
+pub use duration::{DurationError, format_duration, parse_duration};
+pub use error::{ConfigError, Origin, Problem};
+pub use secret::{Secret, ServiceUrl};
+pub use tree::{ENV_PREFIX, ENV_SEPARATOR, env_var_for, is_config_env_var};
+
+/// Minimum length of every secret (session secrets, encryption keys), in bytes.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// The complete authgate configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[server]`: listening address, public URL, upstream.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// `[session]`: session strategy, secrets, lifetimes, cookie format.
+    #[serde(default)]
+    pub session: SessionConfig,
+    /// `[refresh]`: when and how access tokens are refreshed.
+    #[serde(default)]
+    pub refresh: RefreshConfig,
+    /// `[store]`: the database that holds accounts, sessions and refresh tokens.
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// `[cache]`: the in-process or Redis cache.
+    #[serde(default)]
+    pub cache: CacheConfig,
+    /// `[[providers]]`: the OAuth 2.0 / OpenID Connect providers users sign in with.
+    #[serde(default)]
+    pub providers: Vec<ProviderConfig>,
+    /// `[[routes]]`: access rules by path, first match wins.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on. Default `127.0.0.1:4180`.
+    #[serde(default = "default_listen", deserialize_with = "de_socket_addr")]
+    pub listen: SocketAddr,
+    /// The URL browsers use to reach authgate (callback URLs are built from it).
+    /// Default: `http://` + `listen` (required when `listen` is a wildcard address).
+    #[serde(default = "default_public_url", deserialize_with = "de_url")]
+    pub public_url: Url,
+    /// The application authgate proxies to (reverse-proxy mode); `None` for
+    /// forward-auth only.
+    #[serde(default, deserialize_with = "de_opt_url")]
+    pub upstream: Option<Url>,
+    /// Proxies whose `X-Forwarded-*` headers are trusted: IP addresses or CIDR ranges
+    /// (a bare address is a single-host range).
+    #[serde(default, deserialize_with = "de_ipnets")]
+    pub trusted_proxies: Vec<IpNet>,
+    /// Path prefix of authgate's own endpoints. Default `/auth`.
+    #[serde(default = "default_base_path")]
+    pub base_path: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: default_listen(),
+            public_url: default_public_url(),
+            upstream: None,
+            trusted_proxies: Vec::new(),
+            base_path: default_base_path(),
+        }
+    }
+}
+
+/// How sessions are kept (`session.strategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionStrategy {
+    /// The session lives in an encrypted cookie (JWE), as Auth.js's `jwt` strategy.
+    #[default]
+    Jwt,
+    /// The cookie holds an opaque session token; the session lives in the store.
+    Database,
+}
+
+/// Session cookie compatibility (`session.cookie_format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+pub enum CookieFormat {
+    /// Auth.js v5: `authjs.session-token`, A256CBC-HS512.
+    #[default]
+    #[serde(rename = "authjs")]
+    AuthJs,
+    /// next-auth v4: `next-auth.session-token`, A256GCM.
+    #[serde(rename = "next-auth-v4")]
+    NextAuthV4,
+}
+
+/// `[session]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SessionConfig {
+    /// `jwt` (default) or `database`.
+    #[serde(default)]
+    pub strategy: SessionStrategy,
+    /// Session secrets: the first encrypts, all decrypt (rotation). Each at least
+    /// [`MIN_SECRET_BYTES`] bytes; at least one is required. A single string is accepted.
+    #[serde(default)]
+    pub secret: Vec<Secret>,
+    /// Session lifetime. Default `30d`.
+    #[serde(
+        default = "default_max_age",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub max_age: Duration,
+    /// How often a database session's expiry is extended (Auth.js `updateAge`).
+    /// Default `24h`.
+    #[serde(
+        default = "default_update_age",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub update_age: Duration,
+    /// `authjs` (default) or `next-auth-v4`.
+    #[serde(default)]
+    pub cookie_format: CookieFormat,
+    /// Whether cookies get the `Secure` attribute and `__Secure-` prefix. When not set,
+    /// true exactly when `server.public_url` is `https` (resolved at load time).
+    #[serde(default)]
+    pub secure_cookies: bool,
+}
+
+impl Default for SessionConfig {
+    fn default() -> Self {
+        SessionConfig {
+            strategy: SessionStrategy::default(),
+            secret: Vec::new(),
+            max_age: default_max_age(),
+            update_age: default_update_age(),
+            cookie_format: CookieFormat::default(),
+            secure_cookies: false,
+        }
+    }
+}
+
+/// When access tokens are refreshed (`refresh.mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RefreshMode {
+    /// The request that finds a stale token refreshes it and waits.
+    #[default]
+    Inline,
+    /// Stale tokens are reported; the client calls `POST /auth/refresh`.
+    Lazy,
+    /// Active sessions are refreshed ahead of expiry.
+    Background,
+}
+
+/// `[refresh]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshConfig {
+    /// `inline` (default), `lazy` or `background`.
+    #[serde(default)]
+    pub mode: RefreshMode,
+    /// A token is stale when `now >= expires_at - skew`. Default `60s`.
+    #[serde(default = "default_skew", deserialize_with = "duration::deserialize")]
+    pub skew: Duration,
+    /// Retries of a refresh call after transient failures. Default 3.
+    #[serde(default = "default_retries")]
+    pub retries: u32,
+    /// Timeout of one refresh call to the provider. Default `10s`.
+    #[serde(
+        default = "default_timeout",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub timeout: Duration,
+    /// `[refresh.circuit_breaker]`: per-provider circuit breaker.
+    #[serde(default)]
+    pub circuit_breaker: CircuitBreakerConfig,
+}
+
+impl Default for RefreshConfig {
+    fn default() -> Self {
+        RefreshConfig {
+            mode: RefreshMode::default(),
+            skew: default_skew(),
+            retries: default_retries(),
+            timeout: default_timeout(),
+            circuit_breaker: CircuitBreakerConfig::default(),
+        }
+    }
+}
+
+/// `[refresh.circuit_breaker]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CircuitBreakerConfig {
+    /// Consecutive transient failures that open the circuit. Default 5.
+    #[serde(default = "default_failure_threshold")]
+    pub failure_threshold: u32,
+    /// How long the circuit stays open before a trial call. Default `30s`.
+    #[serde(
+        default = "default_open_for",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub open_for: Duration,
+}
+
+impl Default for CircuitBreakerConfig {
+    fn default() -> Self {
+        CircuitBreakerConfig {
+            failure_threshold: default_failure_threshold(),
+            open_for: default_open_for(),
+        }
+    }
+}
+
+/// `[store]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// `sqlite://…` (default `sqlite://authgate.db`, relative to the working directory)
+    /// or `postgres://…`.
+    #[serde(default = "default_store_url")]
+    pub url: ServiceUrl,
+    /// Keys for encrypting tokens at rest: the first encrypts, all decrypt. When `None`,
+    /// keys are derived from the session secrets.
+    #[serde(default)]
+    pub encryption_keys: Option<Vec<Secret>>,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            url: default_store_url(),
+            encryption_keys: None,
+        }
+    }
+}
+
+/// `[cache]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CacheConfig {
+    /// `memory://` (default) or `redis://…` / `rediss://…`.
+    #[serde(default = "default_cache_url")]
+    pub url: ServiceUrl,
+    /// How long cached entries live. Default `5m`.
+    #[serde(
+        default = "default_cache_ttl",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub ttl: Duration,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            url: default_cache_url(),
+            ttl: default_cache_ttl(),
+        }
+    }
+}
+
+/// Built-in provider settings (`providers[].preset`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum ProviderPreset {
+    /// Google (OIDC).
+    #[serde(rename = "google")]
+    Google,
+    /// GitHub (OAuth 2.0, not OIDC).
+    #[serde(rename = "github")]
+    GitHub,
+    /// Microsoft Entra ID (OIDC); `issuer` selects the tenant.
+    #[serde(rename = "microsoft-entra-id")]
+    MicrosoftEntraId,
+    /// GitLab (OIDC); `issuer` for self-managed instances.
+    #[serde(rename = "gitlab")]
+    GitLab,
+    /// Keycloak (OIDC); `issuer` (the realm URL) is required.
+    #[serde(rename = "keycloak")]
+    Keycloak,
+    /// Okta (OIDC); `issuer` is required.
+    #[serde(rename = "okta")]
+    Okta,
+    /// Auth0 (OIDC); `issuer` (the tenant URL) is required.
+    #[serde(rename = "auth0")]
+    Auth0,
+}
+
+impl ProviderPreset {
+    /// The preset's name as written in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderPreset::Google => "google",
+            ProviderPreset::GitHub => "github",
+            ProviderPreset::MicrosoftEntraId => "microsoft-entra-id",
+            ProviderPreset::GitLab => "gitlab",
+            ProviderPreset::Keycloak => "keycloak",
+            ProviderPreset::Okta => "okta",
+            ProviderPreset::Auth0 => "auth0",
+        }
+    }
+
+    /// Whether this preset is per-tenant and so needs an `issuer`.
+    pub fn requires_issuer(self) -> bool {
+        matches!(
+            self,
+            ProviderPreset::Keycloak | ProviderPreset::Okta | ProviderPreset::Auth0
+        )
+    }
+}
+
+/// One `[[providers]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderConfig {
+    /// Identifier used in URLs (`/auth/signin/{id}`): letters, digits, `-`, `_`; unique.
+    pub id: String,
+    /// Display name on the sign-in page.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Built-in settings for a well-known provider.
+    #[serde(default)]
+    pub preset: Option<ProviderPreset>,
+    /// OpenID Connect issuer (discovery at `{issuer}/.well-known/openid-configuration`).
+    /// A provider needs `preset` or `issuer`.
+    #[serde(default, deserialize_with = "de_opt_url")]
+    pub issuer: Option<Url>,
+    /// OAuth client id.
+    pub client_id: String,
+    /// OAuth client secret.
+    pub client_secret: Secret,
+    /// Scopes to request; empty means the preset's (or OIDC's) defaults.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Extra authorization request parameters (e.g. `prompt = "consent"`).
+    #[serde(default)]
+    pub authorization_params: BTreeMap<String, String>,
+}
+
+/// What a route requires (`routes[].access`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouteAccess {
+    /// No session needed; identity headers are added when signed in.
+    Public,
+    /// A session is needed; browsers without one are redirected to sign in.
+    Protected,
+    /// A session is needed; requests without one get `401` JSON, never a redirect.
+    Api,
+}
+
+impl RouteAccess {
+    /// The access kind as written in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteAccess::Public => "public",
+            RouteAccess::Protected => "protected",
+            RouteAccess::Api => "api",
+        }
+    }
+}
+
+/// One `[[routes]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteConfig {
+    /// Path pattern starting with `/`: `*` matches within a segment, `**` across segments.
+    pub path: String,
+    /// `public`, `protected` or `api`.
+    pub access: RouteAccess,
+    /// HTTP methods this rule applies to (upper-cased at load); empty means all.
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// Only these e-mail addresses may pass (lower-cased at load); empty means anyone
+    /// signed in (subject to `allow_domains`).
+    #[serde(default)]
+    pub allow_emails: Vec<String>,
+    /// Only e-mail addresses in these domains may pass (lower-cased at load).
+    #[serde(default)]
+    pub allow_domains: Vec<String>,
+}
+
+impl Config {
+    /// Loads the configuration from an optional TOML file plus the process environment
+    /// (`AUTHGATE_*`; the environment wins). Without a file, defaults plus environment.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let text = match path {
+            Some(path) => {
+                Some(
+                    std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                        path: path.to_owned(),
+                        source,
+                    })?,
+                )
+            }
+            None => None,
+        };
+        let mut env = Vec::new();
+        let mut problems = Vec::new();
+        for (name, value) in std::env::vars_os() {
+            let Some(name) = name.to_str().filter(|n| is_config_env_var(n)) else {
+                continue;
+            };
+            match value.into_string() {
+                Ok(value) => env.push((name.to_owned(), value)),
+                Err(_) => problems.push(Problem {
+                    key: name[ENV_PREFIX.len()..]
+                        .to_ascii_lowercase()
+                        .replace(ENV_SEPARATOR, "."),
+                    origin: Origin::Env {
+                        var: name.to_owned(),
+                    },
+                    message: "value is not valid UTF-8".to_owned(),
+                }),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(ConfigError::Invalid(problems));
+        }
+        let source_name = path.map(|p| p.display().to_string());
+        let file = match (&source_name, &text) {
+            (Some(name), Some(text)) => Some((name.as_str(), text.as_str())),
+            _ => None,
+        };
+        Config::from_sources(file, env)
+    }
+
+    /// Loads from explicit sources, without touching the process: optional TOML text
+    /// (`(source_name, text)`, the name is used in error messages) and environment
+    /// variables as name/value pairs (only `AUTHGATE_*__*` names are used).
+    pub fn from_sources(
+        toml_text: Option<(&str, &str)>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut root = match toml_text {
+            Some((name, text)) => tree::Node::parse_file(name, text)?,
+            None => tree::Node::empty_root(),
+        };
+        let problems = root.apply_env(env);
+        if !problems.is_empty() {
+            return Err(ConfigError::Invalid(problems));
+        }
+        let mut config = Config::deserialize(de::NodeDe {
+            node: &root,
+            path: String::new(),
+        })
+        .map_err(|e| ConfigError::Invalid(vec![e.into_problem()]))?;
+        let problems = validate::validate(&mut config, &root);
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, 4180))
+}
+
+#[allow(clippy::expect_used)] // a constant URL; pinned by the defaults test
+fn default_public_url() -> Url {
+    Url::parse("http://127.0.0.1:4180").expect("constant URL parses")
+}
+
+/// `http://` + the listen address (IPv6 in brackets).
+pub(crate) fn url_from_listen(listen: SocketAddr) -> Result<Url, url::ParseError> {
+    Url::parse(&format!("http://{listen}"))
+}
+
+fn default_base_path() -> String {
+    "/auth".to_owned()
+}
+fn default_max_age() -> Duration {
+    Duration::from_secs(30 * 86_400)
+}
+fn default_update_age() -> Duration {
+    Duration::from_secs(86_400)
+}
+fn default_skew() -> Duration {
+    Duration::from_secs(60)
+}
+fn default_retries() -> u32 {
+    3
+}
+fn default_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_failure_threshold() -> u32 {
+    5
+}
+fn default_open_for() -> Duration {
+    Duration::from_secs(30)
+}
+fn default_store_url() -> ServiceUrl {
+    ServiceUrl::new("sqlite://authgate.db")
+}
+fn default_cache_url() -> ServiceUrl {
+    ServiceUrl::new("memory://")
+}
+fn default_cache_ttl() -> Duration {
+    Duration::from_secs(300)
+}
+
+fn parse_url(text: &str) -> Result<Url, String> {
+    let url = Url::parse(text).map_err(|e| format!("invalid URL {text:?}: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "invalid URL {text:?}: scheme must be http or https, not {:?}",
+            url.scheme()
+        ));
+    }
+    Ok(url)
+}
+
+fn de_url<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Url, D::Error> {
+    let text = String::deserialize(d)?;
+    parse_url(&text).map_err(serde::de::Error::custom)
+}
+
+fn de_opt_url<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Url>, D::Error> {
+    match Option::<String>::deserialize(d)? {
+        Some(text) => parse_url(&text).map(Some).map_err(serde::de::Error::custom),
+        None => Ok(None),
+    }
+}
+
+fn de_socket_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    let text = String::deserialize(d)?;
+    text.trim().parse().map_err(|_| {
+        serde::de::Error::custom(format!(
+            "invalid address {text:?}: expected IP:port, e.g. \"127.0.0.1:4180\" or \"[::]:4180\""
+        ))
+    })
+}
+
+/// An IP network that also accepts a bare address (as a single-host network).
+struct IpNetItem(IpNet);
+
+impl<'de> Deserialize<'de> for IpNetItem {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        let trimmed = text.trim();
+        trimmed
+            .parse::<IpNet>()
+            .or_else(|_| trimmed.parse::<std::net::IpAddr>().map(IpNet::from))
+            .map(IpNetItem)
+            .map_err(|_| {
+                serde::de::Error::custom(format!(
+                    "invalid IP address or CIDR range {text:?}: expected e.g. \"10.0.0.1\" or \"10.0.0.0/8\""
+                ))
+            })
+    }
+}
+
+fn de_ipnets<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+    Ok(Vec::<IpNetItem>::deserialize(d)?
+        .into_iter()
+        .map(|item| item.0)
+        .collect())
+}

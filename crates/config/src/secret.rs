@@ -1,0 +1,206 @@
+//! Values that must never be printed: secrets, and URLs that may carry passwords.
+
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, Visitor};
+
+/// A secret string (session secret, client secret, encryption key).
+///
+/// `Debug` prints only its length; there is no `Display`. Read the value with
+/// [`Secret::expose`] or [`Secret::as_bytes`] where it is actually used.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The secret value. Never log or display it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// The secret's bytes (UTF-8), e.g. as key-derivation input.
+    pub fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the secret is empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// A printable stand-in: `[redacted; N bytes]`.
+    pub fn redacted(&self) -> String {
+        format!("[redacted; {} bytes]", self.0.len())
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secret({})", self.redacted())
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct SecretVisitor;
+        impl Visitor<'_> for SecretVisitor {
+            type Value = Secret;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a secret string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Secret, E> {
+                Ok(Secret(v.to_owned()))
+            }
+            // Deliberately no visit_i64 etc.: serde's default message would echo
+            // the value, and a secret must not be echoed even when it is mistyped.
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Secret, E> {
+                Err(E::custom("expected a secret string, found a number"))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Secret, E> {
+                Err(E::custom("expected a secret string, found a number"))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Secret, E> {
+                Err(E::custom("expected a secret string, found a number"))
+            }
+            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Secret, E> {
+                Err(E::custom("expected a secret string, found a boolean"))
+            }
+        }
+        deserializer.deserialize_str(SecretVisitor)
+    }
+}
+
+/// A service URL (`sqlite://…`, `postgres://…`, `memory://`, `redis://…`) that may
+/// contain a password. `Debug` and `Display` hide the password and credential-like
+/// query parameters; [`ServiceUrl::as_str`] gives the full URL for connecting.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ServiceUrl(String);
+
+impl ServiceUrl {
+    /// Wraps a URL string.
+    pub fn new(url: impl Into<String>) -> Self {
+        ServiceUrl(url.into())
+    }
+
+    /// The full URL, password included. Never log or display it.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The scheme (text before `://`, lower-cased), or `None` if there is no `://`.
+    pub fn scheme(&self) -> Option<String> {
+        self.0
+            .split_once("://")
+            .map(|(scheme, _)| scheme.to_ascii_lowercase())
+    }
+
+    /// The URL with any password and credential-like query values replaced by `[redacted]`.
+    pub fn redacted(&self) -> String {
+        redact_url(&self.0)
+    }
+}
+
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let authority = match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{user}:[redacted]@{host}"),
+            None => authority.to_owned(),
+        },
+        None => authority.to_owned(),
+    };
+    let (path, query_and_fragment) = match tail.find('?') {
+        Some(i) => tail.split_at(i),
+        None => (tail, ""),
+    };
+    let query_and_fragment = if let Some(query) = query_and_fragment.strip_prefix('?') {
+        let (query, fragment) = match query.find('#') {
+            Some(i) => query.split_at(i),
+            None => (query, ""),
+        };
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((name, _)) if is_credential_name(name) => format!("{name}=[redacted]"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        format!("?{}{fragment}", pairs.join("&"))
+    } else {
+        query_and_fragment.to_owned()
+    };
+    format!("{scheme}://{authority}{path}{query_and_fragment}")
+}
+
+fn is_credential_name(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["pass", "secret", "token", "key", "auth"]
+        .iter()
+        .any(|word| name.contains(word))
+}
+
+impl fmt::Debug for ServiceUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ServiceUrl({:?})", self.redacted())
+    }
+}
+
+impl fmt::Display for ServiceUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+impl<'de> Deserialize<'de> for ServiceUrl {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(ServiceUrl)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_debug_shows_only_length() {
+        let s = Secret::new("super-secret-value");
+        assert_eq!(format!("{s:?}"), "Secret([redacted; 18 bytes])");
+    }
+
+    #[test]
+    fn service_url_hides_password_and_credential_query_values() {
+        let u = ServiceUrl::new("postgres://app:hunter2@db:5432/auth?sslmode=require&password=x2");
+        let shown = u.to_string();
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("x2"),
+            "{shown}"
+        );
+        assert_eq!(
+            shown,
+            "postgres://app:[redacted]@db:5432/auth?sslmode=require&password=[redacted]"
+        );
+        assert!(!format!("{u:?}").contains("hunter2"));
+        assert_eq!(
+            ServiceUrl::new("redis://:pw@127.0.0.1:6379").to_string(),
+            "redis://:[redacted]@127.0.0.1:6379"
+        );
+        assert_eq!(ServiceUrl::new("memory://").to_string(), "memory://");
+        assert_eq!(
+            ServiceUrl::new("sqlite://authgate.db").to_string(),
+            "sqlite://authgate.db"
+        );
+    }
+}

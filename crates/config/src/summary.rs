@@ -1,0 +1,168 @@
+//! A readable summary of a loaded configuration with every secret redacted.
+
+use std::fmt::Write as _;
+
+use crate::duration::format_duration;
+use crate::{Config, CookieFormat, Secret, SessionStrategy};
+
+fn secrets(list: &[Secret]) -> String {
+    let shown: Vec<String> = list.iter().map(Secret::redacted).collect();
+    let noun = if list.len() == 1 { "key" } else { "keys" };
+    format!("{} {noun}: {}", list.len(), shown.join(", "))
+}
+
+fn quoted_list(items: &[String]) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| format!("{s:?}")).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+impl Config {
+    /// The session cookie's name as derived from `cookie_format` and `secure_cookies`.
+    pub fn session_cookie_name(&self) -> String {
+        let base = match self.session.cookie_format {
+            CookieFormat::AuthJs => "authjs.session-token",
+            CookieFormat::NextAuthV4 => "next-auth.session-token",
+        };
+        if self.session.secure_cookies {
+            format!("__Secure-{base}")
+        } else {
+            base.to_owned()
+        }
+    }
+
+    /// A multi-line, human-readable summary (for `authgate check`). Secrets appear only
+    /// as `[redacted; N bytes]`; passwords in service URLs are replaced by `[redacted]`.
+    pub fn redacted_summary(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = self.write_summary(&mut out);
+        out
+    }
+
+    fn write_summary(&self, out: &mut String) -> std::fmt::Result {
+        let s = &self.server;
+        writeln!(out, "[server]")?;
+        writeln!(out, "  listen          = {}", s.listen)?;
+        writeln!(out, "  public_url      = {}", s.public_url)?;
+        match &s.upstream {
+            Some(u) => writeln!(out, "  upstream        = {u}")?,
+            None => writeln!(out, "  upstream        = (none: forward-auth only)")?,
+        }
+        let proxies: Vec<String> = s.trusted_proxies.iter().map(ToString::to_string).collect();
+        if proxies.is_empty() {
+            writeln!(out, "  trusted_proxies = (none)")?;
+        } else {
+            writeln!(out, "  trusted_proxies = {}", proxies.join(", "))?;
+        }
+        writeln!(out, "  base_path       = {}", s.base_path)?;
+
+        let se = &self.session;
+        writeln!(out, "[session]")?;
+        let strategy = match se.strategy {
+            SessionStrategy::Jwt => "jwt",
+            SessionStrategy::Database => "database",
+        };
+        writeln!(out, "  strategy        = {strategy}")?;
+        writeln!(out, "  secret          = {}", secrets(&se.secret))?;
+        writeln!(out, "  max_age         = {}", format_duration(se.max_age))?;
+        writeln!(
+            out,
+            "  update_age      = {}",
+            format_duration(se.update_age)
+        )?;
+        let format = match se.cookie_format {
+            CookieFormat::AuthJs => "authjs",
+            CookieFormat::NextAuthV4 => "next-auth-v4",
+        };
+        writeln!(
+            out,
+            "  cookie_format   = {format} (cookie {})",
+            self.session_cookie_name()
+        )?;
+        writeln!(out, "  secure_cookies  = {}", se.secure_cookies)?;
+
+        let r = &self.refresh;
+        writeln!(out, "[refresh]")?;
+        let mode = match r.mode {
+            crate::RefreshMode::Inline => "inline",
+            crate::RefreshMode::Lazy => "lazy",
+            crate::RefreshMode::Background => "background",
+        };
+        writeln!(out, "  mode            = {mode}")?;
+        writeln!(out, "  skew            = {}", format_duration(r.skew))?;
+        writeln!(out, "  retries         = {}", r.retries)?;
+        writeln!(out, "  timeout         = {}", format_duration(r.timeout))?;
+        writeln!(
+            out,
+            "  circuit_breaker = opens after {} failures, for {}",
+            r.circuit_breaker.failure_threshold,
+            format_duration(r.circuit_breaker.open_for)
+        )?;
+
+        writeln!(out, "[store]")?;
+        writeln!(out, "  url             = {}", self.store.url)?;
+        match &self.store.encryption_keys {
+            Some(keys) => writeln!(out, "  encryption_keys = {}", secrets(keys))?,
+            None => writeln!(out, "  encryption_keys = (derived from session secrets)")?,
+        }
+
+        writeln!(out, "[cache]")?;
+        writeln!(out, "  url             = {}", self.cache.url)?;
+        writeln!(
+            out,
+            "  ttl             = {}",
+            format_duration(self.cache.ttl)
+        )?;
+
+        if self.providers.is_empty() {
+            writeln!(out, "providers: none")?;
+        }
+        for p in &self.providers {
+            writeln!(out, "[[providers]] {}", p.id)?;
+            if let Some(name) = &p.name {
+                writeln!(out, "  name            = {name}")?;
+            }
+            if let Some(preset) = p.preset {
+                writeln!(out, "  preset          = {}", preset.as_str())?;
+            }
+            if let Some(issuer) = &p.issuer {
+                writeln!(out, "  issuer          = {issuer}")?;
+            }
+            writeln!(out, "  client_id       = {}", p.client_id)?;
+            writeln!(out, "  client_secret   = {}", p.client_secret.redacted())?;
+            if p.scopes.is_empty() {
+                writeln!(out, "  scopes          = (provider defaults)")?;
+            } else {
+                writeln!(out, "  scopes          = {}", quoted_list(&p.scopes))?;
+            }
+            if !p.authorization_params.is_empty() {
+                let params: Vec<String> = p
+                    .authorization_params
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v:?}"))
+                    .collect();
+                writeln!(out, "  authorization_params = {}", params.join(", "))?;
+            }
+        }
+
+        if self.routes.is_empty() {
+            writeln!(out, "routes: none")?;
+        } else {
+            writeln!(out, "routes (first match wins):")?;
+        }
+        for route in &self.routes {
+            write!(out, "  {:<24} {}", route.path, route.access.as_str())?;
+            if !route.methods.is_empty() {
+                write!(out, "  methods {}", route.methods.join(","))?;
+            }
+            if !route.allow_emails.is_empty() {
+                write!(out, "  emails {}", quoted_list(&route.allow_emails))?;
+            }
+            if !route.allow_domains.is_empty() {
+                write!(out, "  domains {}", quoted_list(&route.allow_domains))?;
+            }
+            writeln!(out)?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,300 @@
+//! Checks that need more than one value's type: lengths, uniqueness, combinations,
+//! and values derived from others.
+
+use std::collections::HashMap;
+
+use crate::error::{Origin, Problem};
+use crate::tree::{Node, env_var_for};
+use crate::{Config, MIN_SECRET_BYTES, RouteAccess, Secret, url_from_listen};
+
+struct Checker<'a> {
+    tree: &'a Node,
+    problems: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn fail(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        let key = key.into();
+        let origin = self.tree.origin_of(&key);
+        self.problems.push(Problem {
+            key,
+            origin,
+            message: message.into(),
+        });
+    }
+
+    fn is_set(&self, key: &str) -> bool {
+        self.tree.get(key).is_some()
+    }
+
+    fn secrets(&mut self, key: &str, secrets: &[Secret]) {
+        for (i, secret) in secrets.iter().enumerate() {
+            if secret.len() < MIN_SECRET_BYTES {
+                self.fail(
+                    format!("{key}[{i}]"),
+                    format!(
+                        "must be at least {MIN_SECRET_BYTES} bytes, got {} (generate one with `authgate secret`)",
+                        secret.len()
+                    ),
+                );
+            }
+        }
+    }
+
+    fn positive(&mut self, key: &str, value: std::time::Duration) {
+        if value.is_zero() {
+            self.fail(key, "must be greater than zero");
+        }
+    }
+}
+
+/// Validates `config` (whose values came from `tree`), normalises some values, and
+/// resolves derived defaults. Returns every problem found.
+pub(crate) fn validate(config: &mut Config, tree: &Node) -> Vec<Problem> {
+    let mut c = Checker {
+        tree,
+        problems: Vec::new(),
+    };
+    server(&mut c, config);
+    session(&mut c, config);
+    refresh_store_cache(&mut c, config);
+    providers(&mut c, config);
+    routes(&mut c, config);
+    c.problems
+}
+
+fn server(c: &mut Checker<'_>, config: &mut Config) {
+    let server = &mut config.server;
+    if c.is_set("server.public_url") {
+        let url = &server.public_url;
+        if url.query().is_some() || url.fragment().is_some() {
+            c.fail("server.public_url", "must not have a query or fragment");
+        }
+    } else if server.listen.ip().is_unspecified() {
+        c.problems.push(Problem {
+            key: "server.public_url".to_owned(),
+            origin: Origin::Unset,
+            message: format!(
+                "required when server.listen is a wildcard address ({}): set the URL browsers use to reach authgate",
+                server.listen
+            ),
+        });
+    } else {
+        match url_from_listen(server.listen) {
+            Ok(url) => server.public_url = url,
+            Err(e) => c.fail(
+                "server.public_url",
+                format!("cannot derive it from server.listen ({e}); set it explicitly"),
+            ),
+        }
+    }
+    let base = &server.base_path;
+    if !base.starts_with('/') || base.len() < 2 || base.ends_with('/') {
+        c.fail(
+            "server.base_path",
+            format!("must start with `/`, not end with `/`, and not be `/` alone (got {base:?})"),
+        );
+    } else if base.contains(['?', '#', '*', ' ', '%', '\\'])
+        || base.contains("//")
+        || base.split('/').any(|seg| seg == "." || seg == "..")
+    {
+        c.fail(
+            "server.base_path",
+            format!("must be a plain path such as \"/auth\" (got {base:?})"),
+        );
+    }
+}
+
+fn session(c: &mut Checker<'_>, config: &mut Config) {
+    let session = &mut config.session;
+    if session.secret.is_empty() {
+        c.fail(
+            "session.secret",
+            format!(
+                "at least one secret is required: set `secret` in [session] or {}; generate one with `authgate secret`",
+                env_var_for("session.secret")
+            ),
+        );
+    }
+    c.secrets("session.secret", &session.secret);
+    c.positive("session.max_age", session.max_age);
+    if !c.is_set("session.secure_cookies") {
+        session.secure_cookies = config.server.public_url.scheme() == "https";
+    }
+}
+
+fn refresh_store_cache(c: &mut Checker<'_>, config: &Config) {
+    c.positive("refresh.timeout", config.refresh.timeout);
+    if config.refresh.circuit_breaker.failure_threshold == 0 {
+        c.fail(
+            "refresh.circuit_breaker.failure_threshold",
+            "must be at least 1",
+        );
+    }
+    c.positive(
+        "refresh.circuit_breaker.open_for",
+        config.refresh.circuit_breaker.open_for,
+    );
+
+    match config.store.url.scheme().as_deref() {
+        Some("sqlite" | "postgres" | "postgresql") => {}
+        _ => c.fail(
+            "store.url",
+            format!(
+                "unsupported store URL {}: expected \"sqlite://…\" or \"postgres://…\"",
+                config.store.url
+            ),
+        ),
+    }
+    if let Some(keys) = &config.store.encryption_keys {
+        if keys.is_empty() {
+            c.fail(
+                "store.encryption_keys",
+                "must not be an empty list (remove it to derive keys from the session secrets)",
+            );
+        }
+        c.secrets("store.encryption_keys", keys);
+    }
+
+    match config.cache.url.scheme().as_deref() {
+        Some("memory" | "redis" | "rediss") => {}
+        _ => c.fail(
+            "cache.url",
+            format!(
+                "unsupported cache URL {}: expected \"memory://\" or \"redis://…\"",
+                config.cache.url
+            ),
+        ),
+    }
+    c.positive("cache.ttl", config.cache.ttl);
+}
+
+fn providers(c: &mut Checker<'_>, config: &Config) {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, p) in config.providers.iter().enumerate() {
+        let key = format!("providers[{i}]");
+        if p.id.is_empty() {
+            c.fail(format!("{key}.id"), "must not be empty");
+        } else if !p
+            .id
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+        {
+            c.fail(
+                format!("{key}.id"),
+                format!(
+                    "{:?} is not URL-safe: use only letters, digits, `-` and `_`",
+                    p.id
+                ),
+            );
+        } else if let Some(first) = seen.insert(&p.id, i) {
+            c.fail(
+                format!("{key}.id"),
+                format!(
+                    "duplicate provider id {:?} (also used by providers[{first}])",
+                    p.id
+                ),
+            );
+        }
+        match (p.preset, &p.issuer) {
+            (None, None) => c.fail(
+                key.clone(),
+                "needs `preset` (google, github, microsoft-entra-id, gitlab, keycloak, okta, auth0) or `issuer` (an OpenID Connect issuer URL)",
+            ),
+            (Some(preset), None) if preset.requires_issuer() => c.fail(
+                key.clone(),
+                format!(
+                    "preset {:?} needs `issuer` (the tenant or realm URL)",
+                    preset.as_str()
+                ),
+            ),
+            _ => {}
+        }
+        if let Some(issuer) = &p.issuer
+            && (issuer.query().is_some() || issuer.fragment().is_some())
+        {
+            c.fail(format!("{key}.issuer"), "must not have a query or fragment");
+        }
+        if p.client_id.trim().is_empty() {
+            c.fail(format!("{key}.client_id"), "must not be empty");
+        }
+        if p.client_secret.is_empty() {
+            c.fail(format!("{key}.client_secret"), "must not be empty");
+        }
+        for (j, scope) in p.scopes.iter().enumerate() {
+            if scope.is_empty() || scope.contains(char::is_whitespace) {
+                c.fail(
+                    format!("{key}.scopes[{j}]"),
+                    format!("{scope:?} is not a single scope (list scopes separately)"),
+                );
+            }
+        }
+    }
+}
+
+fn is_http_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(ch))
+}
+
+fn routes(c: &mut Checker<'_>, config: &mut Config) {
+    for (i, route) in config.routes.iter_mut().enumerate() {
+        let key = format!("routes[{i}]");
+        let path = &route.path;
+        if !path.starts_with('/') || path.contains(['?', '#']) || path.contains(char::is_whitespace)
+        {
+            c.fail(
+                format!("{key}.path"),
+                format!("{path:?} must be a path pattern starting with `/`, e.g. \"/api/**\""),
+            );
+        }
+        for (j, method) in route.methods.iter_mut().enumerate() {
+            if is_http_token(method) {
+                *method = method.to_ascii_uppercase();
+            } else {
+                c.fail(
+                    format!("{key}.methods[{j}]"),
+                    format!("{method:?} is not an HTTP method"),
+                );
+            }
+        }
+        for (j, email) in route.allow_emails.iter_mut().enumerate() {
+            let valid = match email.split_once('@') {
+                Some((local, domain)) => {
+                    !local.is_empty() && !domain.is_empty() && !domain.contains('@')
+                }
+                None => false,
+            };
+            if valid && !email.contains(char::is_whitespace) {
+                *email = email.to_lowercase();
+            } else {
+                c.fail(
+                    format!("{key}.allow_emails[{j}]"),
+                    format!("{email:?} is not an e-mail address"),
+                );
+            }
+        }
+        for (j, domain) in route.allow_domains.iter_mut().enumerate() {
+            if domain.is_empty()
+                || domain.contains(['@', '/', ':'])
+                || domain.contains(char::is_whitespace)
+            {
+                c.fail(
+                    format!("{key}.allow_domains[{j}]"),
+                    format!("{domain:?} is not a domain name (write \"example.com\")"),
+                );
+            } else {
+                *domain = domain.to_lowercase();
+            }
+        }
+        if route.access == RouteAccess::Public
+            && (!route.allow_emails.is_empty() || !route.allow_domains.is_empty())
+        {
+            c.fail(
+                format!("{key}.access"),
+                "a public route admits everyone, so allow_emails / allow_domains would have no effect; use \"protected\" or \"api\"",
+            );
+        }
+    }
+}

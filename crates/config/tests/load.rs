@@ -1,0 +1,608 @@
+//! Loading behaviour: the canonical config, environment overrides, and error messages
+//! that name the key, its source, and what is wrong.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] fns
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use authgate_config::{
+    Config, ConfigError, CookieFormat, Origin, ProviderPreset, RefreshMode, RouteAccess,
+    SessionStrategy,
+};
+
+const CANONICAL: &str = include_str!("../../../examples/authgate.toml");
+const CANONICAL_NAME: &str = "examples/authgate.toml";
+const SECRET: &str = "test-secret-at-least-32-chars-long!!";
+const OTHER_SECRET: &str = "another-secret-that-is-32-bytes-long";
+
+fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn load(toml: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    Config::from_sources(Some(("authgate.toml", toml)), env(vars))
+}
+
+fn load_err(toml: &str, vars: &[(&str, &str)]) -> ConfigError {
+    match load(toml, vars) {
+        Ok(config) => panic!("expected an error, got {config:#?}"),
+        Err(e) => e,
+    }
+}
+
+fn file(line: usize) -> Origin {
+    Origin::File {
+        path: "authgate.toml".into(),
+        line: Some(line),
+    }
+}
+
+fn var(name: &str) -> Origin {
+    Origin::Env { var: name.into() }
+}
+
+const MINIMAL: &str = r#"
+[session]
+secret = "test-secret-at-least-32-chars-long!!"
+"#;
+
+#[test]
+fn canonical_config_parses_with_expected_values() {
+    let c = Config::from_sources(Some((CANONICAL_NAME, CANONICAL)), Vec::new()).unwrap();
+
+    assert_eq!(
+        c.server.listen,
+        "127.0.0.1:4180".parse::<SocketAddr>().unwrap()
+    );
+    assert_eq!(c.server.public_url.as_str(), "http://127.0.0.1:4180/");
+    assert_eq!(
+        c.server.upstream.as_ref().map(|u| u.as_str()),
+        Some("http://127.0.0.1:3000/")
+    );
+    assert!(c.server.trusted_proxies.is_empty());
+    assert_eq!(c.server.base_path, "/auth");
+
+    assert_eq!(c.session.strategy, SessionStrategy::Jwt);
+    assert_eq!(c.session.secret.len(), 1);
+    assert_eq!(c.session.secret[0].expose(), SECRET);
+    assert_eq!(c.session.max_age, Duration::from_secs(30 * 86_400));
+    assert_eq!(c.session.update_age, Duration::from_secs(86_400));
+    assert_eq!(c.session.cookie_format, CookieFormat::AuthJs);
+    assert!(
+        !c.session.secure_cookies,
+        "http public_url: no Secure cookies"
+    );
+    assert_eq!(c.session_cookie_name(), "authjs.session-token");
+
+    assert_eq!(c.refresh.mode, RefreshMode::Inline);
+    assert_eq!(c.refresh.skew, Duration::from_secs(2));
+    assert_eq!(c.refresh.retries, 3);
+    assert_eq!(c.refresh.timeout, Duration::from_secs(10));
+    assert_eq!(c.refresh.circuit_breaker.failure_threshold, 5);
+    assert_eq!(c.refresh.circuit_breaker.open_for, Duration::from_secs(30));
+
+    assert_eq!(c.store.url.as_str(), "sqlite://authgate.db");
+    assert!(c.store.encryption_keys.is_none());
+    assert_eq!(c.cache.url.as_str(), "memory://");
+    assert_eq!(c.cache.ttl, Duration::from_secs(300));
+
+    assert_eq!(c.providers.len(), 1);
+    let p = &c.providers[0];
+    assert_eq!(p.id, "op");
+    assert_eq!(p.name.as_deref(), Some("Local OP"));
+    assert_eq!(p.preset, None);
+    assert_eq!(
+        p.issuer.as_ref().map(|u| u.as_str()),
+        Some("http://127.0.0.1:4000/")
+    );
+    assert_eq!(p.client_id, "test");
+    assert_eq!(p.client_secret.expose(), "test-secret");
+    assert_eq!(p.scopes, ["openid", "email", "profile", "offline_access"]);
+    assert_eq!(
+        p.authorization_params.get("prompt").map(String::as_str),
+        Some("consent")
+    );
+
+    let routes: Vec<(&str, RouteAccess)> = c
+        .routes
+        .iter()
+        .map(|r| (r.path.as_str(), r.access))
+        .collect();
+    assert_eq!(
+        routes,
+        [
+            ("/api/**", RouteAccess::Api),
+            ("/protected/**", RouteAccess::Protected),
+            ("/**", RouteAccess::Public),
+        ]
+    );
+}
+
+#[test]
+fn defaults_plus_env_work_without_a_file() {
+    let c = Config::from_sources(None, env(&[("AUTHGATE_SESSION__SECRET", SECRET)])).unwrap();
+    assert_eq!(c.server.listen.to_string(), "127.0.0.1:4180");
+    assert_eq!(c.server.public_url.as_str(), "http://127.0.0.1:4180/");
+    assert_eq!(c.store.url.as_str(), "sqlite://authgate.db");
+    assert_eq!(c.refresh.skew, Duration::from_secs(60));
+    assert!(c.providers.is_empty() && c.routes.is_empty());
+}
+
+#[test]
+fn env_overrides_file() {
+    let c = load(
+        CANONICAL,
+        &[
+            ("AUTHGATE_REFRESH__SKEW", "90s"),
+            ("AUTHGATE_REFRESH__MODE", "lazy"),
+            ("AUTHGATE_REFRESH__RETRIES", "7"),
+            ("AUTHGATE_REFRESH__CIRCUIT_BREAKER__OPEN_FOR", "1m"),
+            (
+                "AUTHGATE_STORE__URL",
+                "postgres://postgres@127.0.0.1:5432/test",
+            ),
+            ("AUTHGATE_SESSION__SECURE_COOKIES", "true"),
+            ("AUTHGATE_SERVER__UPSTREAM", ""),
+            (
+                "AUTHGATE_PROVIDERS__0__CLIENT_SECRET",
+                "from-the-environment",
+            ),
+            (
+                "AUTHGATE_PROVIDERS__0__AUTHORIZATION_PARAMS__PROMPT",
+                "login",
+            ),
+            // Not configuration keys: ignored.
+            ("AUTHGATE_CONFIG", "elsewhere.toml"),
+            ("AUTHGATE_REQUIRE_SERVICES", "1"),
+            ("PATH", "/usr/bin"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.refresh.skew, Duration::from_secs(90));
+    assert_eq!(c.refresh.mode, RefreshMode::Lazy);
+    assert_eq!(c.refresh.retries, 7);
+    assert_eq!(c.refresh.circuit_breaker.open_for, Duration::from_secs(60));
+    assert_eq!(
+        c.store.url.as_str(),
+        "postgres://postgres@127.0.0.1:5432/test"
+    );
+    assert!(c.session.secure_cookies);
+    assert_eq!(c.session_cookie_name(), "__Secure-authjs.session-token");
+    assert!(
+        c.server.upstream.is_none(),
+        "an empty value unsets an optional key"
+    );
+    assert_eq!(
+        c.providers[0].client_secret.expose(),
+        "from-the-environment"
+    );
+    assert_eq!(c.providers[0].authorization_params["prompt"], "login");
+    // Untouched keys keep their file values.
+    assert_eq!(c.providers[0].client_id, "test");
+    assert_eq!(c.session.secret[0].expose(), SECRET);
+}
+
+#[test]
+fn env_can_add_a_provider_by_index() {
+    let c = load(
+        CANONICAL,
+        &[
+            ("AUTHGATE_PROVIDERS__1__ID", "google"),
+            ("AUTHGATE_PROVIDERS__1__PRESET", "google"),
+            ("AUTHGATE_PROVIDERS__1__CLIENT_ID", "1234.apps.example"),
+            ("AUTHGATE_PROVIDERS__1__CLIENT_SECRET", "g-secret"),
+            ("AUTHGATE_PROVIDERS__1__SCOPES", r#"["openid", "email"]"#),
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.providers.len(), 2);
+    assert_eq!(c.providers[1].preset, Some(ProviderPreset::Google));
+    assert_eq!(c.providers[1].scopes, ["openid", "email"]);
+}
+
+#[test]
+fn single_string_secret_from_env_is_accepted_as_a_list() {
+    let c = load(CANONICAL, &[("AUTHGATE_SESSION__SECRET", OTHER_SECRET)]).unwrap();
+    assert_eq!(c.session.secret.len(), 1);
+    assert_eq!(c.session.secret[0].expose(), OTHER_SECRET);
+
+    // A list in TOML syntax gives several secrets (first encrypts, all decrypt).
+    let list = format!(r#"["{OTHER_SECRET}", "{SECRET}"]"#);
+    let c = load(CANONICAL, &[("AUTHGATE_SESSION__SECRET", &list)]).unwrap();
+    let secrets: Vec<&str> = c.session.secret.iter().map(|s| s.expose()).collect();
+    assert_eq!(secrets, [OTHER_SECRET, SECRET]);
+
+    // A single string in the file works too.
+    let c = load(MINIMAL, &[]).unwrap();
+    assert_eq!(c.session.secret[0].expose(), SECRET);
+}
+
+#[test]
+fn short_secret_rejected_naming_key_and_source() {
+    let err = load(CANONICAL, &[("AUTHGATE_SESSION__SECRET", "too-short")]).unwrap_err();
+    let p = &err.problems()[0];
+    assert_eq!(p.key, "session.secret[0]");
+    assert_eq!(p.origin, var("AUTHGATE_SESSION__SECRET"));
+    assert!(
+        p.message.contains("must be at least 32 bytes"),
+        "{}",
+        p.message
+    );
+    let text = err.to_string();
+    assert!(text.contains("session.secret[0]"), "{text}");
+    assert!(
+        text.contains("environment variable AUTHGATE_SESSION__SECRET"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("too-short"),
+        "the secret itself is not echoed: {text}"
+    );
+
+    let toml = format!("[session]\nsecret = [\"{SECRET}\",\n  \"short\"]\n");
+    let err = load_err(&toml, &[]);
+    let p = &err.problems()[0];
+    assert_eq!(p.key, "session.secret[1]");
+    assert_eq!(p.origin, file(3));
+    assert!(
+        err.to_string().contains("file authgate.toml, line 3"),
+        "{err}"
+    );
+}
+
+#[test]
+fn missing_secret_rejected_with_a_hint() {
+    let err = Config::from_sources(None, Vec::new()).unwrap_err();
+    let p = &err.problems()[0];
+    assert_eq!(p.key, "session.secret");
+    assert_eq!(p.origin, Origin::Unset);
+    assert!(
+        p.message.contains("AUTHGATE_SESSION__SECRET"),
+        "{}",
+        p.message
+    );
+    assert!(p.message.contains("authgate secret"), "{}", p.message);
+}
+
+#[test]
+fn bad_duration_rejected_naming_key_and_source() {
+    let err = load(CANONICAL, &[("AUTHGATE_REFRESH__SKEW", "15 parsecs")]).unwrap_err();
+    let p = &err.problems()[0];
+    assert_eq!(p.key, "refresh.skew");
+    assert_eq!(p.origin, var("AUTHGATE_REFRESH__SKEW"));
+    assert!(
+        p.message.contains(r#"invalid duration "15 parsecs""#),
+        "{}",
+        p.message
+    );
+    assert!(
+        p.message.contains(r#"expected e.g. "90s", "15m", "30d""#),
+        "{}",
+        p.message
+    );
+
+    let toml = format!("{MINIMAL}\n[refresh]\ntimeout = \"soon\"\n");
+    let p = load_err(&toml, &[]).problems()[0].clone();
+    assert_eq!(p.key, "refresh.timeout");
+    assert_eq!(p.origin, file(6));
+}
+
+#[test]
+fn duration_without_unit_rejected() {
+    let toml = MINIMAL.replace("[session]", "[session]\nmax_age = 90");
+    let p = load_err(&toml, &[]).problems()[0].clone();
+    assert_eq!(p.key, "session.max_age");
+    assert!(p.message.contains("a unit is required"), "{}", p.message);
+    assert!(p.message.contains("\"90s\""), "{}", p.message);
+
+    let p = load_err(MINIMAL, &[("AUTHGATE_CACHE__TTL", "300")]).problems()[0].clone();
+    assert_eq!(p.key, "cache.ttl");
+    assert_eq!(p.origin, var("AUTHGATE_CACHE__TTL"));
+    assert!(p.message.contains("a unit is required"), "{}", p.message);
+}
+
+#[test]
+fn unknown_key_rejected() {
+    let toml = MINIMAL.replace("[session]", "[session]\nmax_agee = \"1d\"");
+    let err = load_err(&toml, &[]);
+    let p = &err.problems()[0];
+    assert_eq!(p.key, "session.max_agee");
+    assert_eq!(p.origin, file(3));
+    assert!(
+        p.message
+            .contains("unknown key `max_agee`; did you mean `max_age`?"),
+        "{}",
+        p.message
+    );
+
+    let p = load_err(MINIMAL, &[("AUTHGATE_REFRESH__SKW", "5s")]).problems()[0].clone();
+    assert_eq!(p.key, "refresh.skw");
+    assert_eq!(p.origin, var("AUTHGATE_REFRESH__SKW"));
+    assert!(p.message.contains("did you mean `skew`?"), "{}", p.message);
+
+    let p = load_err(&format!("{MINIMAL}[dev]\nx = 1\n"), &[]).problems()[0].clone();
+    assert_eq!(p.key, "dev");
+    assert!(p.message.contains("unknown key `dev`"), "{}", p.message);
+
+    let toml =
+        format!("{CANONICAL}\n[[routes]]\npath = \"/x\"\naccess = \"api\"\nmethod = [\"GET\"]\n");
+    let p = load_err(&toml, &[]).problems()[0].clone();
+    assert_eq!(p.key, "routes[3].method");
+    assert!(
+        p.message.contains("did you mean `methods`?"),
+        "{}",
+        p.message
+    );
+}
+
+#[test]
+fn provider_without_issuer_or_preset_rejected() {
+    let toml = CANONICAL.replace("issuer = \"http://127.0.0.1:4000\"", "# no issuer");
+    let err = load_err(&toml, &[]);
+    let p = &err.problems()[0];
+    assert_eq!(p.key, "providers[0]");
+    assert!(matches!(p.origin, Origin::File { .. }), "{:?}", p.origin);
+    assert!(p.message.contains("needs `preset`"), "{}", p.message);
+    assert!(p.message.contains("`issuer`"), "{}", p.message);
+
+    let toml = CANONICAL.replace(
+        "issuer = \"http://127.0.0.1:4000\"",
+        "preset = \"keycloak\"",
+    );
+    let p = load_err(&toml, &[]).problems()[0].clone();
+    assert_eq!(p.key, "providers[0]");
+    assert!(
+        p.message.contains("\"keycloak\" needs `issuer`"),
+        "{}",
+        p.message
+    );
+
+    let toml = CANONICAL.replace("issuer = \"http://127.0.0.1:4000\"", "preset = \"gooogle\"");
+    let p = load_err(&toml, &[]).problems()[0].clone();
+    assert_eq!(p.key, "providers[0].preset");
+    assert!(
+        p.message.contains("unknown variant `gooogle`"),
+        "{}",
+        p.message
+    );
+}
+
+#[test]
+fn duplicate_provider_ids_rejected() {
+    let toml = format!(
+        "{CANONICAL}\n[[providers]]\nid = \"op\"\npreset = \"github\"\nclient_id = \"x\"\nclient_secret = \"y\"\n"
+    );
+    let err = load_err(&toml, &[]);
+    let p = &err.problems()[0];
+    assert_eq!(p.key, "providers[1].id");
+    assert!(matches!(p.origin, Origin::File { line: Some(_), .. }));
+    assert!(
+        p.message
+            .contains("duplicate provider id \"op\" (also used by providers[0])"),
+        "{}",
+        p.message
+    );
+}
+
+#[test]
+fn provider_id_must_be_url_safe_and_non_empty() {
+    for bad in ["", "a/b", "..", "has space"] {
+        let toml = CANONICAL.replace("id = \"op\"", &format!("id = {bad:?}"));
+        let p = load_err(&toml, &[]).problems()[0].clone();
+        assert_eq!(p.key, "providers[0].id", "{bad:?}");
+    }
+}
+
+#[test]
+fn missing_required_provider_key_is_named() {
+    let toml = CANONICAL.replace("client_id = \"test\"\n", "");
+    let p = load_err(&toml, &[]).problems()[0].clone();
+    assert_eq!(p.key, "providers[0].client_id");
+    assert!(
+        p.message.contains("required key is missing"),
+        "{}",
+        p.message
+    );
+}
+
+#[test]
+fn bad_route_access_rejected() {
+    let toml = CANONICAL.replace("access = \"api\"", "access = \"private\"");
+    let err = load_err(&toml, &[]);
+    let p = &err.problems()[0];
+    assert_eq!(p.key, "routes[0].access");
+    assert!(matches!(p.origin, Origin::File { line: Some(_), .. }));
+    assert!(
+        p.message
+            .contains("unknown variant `private`, expected one of `public`, `protected`, `api`"),
+        "{}",
+        p.message
+    );
+}
+
+#[test]
+fn route_lists_are_validated_and_normalised() {
+    let toml = format!(
+        "{MINIMAL}[[routes]]\npath = \"/admin/**\"\naccess = \"protected\"\nmethods = [\"get\", \"post\"]\nallow_emails = [\"Ann@Example.com\"]\nallow_domains = [\"Example.org\"]\n"
+    );
+    let c = load(&toml, &[]).unwrap();
+    assert_eq!(c.routes[0].methods, ["GET", "POST"]);
+    assert_eq!(c.routes[0].allow_emails, ["ann@example.com"]);
+    assert_eq!(c.routes[0].allow_domains, ["example.org"]);
+
+    let toml = format!(
+        "{MINIMAL}[[routes]]\npath = \"admin\"\naccess = \"public\"\nallow_domains = [\"example.org\"]\n"
+    );
+    let err = load_err(&toml, &[]);
+    let keys: Vec<&str> = err.problems().iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(keys, ["routes[0].path", "routes[0].access"]);
+}
+
+#[test]
+fn every_problem_is_reported_at_once() {
+    let toml = r#"
+[session]
+secret = ["short", "also-short"]
+max_age = "0s"
+[store]
+url = "mysql://db"
+"#;
+    let err = load_err(toml, &[]);
+    let keys: Vec<&str> = err.problems().iter().map(|p| p.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "session.secret[0]",
+            "session.secret[1]",
+            "session.max_age",
+            "store.url"
+        ]
+    );
+    assert!(
+        err.to_string()
+            .starts_with("invalid configuration (4 problems):"),
+        "{err}"
+    );
+}
+
+#[test]
+fn wrongly_typed_env_values_are_named() {
+    let p = load_err(MINIMAL, &[("AUTHGATE_REFRESH__RETRIES", "many")]).problems()[0].clone();
+    assert_eq!(p.key, "refresh.retries");
+    assert_eq!(p.origin, var("AUTHGATE_REFRESH__RETRIES"));
+    assert!(
+        p.message.contains("expected an integer, found \"many\""),
+        "{}",
+        p.message
+    );
+
+    let p = load_err(MINIMAL, &[("AUTHGATE_SESSION__SECURE_COOKIES", "yes")]).problems()[0].clone();
+    assert_eq!(p.key, "session.secure_cookies");
+    assert!(
+        p.message.contains("expected true or false"),
+        "{}",
+        p.message
+    );
+
+    let p = load_err(MINIMAL, &[("AUTHGATE_SESSION__SECRET__X", "y")]).problems()[0].clone();
+    assert_eq!(p.key, "session.secret.x");
+    assert_eq!(p.origin, var("AUTHGATE_SESSION__SECRET__X"));
+}
+
+#[test]
+fn server_values_are_checked_and_derived() {
+    let toml = format!("{MINIMAL}[server]\nlisten = \"0.0.0.0:8080\"\n");
+    let p = load_err(&toml, &[]).problems()[0].clone();
+    assert_eq!(p.key, "server.public_url");
+    assert!(p.message.contains("wildcard"), "{}", p.message);
+
+    let toml = format!("{MINIMAL}[server]\nlisten = \"127.0.0.1:9000\"\n");
+    let c = load(&toml, &[]).unwrap();
+    assert_eq!(c.server.public_url.as_str(), "http://127.0.0.1:9000/");
+
+    let toml = format!(
+        "{MINIMAL}[server]\npublic_url = \"https://auth.example.com\"\ntrusted_proxies = [\"10.0.0.0/8\", \"192.168.1.1\", \"::1\"]\n"
+    );
+    let c = load(&toml, &[]).unwrap();
+    assert!(
+        c.session.secure_cookies,
+        "https public_url: Secure cookies by default"
+    );
+    let proxies: Vec<String> = c
+        .server
+        .trusted_proxies
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    assert_eq!(proxies, ["10.0.0.0/8", "192.168.1.1/32", "::1/128"]);
+
+    for (key, value, wanted) in [
+        (
+            "AUTHGATE_SERVER__LISTEN",
+            "localhost",
+            "invalid address \"localhost\"",
+        ),
+        (
+            "AUTHGATE_SERVER__PUBLIC_URL",
+            "ftp://x",
+            "scheme must be http or https",
+        ),
+        (
+            "AUTHGATE_SERVER__TRUSTED_PROXIES",
+            "10.0.0.0/33",
+            "invalid IP address or CIDR range",
+        ),
+        ("AUTHGATE_SERVER__BASE_PATH", "auth/", "must start with `/`"),
+    ] {
+        let p = load_err(MINIMAL, &[(key, value)]).problems()[0].clone();
+        assert_eq!(p.origin, var(key));
+        assert!(p.message.contains(wanted), "{key}: {}", p.message);
+    }
+}
+
+#[test]
+fn syntax_errors_name_the_file_and_line() {
+    let err = load_err("[session]\nsecret = \n", &[]);
+    let text = err.to_string();
+    assert!(matches!(err, ConfigError::Syntax { .. }));
+    assert!(text.contains("authgate.toml"), "{text}");
+    assert!(text.contains("line 2"), "{text}");
+}
+
+#[test]
+fn loading_a_missing_file_names_it() {
+    let err = Config::load(Some(std::path::Path::new("/nonexistent/authgate.toml"))).unwrap_err();
+    assert!(matches!(err, ConfigError::Read { .. }));
+    assert!(
+        err.to_string().contains("/nonexistent/authgate.toml"),
+        "{err}"
+    );
+}
+
+#[test]
+fn debug_and_summary_never_contain_secrets() {
+    let toml = CANONICAL
+        .replace(
+            "sqlite://authgate.db",
+            "postgres://app:db-password-123@db/auth",
+        )
+        .replace("memory://", "redis://:redis-password-456@cache:6379");
+    let keys =
+        r#"["encryption-key-that-is-32-bytes-long!", "older-encryption-key-32-bytes-long!!"]"#;
+    let c = load(&toml, &[("AUTHGATE_STORE__ENCRYPTION_KEYS", keys)]).unwrap();
+    let debug = format!("{c:?} {c:#?}");
+    let summary = c.redacted_summary();
+    for secret in [
+        SECRET,
+        "test-secret",
+        "db-password-123",
+        "redis-password-456",
+        "encryption-key-that",
+        "older-encryption-key",
+    ] {
+        assert!(!debug.contains(secret), "Debug leaks {secret:?}");
+        assert!(
+            !summary.contains(secret),
+            "summary leaks {secret:?}:\n{summary}"
+        );
+    }
+    assert!(
+        summary.contains("secret          = 1 key: [redacted; 36 bytes]"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("client_secret   = [redacted; 11 bytes]"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("postgres://app:[redacted]@db/auth"),
+        "{summary}"
+    );
+    assert!(summary.contains("encryption_keys = 2 keys"), "{summary}");
+    assert!(summary.contains("skew            = 2s"), "{summary}");
+    assert!(summary.contains("/api/**"), "{summary}");
+}
