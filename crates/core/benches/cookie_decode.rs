@@ -4,6 +4,8 @@
 //! measures is printed so `interop/bench-decode.mjs` can time `@auth/core`'s
 //! `decode` on the very same bytes (see BENCHMARKS.md).
 
+#![allow(clippy::expect_used)]
+
 use authgate_core::cookie::{CookieFormat, SessionClaims, SessionCodec};
 use authgate_core::time::UnixTime;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
@@ -40,7 +42,12 @@ fn realistic_claims() -> SessionClaims {
 fn bench(c: &mut Criterion) {
     let codec = SessionCodec::new(CookieFormat::AuthJs, &[SECRET], false).expect("valid secret");
     let now = UnixTime::from_secs(1_900_000_000);
-    let token = codec.encode(&realistic_claims(), now, Duration::from_secs(30 * 86400), &mut OsRng);
+    let token = codec.encode(
+        &realistic_claims(),
+        now,
+        Duration::from_secs(30 * 86400),
+        &mut OsRng,
+    );
     eprintln!("token ({} bytes): {token}", token.len());
     assert!(codec.decode(&token, now).is_ok());
 
@@ -51,7 +58,14 @@ fn bench(c: &mut Criterion) {
     });
     group.bench_function("encode_v5", |b| {
         let claims = realistic_claims();
-        b.iter(|| codec.encode(black_box(&claims), now, Duration::from_secs(86400), &mut OsRng))
+        b.iter(|| {
+            codec.encode(
+                black_box(&claims),
+                now,
+                Duration::from_secs(86400),
+                &mut OsRng,
+            )
+        })
     });
     group.finish();
 }

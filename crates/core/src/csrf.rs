@@ -41,13 +41,18 @@ pub fn issue_csrf(secret: &[u8], rng: &mut (impl RngCore + CryptoRng)) -> CsrfTo
 
 /// The token inside a CSRF cookie, if the cookie was minted with one of
 /// `secrets`; `None` for a forged or malformed cookie.
-pub fn verified_cookie_token<'c, S: AsRef<[u8]>>(cookie_value: &'c str, secrets: &[S]) -> Option<&'c str> {
+pub fn verified_cookie_token<'c, S: AsRef<[u8]>>(
+    cookie_value: &'c str,
+    secrets: &[S],
+) -> Option<&'c str> {
     let (token, hash) = cookie_value.split_once('|')?;
     if token.is_empty() || token.len() > 128 || hash.len() != 64 {
         return None;
     }
     let valid = secrets.iter().fold(subtle::Choice::from(0), |acc, s| {
-        acc | hex(&token_hash(token, s.as_ref())).as_bytes().ct_eq(hash.as_bytes())
+        acc | hex(&token_hash(token, s.as_ref()))
+            .as_bytes()
+            .ct_eq(hash.as_bytes())
     });
     bool::from(valid).then_some(token)
 }
@@ -67,10 +72,12 @@ fn token_hash(token: &str, secret: &[u8]) -> [u8; 32] {
 
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 #[cfg(test)]
@@ -85,8 +92,15 @@ mod tests {
         let t = issue_csrf(SECRET, &mut OsRng);
         assert_eq!(t.token.len(), 64);
         let mut h = Sha256::new();
-        h.update(format!("{}{}", t.token, std::str::from_utf8(SECRET).unwrap()));
-        assert_eq!(t.cookie_value, format!("{}|{}", t.token, hex(&h.finalize())));
+        h.update(format!(
+            "{}{}",
+            t.token,
+            std::str::from_utf8(SECRET).unwrap()
+        ));
+        assert_eq!(
+            t.cookie_value,
+            format!("{}|{}", t.token, hex(&h.finalize()))
+        );
     }
 
     #[test]

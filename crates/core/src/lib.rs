@@ -11,6 +11,7 @@
 //! - [`csrf`]: Auth.js's double-submit CSRF token.
 //! - [`pkce`]: PKCE (S256) verifiers and challenges, state and nonce values.
 //! - [`provider_error`]: the taxonomy of provider failures (what ends a grant, what is retried).
+//! - [`refresh`]: the refresh state machine, retry policy and circuit breaker.
 //! - [`token`]: provider token sets and the expiry policy.
 //! - [`secret`]: credential strings that never print.
 //! - [`time`]: time as a value.
@@ -19,6 +20,7 @@ pub mod cookie;
 pub mod csrf;
 pub mod pkce;
 pub mod provider_error;
+pub mod refresh;
 pub mod secret;
 pub mod time;
 pub mod token;

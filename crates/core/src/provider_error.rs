@@ -227,7 +227,11 @@ mod tests {
 
     #[test]
     fn client_configuration_errors_never_end_the_grant() {
-        for code in ["invalid_client", "unauthorized_client", "incorrect_client_credentials"] {
+        for code in [
+            "invalid_client",
+            "unauthorized_client",
+            "incorrect_client_credentials",
+        ] {
             let kind = classify_oauth_error(401, code, &[], None);
             assert_eq!(kind, ProviderErrorKind::Misconfigured);
             assert!(!kind.ends_grant() && !kind.is_retryable());

@@ -47,11 +47,19 @@ mod tests {
     #[test]
     fn arithmetic_saturates_at_the_ends_of_time() {
         let t = UnixTime::from_secs(i64::MAX - 1);
-        assert_eq!(t.saturating_add(Duration::from_secs(10)).as_secs(), i64::MAX);
-        let t = UnixTime::from_secs(i64::MIN + 1);
-        assert_eq!(t.saturating_sub(Duration::from_secs(10)).as_secs(), i64::MIN);
         assert_eq!(
-            UnixTime::from_secs(5).saturating_add(Duration::MAX).as_secs(),
+            t.saturating_add(Duration::from_secs(10)).as_secs(),
+            i64::MAX
+        );
+        let t = UnixTime::from_secs(i64::MIN + 1);
+        assert_eq!(
+            t.saturating_sub(Duration::from_secs(10)).as_secs(),
+            i64::MIN
+        );
+        assert_eq!(
+            UnixTime::from_secs(5)
+                .saturating_add(Duration::MAX)
+                .as_secs(),
             i64::MAX
         );
     }

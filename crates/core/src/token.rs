@@ -104,12 +104,18 @@ mod tests {
         let old = set("a1", Some("r1"));
         let merged = old.merge_refreshed(set("a2", None));
         assert_eq!(merged.access_token.expose(), "a2");
-        assert_eq!(merged.refresh_token.as_ref().map(Secret::expose), Some("r1"));
+        assert_eq!(
+            merged.refresh_token.as_ref().map(Secret::expose),
+            Some("r1")
+        );
     }
 
     #[test]
     fn rotated_refresh_token_replaces_the_old_one() {
         let merged = set("a1", Some("r1")).merge_refreshed(set("a2", Some("r2")));
-        assert_eq!(merged.refresh_token.as_ref().map(Secret::expose), Some("r2"));
+        assert_eq!(
+            merged.refresh_token.as_ref().map(Secret::expose),
+            Some("r2")
+        );
     }
 }

@@ -215,7 +215,11 @@ mod tests {
             "authjs.session-token-x",
         ];
         let writes = write_chunks(NAME, "short", present, AUTHJS_CHUNK_SIZE);
-        let expired: Vec<_> = writes.iter().filter(|w| w.expire).map(|w| w.name.as_str()).collect();
+        let expired: Vec<_> = writes
+            .iter()
+            .filter(|w| w.expire)
+            .map(|w| w.name.as_str())
+            .collect();
         assert_eq!(
             expired,
             [
@@ -225,14 +229,28 @@ mod tests {
             ]
         );
         let v = "y".repeat(AUTHJS_CHUNK_SIZE + 10);
-        let writes = write_chunks(NAME, &v, [NAME, "authjs.session-token.0"], AUTHJS_CHUNK_SIZE);
-        let expired: Vec<_> = writes.iter().filter(|w| w.expire).map(|w| w.name.as_str()).collect();
+        let writes = write_chunks(
+            NAME,
+            &v,
+            [NAME, "authjs.session-token.0"],
+            AUTHJS_CHUNK_SIZE,
+        );
+        let expired: Vec<_> = writes
+            .iter()
+            .filter(|w| w.expire)
+            .map(|w| w.name.as_str())
+            .collect();
         assert_eq!(expired, [NAME]);
     }
 
     #[test]
     fn an_empty_value_deletes_every_piece() {
-        let writes = write_chunks(NAME, "", [NAME, "authjs.session-token.0"], AUTHJS_CHUNK_SIZE);
+        let writes = write_chunks(
+            NAME,
+            "",
+            [NAME, "authjs.session-token.0"],
+            AUTHJS_CHUNK_SIZE,
+        );
         assert!(writes.iter().all(|w| w.expire));
         assert_eq!(writes.len(), 2);
     }
@@ -252,7 +270,10 @@ mod tests {
     fn reading_rejects_malformed_series() {
         let cases: Vec<(Vec<(&str, &str)>, CookieError)> = vec![
             (
-                vec![("authjs.session-token.0", "a"), ("authjs.session-token.2", "c")],
+                vec![
+                    ("authjs.session-token.0", "a"),
+                    ("authjs.session-token.2", "c"),
+                ],
                 CookieError::MissingChunk(1),
             ),
             (
@@ -281,7 +302,11 @@ mod tests {
             ),
         ];
         for (cookies, expected) in cases {
-            assert_eq!(read_chunks(NAME, cookies.clone()), Err(expected), "{cookies:?}");
+            assert_eq!(
+                read_chunks(NAME, cookies.clone()),
+                Err(expected),
+                "{cookies:?}"
+            );
         }
     }
 

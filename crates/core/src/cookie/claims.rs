@@ -2,9 +2,9 @@
 
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
 use std::borrow::Cow;
 use std::fmt;
-use serde_json::{Map, Value};
 
 /// The JWT claims of an Auth.js session token.
 ///

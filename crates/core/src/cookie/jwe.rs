@@ -69,7 +69,11 @@ struct Header<'a> {
 impl JweKeys {
     /// Derives the keys of every secret for `salt`. Fails on an empty list or
     /// a short secret.
-    pub(crate) fn new<S: AsRef<[u8]>>(kdf: Kdf, secrets: &[S], salt: &str) -> Result<Self, KeyError> {
+    pub(crate) fn new<S: AsRef<[u8]>>(
+        kdf: Kdf,
+        secrets: &[S],
+        salt: &str,
+    ) -> Result<Self, KeyError> {
         check_secrets(secrets)?;
         let keys: Vec<DerivedKey> = secrets
             .iter()
@@ -232,9 +236,17 @@ fn cbc_mac(key: &DerivedKey, aad: &[u8], iv: &[u8], ciphertext: &[u8]) -> super:
 }
 
 /// Authenticates then decrypts in place; the buffer becomes the plaintext.
-fn open_cbc(key: &DerivedKey, aad: &[u8], iv: &[u8], mut buf: Vec<u8>, tag: &[u8]) -> Option<Vec<u8>> {
+fn open_cbc(
+    key: &DerivedKey,
+    aad: &[u8],
+    iv: &[u8],
+    mut buf: Vec<u8>,
+    tag: &[u8],
+) -> Option<Vec<u8>> {
     // `verify_truncated_left` compares in constant time; the tag length was checked.
-    cbc_mac(key, aad, iv, &buf).verify_truncated_left(tag).ok()?;
+    cbc_mac(key, aad, iv, &buf)
+        .verify_truncated_left(tag)
+        .ok()?;
     let iv: &[u8; CBC_IV_LEN] = iv.try_into().ok()?;
     let len = CbcDec::inner_iv_init(key.cbc_cipher.clone(), iv.into())
         .decrypt_padded_mut::<Pkcs7>(&mut buf)
@@ -245,7 +257,13 @@ fn open_cbc(key: &DerivedKey, aad: &[u8], iv: &[u8], mut buf: Vec<u8>, tag: &[u8
 }
 
 /// Authenticates and decrypts in place; the buffer becomes the plaintext.
-fn open_gcm(key: &DerivedKey, aad: &[u8], iv: &[u8], mut buf: Vec<u8>, tag: &[u8]) -> Option<Vec<u8>> {
+fn open_gcm(
+    key: &DerivedKey,
+    aad: &[u8],
+    iv: &[u8],
+    mut buf: Vec<u8>,
+    tag: &[u8],
+) -> Option<Vec<u8>> {
     let iv: &[u8; GCM_IV_LEN] = iv.try_into().ok()?;
     let tag: &[u8; GCM_TAG_LEN] = tag.try_into().ok()?;
     key.gcm
@@ -268,7 +286,11 @@ fn fixed<'o>(segment: &str, out: &'o mut [u8], part: JwePart) -> Result<&'o [u8]
         // Too short, too long or not base64: decode again to say which.
         _ => {
             let len = b64(segment, part)?.len();
-            Err(CookieError::BadLength { part, len, expected })
+            Err(CookieError::BadLength {
+                part,
+                len,
+                expected,
+            })
         }
     }
 }
@@ -282,14 +304,23 @@ fn truncated(s: &str) -> String {
 impl JweKeys {
     /// Encrypts `plaintext` under an arbitrary protected header with the
     /// key at `index`, for building hostile tokens in tests.
-    pub(crate) fn encrypt_raw(&self, index: usize, header_json: &str, gcm: bool, plaintext: &[u8]) -> String {
+    pub(crate) fn encrypt_raw(
+        &self,
+        index: usize,
+        header_json: &str,
+        gcm: bool,
+        plaintext: &[u8],
+    ) -> String {
         let header_b64 = URL_SAFE_NO_PAD.encode(header_json);
         let aad = header_b64.as_bytes();
         let key = &self.keys[index];
         let (iv, ciphertext, tag) = if gcm {
             let iv = [7u8; GCM_IV_LEN];
             let mut buf = plaintext.to_vec();
-            let tag = key.gcm.encrypt_in_place_detached((&iv).into(), aad, &mut buf).unwrap();
+            let tag = key
+                .gcm
+                .encrypt_in_place_detached((&iv).into(), aad, &mut buf)
+                .unwrap();
             (iv.to_vec(), buf, tag.to_vec())
         } else {
             let iv = [7u8; CBC_IV_LEN];
@@ -298,12 +329,22 @@ impl JweKeys {
             let tag = cbc_mac(key, aad, &iv, &ct).finalize().into_bytes();
             (iv.to_vec(), ct, tag[..CBC_TAG_LEN].to_vec())
         };
-        [header_b64, String::new(), URL_SAFE_NO_PAD.encode(iv), URL_SAFE_NO_PAD.encode(ciphertext), URL_SAFE_NO_PAD.encode(tag)].join(".")
+        [
+            header_b64,
+            String::new(),
+            URL_SAFE_NO_PAD.encode(iv),
+            URL_SAFE_NO_PAD.encode(ciphertext),
+            URL_SAFE_NO_PAD.encode(tag),
+        ]
+        .join(".")
     }
 
     /// The `kid` of the key at `index` for A256CBC-HS512 and A256GCM.
     pub(crate) fn kids(&self, index: usize) -> (String, String) {
-        (self.keys[index].kid_cbc.clone(), self.keys[index].kid_gcm.clone())
+        (
+            self.keys[index].kid_cbc.clone(),
+            self.keys[index].kid_gcm.clone(),
+        )
     }
 }
 
@@ -334,9 +375,8 @@ mod tests {
              a3b75e662a2594410ae496b2e2e6609e31e6e02cc837f053d21f37ff4f51950b\
              be2638d09dd7a4930930806d0703b1f6",
         );
-        let expected_t = hex_bytes(
-            "4dd3b4c088a7f45c216839645b2012bf2e6269a8c56a816dbc1b267761955bc5",
-        );
+        let expected_t =
+            hex_bytes("4dd3b4c088a7f45c216839645b2012bf2e6269a8c56a816dbc1b267761955bc5");
         let key = DerivedKey {
             kid_cbc: String::new(),
             kid_gcm: String::new(),

@@ -145,7 +145,10 @@ mod tests {
         let now = UnixTime::from_secs(1_700_000_000);
         let sealed = codec.seal(CheckKind::State, "op", "abc", now, &mut OsRng);
         let later = UnixTime::from_secs(now.as_secs() + 14 * 60);
-        assert_eq!(codec.open(CheckKind::State, "op", &sealed, later), Ok("abc".into()));
+        assert_eq!(
+            codec.open(CheckKind::State, "op", &sealed, later),
+            Ok("abc".into())
+        );
     }
 
     #[test]

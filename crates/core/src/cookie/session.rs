@@ -114,7 +114,11 @@ impl SessionCodec {
         let claims = SessionClaims {
             iat: Some(now.as_secs()),
             exp: Some(now.saturating_add(max_age).as_secs()),
-            jti: Some(uuid::Builder::from_random_bytes(jti).into_uuid().to_string()),
+            jti: Some(
+                uuid::Builder::from_random_bytes(jti)
+                    .into_uuid()
+                    .to_string(),
+            ),
             ..claims.clone()
         };
         // Serializing a struct of strings, integers and a JSON map cannot fail.
