@@ -1,0 +1,281 @@
+//! Built-in provider presets: short declarative descriptions of well-known
+//! providers and their quirks.
+//!
+//! A preset says where a provider's endpoints come from (OIDC discovery at a
+//! default or required issuer, or fixed URLs for plain OAuth 2.0), which
+//! scopes and authorization parameters to ask for by default, and which
+//! provider-specific answers mean what (GitHub's `bad_refresh_token` ends a
+//! grant just like `invalid_grant`). The flow code reads this data; it never
+//! asks *which* provider it is talking to.
+
+use crate::provider::TokenEndpointAuthMethod;
+use std::fmt;
+use std::str::FromStr;
+
+/// A well-known provider with built-in settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Preset {
+    /// Google (OIDC). Asks for `access_type=offline` and `prompt=consent` so
+    /// that a refresh token is issued.
+    Google,
+    /// GitHub (plain OAuth 2.0, GitHub Apps with expiring user tokens).
+    GitHub,
+    /// Microsoft Entra ID (OIDC); `issuer` selects the tenant, default `common`.
+    MicrosoftEntraId,
+    /// GitLab (OIDC); `issuer` for self-managed instances, default gitlab.com.
+    GitLab,
+    /// Keycloak (OIDC); `issuer` (the realm URL) is required.
+    Keycloak,
+    /// Okta (OIDC); `issuer` is required.
+    Okta,
+    /// Auth0 (OIDC); `issuer` (the tenant URL) is required.
+    Auth0,
+}
+
+/// Where a preset's endpoints come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PresetSource {
+    /// OpenID Connect discovery at the configured issuer, or at
+    /// `default_issuer` when none is configured (`None`: issuer required).
+    Discovery {
+        /// The issuer used when the configuration names none.
+        default_issuer: Option<&'static str>,
+    },
+    /// Plain OAuth 2.0 with fixed endpoints (no ID tokens).
+    Fixed(FixedEndpoints),
+}
+
+/// The endpoints of a plain OAuth 2.0 preset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FixedEndpoints {
+    /// Authorization endpoint.
+    pub authorization: &'static str,
+    /// Token endpoint.
+    pub token: &'static str,
+    /// Endpoint returning the signed-in user's profile.
+    pub userinfo: Option<&'static str>,
+    /// RFC 7009 revocation endpoint, if the provider has one.
+    pub revocation: Option<&'static str>,
+    /// Whether the provider accepts PKCE (S256).
+    pub supports_pkce: bool,
+}
+
+/// The declarative description of a preset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PresetSpec {
+    /// Display name.
+    pub name: &'static str,
+    /// Where the endpoints come from.
+    pub source: PresetSource,
+    /// Scopes requested when the configuration names none.
+    pub default_scopes: &'static [&'static str],
+    /// Authorization request parameters added by default (configuration
+    /// values override them).
+    pub authorization_params: &'static [(&'static str, &'static str)],
+    /// Provider error codes that, like `invalid_grant`, mean the grant is gone.
+    pub revoking_codes: &'static [&'static str],
+    /// Extra `iss` values the provider puts into ID tokens besides its
+    /// discovered issuer (Google's historic `accounts.google.com`).
+    pub alternate_issuers: &'static [&'static str],
+    /// The discovered issuer may contain a `{tenantid}` placeholder that an
+    /// ID token's `tid` claim fills in (Microsoft's multi-tenant endpoints).
+    pub tenant_issuer_template: bool,
+    /// Client authentication at the token endpoint, when the preset fixes it
+    /// (otherwise discovery decides).
+    pub token_endpoint_auth: Option<TokenEndpointAuthMethod>,
+}
+
+const OIDC_SCOPES: &[&str] = &["openid", "email", "profile"];
+const OIDC_OFFLINE_SCOPES: &[&str] = &["openid", "email", "profile", "offline_access"];
+
+const GOOGLE: PresetSpec = PresetSpec {
+    name: "Google",
+    source: PresetSource::Discovery {
+        default_issuer: Some("https://accounts.google.com"),
+    },
+    default_scopes: OIDC_SCOPES,
+    authorization_params: &[("access_type", "offline"), ("prompt", "consent")],
+    revoking_codes: &[],
+    alternate_issuers: &["accounts.google.com"],
+    tenant_issuer_template: false,
+    token_endpoint_auth: None,
+};
+
+const GITHUB: PresetSpec = PresetSpec {
+    name: "GitHub",
+    source: PresetSource::Fixed(FixedEndpoints {
+        authorization: "https://github.com/login/oauth/authorize",
+        token: "https://github.com/login/oauth/access_token",
+        userinfo: Some("https://api.github.com/user"),
+        revocation: None,
+        supports_pkce: true,
+    }),
+    default_scopes: &["read:user", "user:email"],
+    authorization_params: &[],
+    revoking_codes: &["bad_refresh_token", "bad_verification_code"],
+    alternate_issuers: &[],
+    tenant_issuer_template: false,
+    token_endpoint_auth: Some(TokenEndpointAuthMethod::ClientSecretPost),
+};
+
+const MICROSOFT_ENTRA_ID: PresetSpec = PresetSpec {
+    name: "Microsoft",
+    source: PresetSource::Discovery {
+        default_issuer: Some("https://login.microsoftonline.com/common/v2.0"),
+    },
+    default_scopes: OIDC_OFFLINE_SCOPES,
+    authorization_params: &[],
+    revoking_codes: &[],
+    alternate_issuers: &[],
+    tenant_issuer_template: true,
+    token_endpoint_auth: None,
+};
+
+const GITLAB: PresetSpec = PresetSpec {
+    name: "GitLab",
+    source: PresetSource::Discovery {
+        default_issuer: Some("https://gitlab.com"),
+    },
+    default_scopes: OIDC_SCOPES,
+    authorization_params: &[],
+    revoking_codes: &[],
+    alternate_issuers: &[],
+    tenant_issuer_template: false,
+    token_endpoint_auth: None,
+};
+
+const KEYCLOAK: PresetSpec = PresetSpec {
+    name: "Keycloak",
+    source: PresetSource::Discovery {
+        default_issuer: None,
+    },
+    default_scopes: OIDC_SCOPES,
+    authorization_params: &[],
+    revoking_codes: &[],
+    alternate_issuers: &[],
+    tenant_issuer_template: false,
+    token_endpoint_auth: None,
+};
+
+const OKTA: PresetSpec = PresetSpec {
+    name: "Okta",
+    source: PresetSource::Discovery {
+        default_issuer: None,
+    },
+    default_scopes: OIDC_OFFLINE_SCOPES,
+    authorization_params: &[],
+    revoking_codes: &[],
+    alternate_issuers: &[],
+    tenant_issuer_template: false,
+    token_endpoint_auth: None,
+};
+
+/// Auth0 answers a reused or revoked refresh token with HTTP 403
+/// `invalid_grant`; error bodies are classified whatever their status, so
+/// that needs no entry here.
+const AUTH0: PresetSpec = PresetSpec {
+    name: "Auth0",
+    source: PresetSource::Discovery {
+        default_issuer: None,
+    },
+    default_scopes: OIDC_OFFLINE_SCOPES,
+    authorization_params: &[],
+    revoking_codes: &[],
+    alternate_issuers: &[],
+    tenant_issuer_template: false,
+    token_endpoint_auth: None,
+};
+
+impl Preset {
+    /// Every preset.
+    pub const ALL: [Preset; 7] = [
+        Preset::Google,
+        Preset::GitHub,
+        Preset::MicrosoftEntraId,
+        Preset::GitLab,
+        Preset::Keycloak,
+        Preset::Okta,
+        Preset::Auth0,
+    ];
+
+    /// The preset's name as written in the configuration (`google`, `github`,
+    /// `microsoft-entra-id`, `gitlab`, `keycloak`, `okta`, `auth0`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Preset::Google => "google",
+            Preset::GitHub => "github",
+            Preset::MicrosoftEntraId => "microsoft-entra-id",
+            Preset::GitLab => "gitlab",
+            Preset::Keycloak => "keycloak",
+            Preset::Okta => "okta",
+            Preset::Auth0 => "auth0",
+        }
+    }
+
+    /// The preset's declarative description.
+    pub fn spec(self) -> &'static PresetSpec {
+        match self {
+            Preset::Google => &GOOGLE,
+            Preset::GitHub => &GITHUB,
+            Preset::MicrosoftEntraId => &MICROSOFT_ENTRA_ID,
+            Preset::GitLab => &GITLAB,
+            Preset::Keycloak => &KEYCLOAK,
+            Preset::Okta => &OKTA,
+            Preset::Auth0 => &AUTH0,
+        }
+    }
+
+    /// Whether the configuration must name an `issuer` for this preset.
+    pub fn requires_issuer(self) -> bool {
+        matches!(
+            self.spec().source,
+            PresetSource::Discovery {
+                default_issuer: None
+            }
+        )
+    }
+}
+
+impl fmt::Display for Preset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The name is not one of [`Preset::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown provider preset {0:?}")]
+pub struct UnknownPreset(pub String);
+
+impl FromStr for Preset {
+    type Err = UnknownPreset;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Preset::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| UnknownPreset(s.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for p in Preset::ALL {
+            assert_eq!(p.as_str().parse::<Preset>(), Ok(p));
+        }
+        assert!("facebook".parse::<Preset>().is_err());
+    }
+
+    #[test]
+    fn tenant_presets_require_an_issuer() {
+        let required: Vec<_> = Preset::ALL
+            .into_iter()
+            .filter(|p| p.requires_issuer())
+            .collect();
+        assert_eq!(required, [Preset::Keycloak, Preset::Okta, Preset::Auth0]);
+    }
+}

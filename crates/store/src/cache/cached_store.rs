@@ -1,0 +1,510 @@
+//! [`CachedStore`]: a [`Store`] that answers hot reads from a cache.
+
+use super::{CacheBackend, CacheEntry, CacheError};
+use crate::crypto::KeyRing;
+use crate::error::StoreError;
+use crate::model::{
+    Account, AccountId, CreatedSession, NewAccount, NewUser, RefreshLease, ReplaceOutcome, Session,
+    SessionExpiry, User, UserId, VersionedTokens, session_token_hash,
+};
+use crate::traits::{
+    AccountStore, Backend, RefreshLeaseStore, SessionStore, Store, TokenStore, UserStore,
+};
+use async_trait::async_trait;
+use authgate_core::secret::Secret;
+use authgate_core::time::UnixTime;
+use authgate_core::token::TokenSet;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// Version of a "this session is gone" entry: higher than any real version,
+/// so a lookup racing with sign-out cannot re-insert the deleted session.
+const TOMBSTONE_VERSION: i64 = i64::MAX;
+
+/// A [`Store`] that serves session lookups and token-set reads from a cache.
+///
+/// * Session lookups: a hit is answered without touching the store (expiry is
+///   still checked against `now`); `touch_session` writes to the store only
+///   when the session is due for an extension. Sign-out leaves a tombstone.
+/// * Token reads: the cached token set is encrypted with the same
+///   [`KeyRing`] as the database (bound to the account), never plaintext.
+/// * Writes go to the store first; the winner of a compare-and-swap replaces
+///   the entry, a loser or an error removes it.
+/// * Users, accounts and refresh leases always go to the store (the lease
+///   must be decided by the source of truth).
+/// * A cache failure never fails the call: it logs a warning, increments
+///   `authgate_cache_fallback_total{cache,op}` and uses the store.
+pub struct CachedStore {
+    inner: Arc<dyn Store>,
+    cache: Arc<dyn CacheBackend>,
+    keys: KeyRing,
+}
+
+impl std::fmt::Debug for CachedStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedStore")
+            .field("backend", &self.inner.backend())
+            .field("cache", &self.cache.kind())
+            .finish()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct CachedSession {
+    user_id: String,
+    #[serde(default)]
+    account_id: Option<String>,
+    expires: i64,
+    updated_at: i64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CachedTokens {
+    access_token: Option<String>,
+    refresh_token: Option<String>,
+    id_token: Option<String>,
+    expires_at: Option<i64>,
+    token_type: Option<String>,
+    scope: Option<String>,
+    revoked_at: Option<i64>,
+}
+
+fn session_key(token: &Secret) -> String {
+    format!("session:{}", session_token_hash(token))
+}
+
+fn tokens_key(account: &AccountId) -> String {
+    format!("tokens:{}", account.as_str())
+}
+
+fn tokens_aad(account: &AccountId, version: i64) -> Vec<u8> {
+    format!("authgate/cache/tokens/{}/{version}", account.as_str()).into_bytes()
+}
+
+impl CachedStore {
+    /// Puts `cache` in front of `inner`; `keys` encrypts cached token sets
+    /// (use the store's key ring).
+    pub fn new(inner: Arc<dyn Store>, cache: Arc<dyn CacheBackend>, keys: KeyRing) -> Self {
+        Self { inner, cache, keys }
+    }
+
+    /// The store behind the cache.
+    pub fn inner(&self) -> &Arc<dyn Store> {
+        &self.inner
+    }
+
+    /// The cache in front of the store.
+    pub fn cache(&self) -> &Arc<dyn CacheBackend> {
+        &self.cache
+    }
+
+    fn fell_back(&self, op: &'static str, error: &CacheError) {
+        let cache = self.cache.kind();
+        tracing::warn!(cache, op, %error, "cache unavailable; using the store");
+        metrics::counter!("authgate_cache_fallback_total", "cache" => cache, "op" => op)
+            .increment(1);
+    }
+
+    fn count(&self, kind: &'static str, result: &'static str) {
+        metrics::counter!(
+            "authgate_cache_requests_total",
+            "cache" => self.cache.kind(),
+            "kind" => kind,
+            "result" => result
+        )
+        .increment(1);
+    }
+
+    async fn cache_get(&self, op: &'static str, key: &str) -> Option<CacheEntry> {
+        match self.cache.get(key).await {
+            Ok(entry) => entry,
+            Err(error) => {
+                self.fell_back(op, &error);
+                None
+            }
+        }
+    }
+
+    async fn cache_put(&self, op: &'static str, key: &str, entry: CacheEntry) {
+        if let Err(error) = self.cache.put_if_newer(key, entry).await {
+            self.fell_back(op, &error);
+        }
+    }
+
+    async fn cache_remove(&self, op: &'static str, key: &str) {
+        if let Err(error) = self.cache.remove(key).await {
+            self.fell_back(op, &error);
+        }
+    }
+
+    async fn cached_session(&self, op: &'static str, key: &str) -> CachedLookup<Session> {
+        let Some(entry) = self.cache_get(op, key).await else {
+            return CachedLookup::Miss;
+        };
+        if entry.version == TOMBSTONE_VERSION {
+            return CachedLookup::Gone;
+        }
+        match serde_json::from_slice::<CachedSession>(&entry.value) {
+            Ok(s) => CachedLookup::Hit(Session {
+                user_id: UserId::new(s.user_id),
+                account_id: s.account_id.map(AccountId::new),
+                expires: UnixTime::from_secs(s.expires),
+                updated_at: UnixTime::from_secs(s.updated_at),
+            }),
+            Err(_) => CachedLookup::Miss,
+        }
+    }
+
+    async fn put_session(&self, op: &'static str, key: &str, session: &Session) {
+        let cached = CachedSession {
+            user_id: session.user_id.as_str().to_owned(),
+            account_id: session.account_id.as_ref().map(|a| a.as_str().to_owned()),
+            expires: session.expires.as_secs(),
+            updated_at: session.updated_at.as_secs(),
+        };
+        if let Ok(value) = serde_json::to_vec(&cached) {
+            let entry = CacheEntry {
+                version: session.expires.as_secs(),
+                value: value.into(),
+            };
+            self.cache_put(op, key, entry).await;
+        }
+    }
+
+    fn decode_tokens(&self, account: &AccountId, entry: &CacheEntry) -> Option<VersionedTokens> {
+        let text = std::str::from_utf8(&entry.value).ok()?;
+        let plain = self
+            .keys
+            .decrypt(text, &tokens_aad(account, entry.version))
+            .ok()?;
+        let cached: CachedTokens = serde_json::from_slice(&plain).ok()?;
+        let tokens = match cached.access_token {
+            Some(access) => Some(TokenSet {
+                access_token: Secret::new(access),
+                refresh_token: cached.refresh_token.map(Secret::new),
+                id_token: cached.id_token.map(Secret::new),
+                expires_at: cached.expires_at.map(UnixTime::from_secs),
+                token_type: cached.token_type,
+                scope: cached.scope,
+            }),
+            None => None,
+        };
+        Some(VersionedTokens {
+            tokens,
+            version: entry.version,
+            revoked_at: cached.revoked_at.map(UnixTime::from_secs),
+        })
+    }
+
+    async fn put_tokens(&self, op: &'static str, account: &AccountId, tokens: &VersionedTokens) {
+        let t = tokens.tokens.as_ref();
+        let cached = CachedTokens {
+            access_token: t.map(|t| t.access_token.expose().to_owned()),
+            refresh_token: t
+                .and_then(|t| t.refresh_token.as_ref())
+                .map(|s| s.expose().to_owned()),
+            id_token: t
+                .and_then(|t| t.id_token.as_ref())
+                .map(|s| s.expose().to_owned()),
+            expires_at: t.and_then(|t| t.expires_at).map(UnixTime::as_secs),
+            token_type: t.and_then(|t| t.token_type.clone()),
+            scope: t.and_then(|t| t.scope.clone()),
+            revoked_at: tokens.revoked_at.map(UnixTime::as_secs),
+        };
+        let Ok(plain) = serde_json::to_vec(&cached) else {
+            return;
+        };
+        let Ok(value) = self
+            .keys
+            .encrypt(&plain, &tokens_aad(account, tokens.version))
+        else {
+            return;
+        };
+        let entry = CacheEntry {
+            version: tokens.version,
+            value: value.into_bytes().into(),
+        };
+        self.cache_put(op, &tokens_key(account), entry).await;
+    }
+
+    /// Brings the cache in line with the result of a token write.
+    async fn after_token_write(
+        &self,
+        op: &'static str,
+        account: &AccountId,
+        result: &Result<ReplaceOutcome, StoreError>,
+        written: Option<&TokenSet>,
+        revoked_at: Option<UnixTime>,
+    ) {
+        match result {
+            Ok(ReplaceOutcome::Replaced { new_version }) => {
+                let tokens = VersionedTokens {
+                    tokens: written.cloned(),
+                    version: *new_version,
+                    revoked_at,
+                };
+                self.put_tokens(op, account, &tokens).await;
+            }
+            // Someone else wrote (perhaps through another instance's cache),
+            // or the outcome is unknown: the entry may be stale.
+            Ok(ReplaceOutcome::LostRace { .. }) | Err(_) => {
+                self.cache_remove(op, &tokens_key(account)).await;
+            }
+        }
+    }
+}
+
+enum CachedLookup<T> {
+    Hit(T),
+    Gone,
+    Miss,
+}
+
+#[async_trait]
+impl UserStore for CachedStore {
+    async fn create_user(&self, user: NewUser) -> Result<User, StoreError> {
+        self.inner.create_user(user).await
+    }
+
+    async fn find_user(&self, id: &UserId) -> Result<Option<User>, StoreError> {
+        self.inner.find_user(id).await
+    }
+
+    async fn find_user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+        self.inner.find_user_by_email(email).await
+    }
+}
+
+#[async_trait]
+impl AccountStore for CachedStore {
+    async fn link_account(&self, account: NewAccount) -> Result<Account, StoreError> {
+        self.inner.link_account(account).await
+    }
+
+    async fn find_account(&self, id: &AccountId) -> Result<Option<Account>, StoreError> {
+        self.inner.find_account(id).await
+    }
+
+    async fn find_account_by_provider(
+        &self,
+        provider: &str,
+        provider_account_id: &str,
+    ) -> Result<Option<Account>, StoreError> {
+        self.inner
+            .find_account_by_provider(provider, provider_account_id)
+            .await
+    }
+
+    async fn list_accounts_for_user(&self, user: &UserId) -> Result<Vec<Account>, StoreError> {
+        self.inner.list_accounts_for_user(user).await
+    }
+}
+
+#[async_trait]
+impl TokenStore for CachedStore {
+    async fn read_tokens(
+        &self,
+        account: &AccountId,
+    ) -> Result<Option<VersionedTokens>, StoreError> {
+        let key = tokens_key(account);
+        if let Some(entry) = self.cache_get("read_tokens", &key).await {
+            if let Some(tokens) = self.decode_tokens(account, &entry) {
+                self.count("tokens", "hit");
+                return Ok(Some(tokens));
+            }
+            // Undecryptable (key rotated out) or malformed: drop it.
+            self.cache_remove("read_tokens", &key).await;
+        }
+        self.count("tokens", "miss");
+        let tokens = self.inner.read_tokens(account).await?;
+        if let Some(tokens) = &tokens {
+            self.put_tokens("read_tokens", account, tokens).await;
+        }
+        Ok(tokens)
+    }
+
+    async fn replace_tokens(
+        &self,
+        account: &AccountId,
+        expected_version: i64,
+        tokens: &TokenSet,
+        release_lease_of: Option<&str>,
+    ) -> Result<ReplaceOutcome, StoreError> {
+        let result = self
+            .inner
+            .replace_tokens(account, expected_version, tokens, release_lease_of)
+            .await;
+        self.after_token_write("replace_tokens", account, &result, Some(tokens), None)
+            .await;
+        result
+    }
+
+    async fn mark_grant_revoked(
+        &self,
+        account: &AccountId,
+        expected_version: i64,
+        now: UnixTime,
+        release_lease_of: Option<&str>,
+    ) -> Result<ReplaceOutcome, StoreError> {
+        let result = self
+            .inner
+            .mark_grant_revoked(account, expected_version, now, release_lease_of)
+            .await;
+        self.after_token_write("mark_grant_revoked", account, &result, None, Some(now))
+            .await;
+        result
+    }
+}
+
+#[async_trait]
+impl RefreshLeaseStore for CachedStore {
+    async fn try_claim_refresh_lease(
+        &self,
+        account: &AccountId,
+        owner: &str,
+        now: UnixTime,
+        until: UnixTime,
+    ) -> Result<bool, StoreError> {
+        self.inner
+            .try_claim_refresh_lease(account, owner, now, until)
+            .await
+    }
+
+    async fn renew_refresh_lease(
+        &self,
+        account: &AccountId,
+        owner: &str,
+        until: UnixTime,
+    ) -> Result<bool, StoreError> {
+        self.inner.renew_refresh_lease(account, owner, until).await
+    }
+
+    async fn release_refresh_lease(
+        &self,
+        account: &AccountId,
+        owner: &str,
+    ) -> Result<bool, StoreError> {
+        self.inner.release_refresh_lease(account, owner).await
+    }
+
+    async fn read_refresh_lease(
+        &self,
+        account: &AccountId,
+    ) -> Result<Option<RefreshLease>, StoreError> {
+        self.inner.read_refresh_lease(account).await
+    }
+}
+
+#[async_trait]
+impl SessionStore for CachedStore {
+    async fn create_session(
+        &self,
+        user: &UserId,
+        account: Option<&AccountId>,
+        now: UnixTime,
+        expires: UnixTime,
+    ) -> Result<CreatedSession, StoreError> {
+        let created = self
+            .inner
+            .create_session(user, account, now, expires)
+            .await?;
+        self.put_session(
+            "create_session",
+            &session_key(&created.token),
+            &created.session,
+        )
+        .await;
+        Ok(created)
+    }
+
+    async fn find_session(
+        &self,
+        token: &Secret,
+        now: UnixTime,
+    ) -> Result<Option<Session>, StoreError> {
+        let key = session_key(token);
+        match self.cached_session("find_session", &key).await {
+            CachedLookup::Gone => {
+                self.count("session", "hit");
+                return Ok(None);
+            }
+            // A cached expiry in the past may be stale (another instance may
+            // have extended it): ask the store.
+            CachedLookup::Hit(session) if session.expires > now => {
+                self.count("session", "hit");
+                return Ok(Some(session));
+            }
+            CachedLookup::Hit(_) | CachedLookup::Miss => {}
+        }
+        self.count("session", "miss");
+        let session = self.inner.find_session(token, now).await?;
+        if let Some(session) = &session {
+            self.put_session("find_session", &key, session).await;
+        }
+        Ok(session)
+    }
+
+    async fn touch_session(
+        &self,
+        token: &Secret,
+        now: UnixTime,
+        expiry: SessionExpiry,
+    ) -> Result<Option<Session>, StoreError> {
+        let key = session_key(token);
+        match self.cached_session("touch_session", &key).await {
+            CachedLookup::Gone => {
+                self.count("session", "hit");
+                return Ok(None);
+            }
+            CachedLookup::Hit(session)
+                if session.expires > now && !expiry.is_due(session.updated_at, now) =>
+            {
+                self.count("session", "hit");
+                return Ok(Some(session));
+            }
+            CachedLookup::Hit(_) | CachedLookup::Miss => {}
+        }
+        self.count("session", "miss");
+        let session = self.inner.touch_session(token, now, expiry).await?;
+        match &session {
+            Some(session) => self.put_session("touch_session", &key, session).await,
+            None => self.cache_remove("touch_session", &key).await,
+        }
+        Ok(session)
+    }
+
+    async fn delete_session(&self, token: &Secret) -> Result<bool, StoreError> {
+        let key = session_key(token);
+        let result = self.inner.delete_session(token).await;
+        match &result {
+            Ok(_) => {
+                let tombstone = CacheEntry {
+                    version: TOMBSTONE_VERSION,
+                    value: Arc::from(&[][..]),
+                };
+                self.cache_put("delete_session", &key, tombstone).await;
+            }
+            Err(_) => self.cache_remove("delete_session", &key).await,
+        }
+        result
+    }
+
+    async fn delete_expired_sessions(&self, now: UnixTime) -> Result<u64, StoreError> {
+        self.inner.delete_expired_sessions(now).await
+    }
+}
+
+#[async_trait]
+impl Store for CachedStore {
+    fn backend(&self) -> Backend {
+        self.inner.backend()
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        self.inner.migrate().await
+    }
+
+    async fn reencrypt_all(&self) -> Result<u64, StoreError> {
+        self.inner.reencrypt_all().await
+    }
+}

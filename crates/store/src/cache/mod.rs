@@ -1,0 +1,97 @@
+//! Caches in front of the store, chosen by `[cache] url`.
+//!
+//! * `memory://` — an in-process, bounded [moka](https://docs.rs/moka) cache
+//!   with a TTL ([`MemoryCache`]).
+//! * `redis://host:port[/db]` — a shared Redis cache with a key prefix and a
+//!   TTL ([`RedisCache`]).
+//!
+//! [`CachedStore`] wraps any [`crate::Store`] and serves session lookups and
+//! token-set reads from the cache. The cache is never the source of truth:
+//! entries carry the row's version and a write never replaces a newer entry
+//! with an older one; when the cache fails, [`CachedStore`] logs a warning,
+//! counts `authgate_cache_fallback_total{cache,op}` and uses the store.
+
+mod cached_store;
+mod memory;
+mod redis;
+
+pub use cached_store::CachedStore;
+pub use memory::MemoryCache;
+pub use redis::RedisCache;
+
+use async_trait::async_trait;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why a cache operation failed. Never shown to end users: [`CachedStore`]
+/// falls back to the store.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    /// The cache URL's scheme is neither `memory:` nor `redis:`/`rediss:`.
+    #[error("unsupported cache url scheme in {0:?}: expected memory:// or redis://…")]
+    UnsupportedUrl(String),
+    /// Redis failed (unreachable, timed out, or refused the command).
+    #[error("redis: {0}")]
+    Redis(#[from] ::redis::RedisError),
+    /// A cached value could not be parsed.
+    #[error("cached value is malformed")]
+    Malformed,
+}
+
+/// How caches are sized and how long entries live.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheOptions {
+    /// Lifetime of every entry. Bounds how long another instance's write can
+    /// stay invisible through an in-process cache.
+    pub ttl: Duration,
+    /// Most entries an in-process cache holds.
+    pub max_entries: u64,
+    /// Prefix of every Redis key (lets several deployments share a Redis).
+    pub key_prefix: String,
+}
+
+impl Default for CacheOptions {
+    fn default() -> Self {
+        Self {
+            ttl: Duration::from_secs(300),
+            max_entries: 100_000,
+            key_prefix: "authgate:".to_owned(),
+        }
+    }
+}
+
+/// A versioned cache value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheEntry {
+    /// The version of the cached row; a put never replaces a higher version.
+    pub version: i64,
+    /// The serialized (and, for tokens, encrypted) value.
+    pub value: Arc<[u8]>,
+}
+
+/// A key-value cache with versioned entries, as [`CachedStore`] needs it.
+#[async_trait]
+pub trait CacheBackend: Send + Sync {
+    /// Short name for logs and metric labels (`memory`, `redis`).
+    fn kind(&self) -> &'static str;
+    /// The entry under `key`, if any.
+    async fn get(&self, key: &str) -> Result<Option<CacheEntry>, CacheError>;
+    /// Stores `entry` unless the cache already holds a higher version.
+    async fn put_if_newer(&self, key: &str, entry: CacheEntry) -> Result<(), CacheError>;
+    /// Removes the entry under `key`.
+    async fn remove(&self, key: &str) -> Result<(), CacheError>;
+}
+
+/// Opens the cache named by `url` (`memory://` or `redis://…`). A Redis cache
+/// connects lazily: an unreachable Redis is not an error here, it makes every
+/// lookup fall back to the store until Redis is back.
+pub async fn open_cache(
+    url: &str,
+    options: &CacheOptions,
+) -> Result<Arc<dyn CacheBackend>, CacheError> {
+    match url.split_once(':').map(|(scheme, _)| scheme) {
+        Some("memory") => Ok(Arc::new(MemoryCache::new(options))),
+        Some("redis" | "rediss") => Ok(Arc::new(RedisCache::open(url, options)?)),
+        _ => Err(CacheError::UnsupportedUrl(url.to_owned())),
+    }
+}

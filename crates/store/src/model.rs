@@ -1,0 +1,261 @@
+//! The records the store keeps, in domain terms.
+
+use authgate_core::secret::Secret;
+use authgate_core::time::UnixTime;
+use authgate_core::token::TokenSet;
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rand::RngCore as _;
+use sha2::{Digest as _, Sha256};
+use std::fmt;
+use std::time::Duration;
+
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Wraps an existing id (as read from a cookie or another table).
+            pub fn new(id: impl Into<String>) -> Self {
+                Self(id.into())
+            }
+
+            /// A fresh random id (UUID v4).
+            pub fn generate() -> Self {
+                Self(uuid::Uuid::new_v4().to_string())
+            }
+
+            /// The id as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+string_id!(
+    /// Identifies a user (`users.id`).
+    UserId
+);
+string_id!(
+    /// Identifies a linked provider account (`accounts.id`).
+    AccountId
+);
+
+/// A person who signed in (Auth.js `User`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// Primary key.
+    pub id: UserId,
+    /// Display name.
+    pub name: Option<String>,
+    /// E-mail address; unique when present.
+    pub email: Option<String>,
+    /// When the e-mail address was verified.
+    pub email_verified: Option<UnixTime>,
+    /// Avatar URL.
+    pub image: Option<String>,
+}
+
+/// The fields of a user to create; the store assigns the id.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NewUser {
+    /// Display name.
+    pub name: Option<String>,
+    /// E-mail address; must be unique when present.
+    pub email: Option<String>,
+    /// When the e-mail address was verified.
+    pub email_verified: Option<UnixTime>,
+    /// Avatar URL.
+    pub image: Option<String>,
+}
+
+/// A user's account at one provider (Auth.js `Account`), without its tokens.
+/// Read the tokens with [`crate::TokenStore::read_tokens`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// Primary key.
+    pub id: AccountId,
+    /// The user this account belongs to.
+    pub user_id: UserId,
+    /// Auth.js account type: `oidc` or `oauth`.
+    pub kind: String,
+    /// Provider id from the configuration (`[[providers]] id`).
+    pub provider: String,
+    /// The user's id at the provider (the `sub` claim for OIDC).
+    pub provider_account_id: String,
+    /// OIDC `session_state`, when the provider sent one.
+    pub session_state: Option<String>,
+    /// When the grant was found revoked (the tokens are then cleared).
+    pub revoked_at: Option<UnixTime>,
+}
+
+/// An account to link to an existing user, with the tokens of the sign-in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAccount {
+    /// The user to link to; must exist.
+    pub user_id: UserId,
+    /// Auth.js account type: `oidc` or `oauth`.
+    pub kind: String,
+    /// Provider id from the configuration.
+    pub provider: String,
+    /// The user's id at the provider.
+    pub provider_account_id: String,
+    /// The tokens the sign-in produced.
+    pub tokens: TokenSet,
+    /// OIDC `session_state`, when the provider sent one.
+    pub session_state: Option<String>,
+}
+
+/// An account's tokens together with the version a compare-and-swap needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionedTokens {
+    /// The current token set; `None` after the grant was revoked.
+    pub tokens: Option<TokenSet>,
+    /// Incremented by every token write; pass it to
+    /// [`crate::TokenStore::replace_tokens`] as `expected_version`.
+    pub version: i64,
+    /// When the grant was found revoked, if it was.
+    pub revoked_at: Option<UnixTime>,
+}
+
+/// The result of a compare-and-swap token write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplaceOutcome {
+    /// The write happened; the account now has `new_version`.
+    Replaced {
+        /// The account's version after the write.
+        new_version: i64,
+    },
+    /// Someone else wrote first; nothing was changed. Re-read and decide again.
+    LostRace {
+        /// The account's version now.
+        current_version: i64,
+    },
+}
+
+impl ReplaceOutcome {
+    /// Whether the write happened.
+    pub fn is_replaced(&self) -> bool {
+        matches!(self, Self::Replaced { .. })
+    }
+}
+
+/// Who holds an account's cross-instance refresh lease, and until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefreshLease {
+    /// The holder's owner id (an instance + attempt id chosen by the caller).
+    pub owner: String,
+    /// When the lease lapses unless renewed.
+    pub until: UnixTime,
+}
+
+/// A database session (Auth.js `Session`), found by its token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// The signed-in user.
+    pub user_id: UserId,
+    /// The provider account the user signed in with, whose tokens the
+    /// gateway keeps fresh for this session.
+    pub account_id: Option<AccountId>,
+    /// When the session ends unless extended.
+    pub expires: UnixTime,
+    /// When the expiry was last written (creation or the latest extension).
+    pub updated_at: UnixTime,
+}
+
+/// A newly created session and the token to put in the cookie.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedSession {
+    /// The opaque session token for the cookie. Only its SHA-256 is stored.
+    pub token: Secret,
+    /// The stored session.
+    pub session: Session,
+}
+
+/// Sliding-expiry parameters with Auth.js semantics (`session.maxAge`,
+/// `session.updateAge`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionExpiry {
+    /// Lifetime granted by each extension.
+    pub max_age: Duration,
+    /// Extend at most once per this interval; zero extends on every touch.
+    pub update_age: Duration,
+}
+
+impl Default for SessionExpiry {
+    /// Auth.js defaults: 30 days, extended at most once a day.
+    fn default() -> Self {
+        Self {
+            max_age: Duration::from_secs(30 * 24 * 3600),
+            update_age: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+impl SessionExpiry {
+    /// Whether a session last written at `updated_at` is due for an extension
+    /// at `now`.
+    pub fn is_due(&self, updated_at: UnixTime, now: UnixTime) -> bool {
+        updated_at <= now.saturating_sub(self.update_age)
+    }
+}
+
+/// A fresh random session token: 256 bits, base64url without padding.
+pub fn generate_session_token() -> Secret {
+    let mut bytes = [0u8; 32];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    Secret::new(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// The form a session token is stored and cached under: lowercase hex of
+/// SHA-256 of the token text. The token itself is never stored.
+pub fn session_token_hash(token: &Secret) -> String {
+    hex::encode(Sha256::digest(token.expose().as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_tokens_are_random_256_bit_values() {
+        let a = generate_session_token();
+        let b = generate_session_token();
+        assert_ne!(a, b);
+        assert_eq!(URL_SAFE_NO_PAD.decode(a.expose()).unwrap().len(), 32);
+    }
+
+    #[test]
+    fn session_token_hash_is_sha256_hex() {
+        let h = session_token_hash(&Secret::new("abc"));
+        assert_eq!(
+            h,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn extension_is_due_once_update_age_has_passed() {
+        let e = SessionExpiry {
+            max_age: Duration::from_secs(100),
+            update_age: Duration::from_secs(10),
+        };
+        let t = UnixTime::from_secs(1000);
+        assert!(!e.is_due(t, UnixTime::from_secs(1009)));
+        assert!(e.is_due(t, UnixTime::from_secs(1010)));
+        let always = SessionExpiry {
+            update_age: Duration::ZERO,
+            ..e
+        };
+        assert!(always.is_due(t, t));
+    }
+}

@@ -1,0 +1,764 @@
+//! One conformance suite, run unchanged against SQLite (temp file) and
+//! PostgreSQL (own schema per test, from `AUTHGATE_TEST_POSTGRES_URL`).
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test bodies are plain async fns
+
+mod common;
+
+use authgate_core::secret::Secret;
+use authgate_store::{
+    Backend, CryptoError, KeyRing, NewAccount, NewUser, ReplaceOutcome, SessionExpiry, Store,
+    StoreError, UserId,
+};
+use common::{SECRET_A, SECRET_B, TestDb, account, keys, t, token_set, user};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Generates one `#[tokio::test]` per body and backend.
+macro_rules! conformance_suite {
+    ($($body:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $body() {
+                    let db = super::common::TestDb::sqlite();
+                    super::$body(&db).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+                async fn $body() {
+                    let Some(db) = super::common::TestDb::postgres().await else { return };
+                    super::$body(&db).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance_suite!(
+    migrations_apply_twice_on_an_empty_database,
+    users_are_found_by_id_and_email_and_emails_are_unique,
+    accounts_are_found_by_provider_and_by_user,
+    linking_to_a_missing_user_or_twice_is_refused,
+    tokens_round_trip_and_start_at_version_one,
+    replace_tokens_is_compare_and_swap,
+    fifty_racing_replacements_have_exactly_one_winner,
+    revoking_a_grant_clears_tokens_and_is_compare_and_swap,
+    refresh_lease_is_exclusive_until_it_lapses,
+    token_write_releases_only_its_own_lease,
+    fifty_racing_lease_claims_have_exactly_one_winner,
+    sessions_are_found_by_token_until_they_expire,
+    sessions_remember_the_account_they_were_signed_in_with,
+    touch_extends_sessions_at_most_once_per_update_age,
+    deleted_sessions_are_gone,
+    raw_columns_never_contain_tokens,
+    ciphertext_moved_to_another_row_or_column_does_not_decrypt,
+    rotated_keys_still_decrypt_and_reencrypt_all_moves_rows_to_the_newest_key,
+);
+
+async fn migrations_apply_twice_on_an_empty_database(db: &TestDb) {
+    let store = db.open_unmigrated(keys()).await;
+    store.migrate().await.unwrap();
+    store.migrate().await.unwrap();
+    // And a second process (new pool) sees an up-to-date schema.
+    let again = db.open_unmigrated(keys()).await;
+    again.migrate().await.unwrap();
+    user(&*again, "after-migrate@example.test").await;
+    assert_eq!(store.backend(), db.backend());
+}
+
+async fn users_are_found_by_id_and_email_and_emails_are_unique(db: &TestDb) {
+    let store = db.open(keys()).await;
+    let u = user(&*store, "ada@example.test").await;
+    assert_eq!(store.find_user(&u.id).await.unwrap(), Some(u.clone()));
+    assert_eq!(
+        store.find_user_by_email("ada@example.test").await.unwrap(),
+        Some(u.clone())
+    );
+    assert_eq!(store.find_user_by_email("nobody@x").await.unwrap(), None);
+    assert_eq!(
+        store.find_user(&UserId::new("missing")).await.unwrap(),
+        None
+    );
+    let dup = store
+        .create_user(NewUser {
+            email: Some("ada@example.test".into()),
+            ..NewUser::default()
+        })
+        .await;
+    assert!(matches!(dup, Err(StoreError::AlreadyExists(_))), "{dup:?}");
+    // Users without e-mail are fine, several of them.
+    let a = store.create_user(NewUser::default()).await.unwrap();
+    let b = store.create_user(NewUser::default()).await.unwrap();
+    assert_ne!(a.id, b.id);
+}
+
+async fn accounts_are_found_by_provider_and_by_user(db: &TestDb) {
+    let store = db.open(keys()).await;
+    let (u, a) = account(&*store, "acc").await;
+    assert_eq!(store.find_account(&a.id).await.unwrap(), Some(a.clone()));
+    assert_eq!(
+        store
+            .find_account_by_provider("op", "sub-acc")
+            .await
+            .unwrap(),
+        Some(a.clone())
+    );
+    assert_eq!(
+        store
+            .find_account_by_provider("other", "sub-acc")
+            .await
+            .unwrap(),
+        None
+    );
+    let github = store
+        .link_account(NewAccount {
+            user_id: u.id.clone(),
+            kind: "oauth".into(),
+            provider: "github".into(),
+            provider_account_id: "12345".into(),
+            tokens: token_set("gh"),
+            session_state: Some("state".into()),
+        })
+        .await
+        .unwrap();
+    let listed = store.list_accounts_for_user(&u.id).await.unwrap();
+    assert_eq!(listed, vec![github, a]);
+    assert!(
+        store
+            .list_accounts_for_user(&UserId::new("nobody"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn linking_to_a_missing_user_or_twice_is_refused(db: &TestDb) {
+    let store = db.open(keys()).await;
+    let (u, _) = account(&*store, "twice").await;
+    let again = NewAccount {
+        user_id: u.id.clone(),
+        kind: "oidc".into(),
+        provider: "op".into(),
+        provider_account_id: "sub-twice".into(),
+        tokens: token_set("x"),
+        session_state: None,
+    };
+    let r = store.link_account(again.clone()).await;
+    assert!(matches!(r, Err(StoreError::AlreadyExists(_))), "{r:?}");
+    let r = store
+        .link_account(NewAccount {
+            user_id: UserId::new("no-such-user"),
+            provider_account_id: "other".into(),
+            ..again
+        })
+        .await;
+    assert!(matches!(r, Err(StoreError::UserNotFound)), "{r:?}");
+}
+
+async fn tokens_round_trip_and_start_at_version_one(db: &TestDb) {
+    let store = db.open(keys()).await;
+    let (_, a) = account(&*store, "rt").await;
+    let read = store.read_tokens(&a.id).await.unwrap().unwrap();
+    assert_eq!(read.version, 1);
+    assert_eq!(read.tokens, Some(token_set("rt")));
+    assert_eq!(read.revoked_at, None);
+    // Optional fields stay absent.
+    let mut minimal = token_set("min");
+    minimal.refresh_token = None;
+    minimal.id_token = None;
+    minimal.expires_at = None;
+    minimal.scope = None;
+    minimal.token_type = None;
+    let r = store
+        .replace_tokens(&a.id, 1, &minimal, None)
+        .await
+        .unwrap();
+    assert_eq!(r, ReplaceOutcome::Replaced { new_version: 2 });
+    let read = store.read_tokens(&a.id).await.unwrap().unwrap();
+    assert_eq!(read.tokens, Some(minimal));
+    assert_eq!(
+        store
+            .read_tokens(&authgate_store::AccountId::new("missing"))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+async fn replace_tokens_is_compare_and_swap(db: &TestDb) {
+    let store = db.open(keys()).await;
+    let (_, a) = account(&*store, "cas").await;
+    let r = store
+        .replace_tokens(&a.id, 1, &token_set("v2"), None)
+        .await
+        .unwrap();
+    assert_eq!(r, ReplaceOutcome::Replaced { new_version: 2 });
+    // A writer that still believes in version 1 loses and changes nothing.
+    let r = store
+        .replace_tokens(&a.id, 1, &token_set("stale"), None)
+        .await
+        .unwrap();
+    assert_eq!(r, ReplaceOutcome::LostRace { current_version: 2 });
+    let read = store.read_tokens(&a.id).await.unwrap().unwrap();
+    assert_eq!(read.version, 2);
+    assert_eq!(read.tokens, Some(token_set("v2")));
+    let missing = authgate_store::AccountId::new("missing");
+    let r = store
+        .replace_tokens(&missing, 1, &token_set("x"), None)
+        .await;
+    assert!(matches!(r, Err(StoreError::AccountNotFound(_))), "{r:?}");
+}
+
+async fn fifty_racing_replacements_have_exactly_one_winner(db: &TestDb) {
+    let store = db.open(keys()).await;
+    let (_, a) = account(&*store, "race").await;
+    let barrier = Arc::new(tokio::sync::Barrier::new(50));
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            let id = a.id.clone();
+            let barrier = Arc::clone(&barrier);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let outcome = store
+                    .replace_tokens(&id, 1, &token_set(&format!("racer-{i}")), None)
+                    .await
+                    .unwrap();
+                (i, outcome)
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    let mut losers = 0;
+    for task in tasks {
+        match task.await.unwrap() {
+            (i, ReplaceOutcome::Replaced { new_version }) => {
+                assert_eq!(new_version, 2);
+                winners.push(i);
+            }
+            (_, ReplaceOutcome::LostRace { current_version }) => {
+                assert_eq!(current_version, 2);
+                losers += 1;
+            }
+        }
+    }
+    assert_eq!(winners.len(), 1, "winners: {winners:?}");
+    assert_eq!(losers, 49);
+    let read = store.read_tokens(&a.id).await.unwrap().unwrap();
+    assert_eq!(read.version, 2);
+    assert_eq!(
+        read.tokens,
+        Some(token_set(&format!("racer-{}", winners[0])))
+    );
+}
+
+async fn revoking_a_grant_clears_tokens_and_is_compare_and_swap(db: &TestDb) {
+    let store = db.open(keys()).await;
+    let (_, a) = account(&*store, "revoke").await;
+    let r = store
+        .mark_grant_revoked(&a.id, 7, t(1000), None)
+        .await
+        .unwrap();
+    assert_eq!(r, ReplaceOutcome::LostRace { current_version: 1 });
+    let r = store
+        .mark_grant_revoked(&a.id, 1, t(1000), None)
+        .await
+        .unwrap();
+    assert_eq!(r, ReplaceOutcome::Replaced { new_version: 2 });
+    let read = store.read_tokens(&a.id).await.unwrap().unwrap();
+    assert_eq!(read.tokens, None);
+    assert_eq!(read.revoked_at, Some(t(1000)));
+    assert_eq!(
+        store.find_account(&a.id).await.unwrap().unwrap().revoked_at,
+        Some(t(1000))
+    );
+    assert_eq!(db.raw_column(&a.id, "refresh_token").await, None);
+    // Signing in again stores a new grant and clears the flag.
+    let r = store
+        .replace_tokens(&a.id, 2, &token_set("again"), None)
+        .await
+        .unwrap();
+    assert_eq!(r, ReplaceOutcome::Replaced { new_version: 3 });
+    let read = store.read_tokens(&a.id).await.unwrap().unwrap();
+    assert_eq!(read.tokens, Some(token_set("again")));
+    assert_eq!(read.revoked_at, None);
+}
+
+async fn refresh_lease_is_exclusive_until_it_lapses(db: &TestDb) {
+    let store = db.open(keys()).await;
+    let (_, a) = account(&*store, "lease").await;
+    assert_eq!(store.read_refresh_lease(&a.id).await.unwrap(), None);
+    assert!(
+        store
+            .try_claim_refresh_lease(&a.id, "A", t(100), t(130))
+            .await
+            .unwrap()
+    );
+    // Held by A: B is refused, A may claim again (idempotent) and renew.
+    assert!(
+        !store
+            .try_claim_refresh_lease(&a.id, "B", t(110), t(140))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .try_claim_refresh_lease(&a.id, "A", t(110), t(140))
+            .await
+            .unwrap()
+    );
+    assert!(store.renew_refresh_lease(&a.id, "A", t(150)).await.unwrap());
+    assert!(!store.renew_refresh_lease(&a.id, "B", t(150)).await.unwrap());
+    let lease = store.read_refresh_lease(&a.id).await.unwrap().unwrap();
+    assert_eq!((lease.owner.as_str(), lease.until), ("A", t(150)));
+    // Still held just before it lapses; claimable at the lapse.
+    assert!(
+        !store
+            .try_claim_refresh_lease(&a.id, "B", t(149), t(200))
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .try_claim_refresh_lease(&a.id, "B", t(150), t(200))
+            .await
+            .unwrap()
+    );
+    // A lost it: A can neither renew nor release it.
+    assert!(!store.renew_refresh_lease(&a.id, "A", t(300)).await.unwrap());
+    assert!(!store.release_refresh_lease(&a.id, "A").await.unwrap());
+    assert!(store.release_refresh_lease(&a.id, "B").await.unwrap());
+    assert_eq!(store.read_refresh_lease(&a.id).await.unwrap(), None);
+    assert!(
+        store
+            .try_claim_refresh_lease(&a.id, "C", t(160), t(190))
+            .await
+            .unwrap()
+    );
+}
+
+async fn token_write_releases_only_its_own_lease(db: &TestDb) {
+    let store = db.open(keys()).await;
+    let (_, a) = account(&*store, "release").await;
+    assert!(
+        store
+            .try_claim_refresh_lease(&a.id, "A", t(100), t(130))
+            .await
+            .unwrap()
+    );
+    // A write naming another owner keeps A's lease.
+    let r = store
+        .replace_tokens(&a.id, 1, &token_set("v2"), Some("B"))
+        .await
+        .unwrap();
+    assert!(r.is_replaced());
+    assert_eq!(
+        store
+            .read_refresh_lease(&a.id)
+            .await
+            .unwrap()
+            .map(|l| l.owner),
+        Some("A".to_owned())
+    );
+    // A lost race releases nothing either.
+    let r = store
+        .replace_tokens(&a.id, 1, &token_set("stale"), Some("A"))
+        .await
+        .unwrap();
+    assert!(!r.is_replaced());
+    assert!(store.read_refresh_lease(&a.id).await.unwrap().is_some());
+    // The holder's successful write releases it in the same statement.
+    let r = store
+        .replace_tokens(&a.id, 2, &token_set("v3"), Some("A"))
+        .await
+        .unwrap();
+    assert_eq!(r, ReplaceOutcome::Replaced { new_version: 3 });
+    assert_eq!(store.read_refresh_lease(&a.id).await.unwrap(), None);
+    // Same for revocation.
+    assert!(
+        store
+            .try_claim_refresh_lease(&a.id, "A", t(200), t(230))
+            .await
+            .unwrap()
+    );
+    let r = store
+        .mark_grant_revoked(&a.id, 3, t(201), Some("A"))
+        .await
+        .unwrap();
+    assert!(r.is_replaced());
+    assert_eq!(store.read_refresh_lease(&a.id).await.unwrap(), None);
+}
+
+async fn fifty_racing_lease_claims_have_exactly_one_winner(db: &TestDb) {
+    let store = db.open(keys()).await;
+    let (_, a) = account(&*store, "leaserace").await;
+    let barrier = Arc::new(tokio::sync::Barrier::new(50));
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            let id = a.id.clone();
+            let barrier = Arc::clone(&barrier);
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let owner = format!("instance-{i}");
+                let won = store
+                    .try_claim_refresh_lease(&id, &owner, t(1000), t(1030))
+                    .await
+                    .unwrap();
+                (owner, won)
+            })
+        })
+        .collect();
+    let mut winners = Vec::new();
+    for task in tasks {
+        let (owner, won) = task.await.unwrap();
+        if won {
+            winners.push(owner);
+        }
+    }
+    assert_eq!(winners.len(), 1, "winners: {winners:?}");
+    let lease = store.read_refresh_lease(&a.id).await.unwrap().unwrap();
+    assert_eq!(lease.owner, winners[0]);
+}
+
+async fn sessions_remember_the_account_they_were_signed_in_with(db: &TestDb) {
+    let store = db.open(keys()).await;
+    let (u, a) = account(&*store, "sess-acc").await;
+    let created = store
+        .create_session(&u.id, Some(&a.id), t(1000), t(2000))
+        .await
+        .unwrap();
+    assert_eq!(created.session.account_id, Some(a.id.clone()));
+    let found = store
+        .find_session(&created.token, t(1001))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.account_id, Some(a.id));
+    let touched = store
+        .touch_session(
+            &created.token,
+            t(1500),
+            SessionExpiry {
+                max_age: Duration::from_secs(1000),
+                update_age: Duration::ZERO,
+            },
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(touched.account_id, found.account_id);
+}
+
+async fn sessions_are_found_by_token_until_they_expire(db: &TestDb) {
+    let store = db.open(keys()).await;
+    let u = user(&*store, "sess@example.test").await;
+    let created = store
+        .create_session(&u.id, None, t(1000), t(2000))
+        .await
+        .unwrap();
+    assert_eq!(created.session.user_id, u.id);
+    let found = store
+        .find_session(&created.token, t(1999))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found, created.session);
+    assert_eq!(
+        store.find_session(&created.token, t(2000)).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .find_session(&Secret::new("not-a-session"), t(1000))
+            .await
+            .unwrap(),
+        None
+    );
+    let other = store
+        .create_session(&u.id, None, t(1000), t(5000))
+        .await
+        .unwrap();
+    assert_ne!(other.token, created.token);
+    assert_eq!(store.delete_expired_sessions(t(3000)).await.unwrap(), 1);
+    assert!(
+        store
+            .find_session(&other.token, t(3000))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let r = store
+        .create_session(&UserId::new("ghost"), None, t(1), t(2))
+        .await;
+    assert!(matches!(r, Err(StoreError::UserNotFound)), "{r:?}");
+}
+
+async fn touch_extends_sessions_at_most_once_per_update_age(db: &TestDb) {
+    let store = db.open(keys()).await;
+    let u = user(&*store, "touch@example.test").await;
+    let expiry = SessionExpiry {
+        max_age: Duration::from_secs(1000),
+        update_age: Duration::from_secs(100),
+    };
+    let created = store
+        .create_session(&u.id, None, t(0), t(1000))
+        .await
+        .unwrap();
+    // Within update_age: no write, same expiry.
+    let s = store
+        .touch_session(&created.token, t(99), expiry)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((s.expires, s.updated_at), (t(1000), t(0)));
+    // Due: expires = now + max_age.
+    let s = store
+        .touch_session(&created.token, t(100), expiry)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((s.expires, s.updated_at), (t(1100), t(100)));
+    let s = store
+        .touch_session(&created.token, t(150), expiry)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.expires, t(1100));
+    // update_age = 0 extends on every touch.
+    let every = SessionExpiry {
+        update_age: Duration::ZERO,
+        ..expiry
+    };
+    let s = store
+        .touch_session(&created.token, t(151), every)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(s.expires, t(1151));
+    // An expired session is not revived.
+    assert_eq!(
+        store
+            .touch_session(&created.token, t(1151), every)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+async fn deleted_sessions_are_gone(db: &TestDb) {
+    let store = db.open(keys()).await;
+    let u = user(&*store, "del@example.test").await;
+    let created = store
+        .create_session(&u.id, None, t(0), t(1000))
+        .await
+        .unwrap();
+    assert!(store.delete_session(&created.token).await.unwrap());
+    assert!(!store.delete_session(&created.token).await.unwrap());
+    assert_eq!(
+        store.find_session(&created.token, t(1)).await.unwrap(),
+        None
+    );
+}
+
+/// Every plaintext that must never reach the database.
+fn plaintexts(tag: &str) -> Vec<String> {
+    let t = token_set(tag);
+    vec![
+        t.access_token.expose().to_owned(),
+        t.refresh_token.unwrap().expose().to_owned(),
+        t.id_token.unwrap().expose().to_owned(),
+    ]
+}
+
+async fn raw_columns_never_contain_tokens(db: &TestDb) {
+    let store = db.open(keys()).await;
+    let (u, a) = account(&*store, "rawcheck").await;
+    store
+        .replace_tokens(&a.id, 1, &token_set("rawcheck2"), None)
+        .await
+        .unwrap();
+    let session = store
+        .create_session(&u.id, None, t(0), t(1000))
+        .await
+        .unwrap();
+    let mut forbidden = plaintexts("rawcheck");
+    forbidden.extend(plaintexts("rawcheck2"));
+    forbidden.push(session.token.expose().to_owned());
+    for column in ["access_token", "refresh_token", "id_token"] {
+        let raw = db.raw_column(&a.id, column).await.unwrap();
+        assert!(raw.starts_with("v1."), "{column} is not in the v1 format");
+        for p in &forbidden {
+            assert!(!raw.contains(p.as_str()), "{column} contains a plaintext");
+        }
+    }
+    match db {
+        TestDb::Sqlite { path, .. } => {
+            // Every byte on disk: the database file and its WAL.
+            let mut bytes = Vec::new();
+            for suffix in ["", "-wal", "-shm"] {
+                let mut p = path.clone().into_os_string();
+                p.push(suffix);
+                if let Ok(b) = std::fs::read(&p) {
+                    bytes.extend(b);
+                }
+            }
+            assert!(
+                bytes.len() > 4096,
+                "the database files are unexpectedly empty"
+            );
+            // Sanity check: the file does contain unencrypted data we wrote.
+            assert!(contains(&bytes, b"rawcheck@example.test"));
+            for p in &forbidden {
+                assert!(
+                    !contains(&bytes, p.as_bytes()),
+                    "a plaintext credential is in the SQLite files"
+                );
+            }
+        }
+        TestDb::Postgres { .. } => {
+            // Every column of every row, as text.
+            let pool = db.raw_pg().await;
+            for table in ["accounts", "sessions", "users"] {
+                let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "SELECT row_to_json(t)::text FROM {table} t"
+                )))
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+                assert!(!rows.is_empty());
+                for row in &rows {
+                    for p in &forbidden {
+                        assert!(!row.contains(p.as_str()), "{table} contains a plaintext");
+                    }
+                }
+            }
+            pool.close().await;
+        }
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+async fn ciphertext_moved_to_another_row_or_column_does_not_decrypt(db: &TestDb) {
+    let store = db.open(keys()).await;
+    let (_, a) = account(&*store, "swap-a").await;
+    let (_, b) = account(&*store, "swap-b").await;
+    // Another row's refresh token pasted into b.
+    let a_refresh = db.raw_column(&a.id, "refresh_token").await.unwrap();
+    db.set_raw_column(&b.id, "refresh_token", &a_refresh).await;
+    let r = store.read_tokens(&b.id).await;
+    assert!(
+        matches!(
+            r,
+            Err(StoreError::Decrypt {
+                column: "refresh_token",
+                source: CryptoError::Authentication,
+                ..
+            })
+        ),
+        "{r:?}"
+    );
+    // The same row's refresh token pasted into its access token column.
+    let a_access = db.raw_column(&a.id, "access_token").await.unwrap();
+    db.set_raw_column(&a.id, "access_token", &a_refresh).await;
+    assert!(matches!(
+        store.read_tokens(&a.id).await,
+        Err(StoreError::Decrypt {
+            column: "access_token",
+            ..
+        })
+    ));
+    db.set_raw_column(&a.id, "access_token", &a_access).await;
+    assert!(store.read_tokens(&a.id).await.is_ok());
+}
+
+async fn rotated_keys_still_decrypt_and_reencrypt_all_moves_rows_to_the_newest_key(db: &TestDb) {
+    let old_ring = KeyRing::from_secrets(&[SECRET_A]).unwrap();
+    let rotated = KeyRing::from_secrets(&[SECRET_B, SECRET_A]).unwrap();
+    let new_only = KeyRing::from_secrets(&[SECRET_B]).unwrap();
+
+    let old = db.open(old_ring.clone()).await;
+    let mut accounts = Vec::new();
+    for i in 0..3 {
+        accounts.push(account(&*old, &format!("rot{i}")).await.1);
+    }
+    // A revoked row (no tokens) is left alone.
+    old.mark_grant_revoked(&accounts[2].id, 1, t(5), None)
+        .await
+        .unwrap();
+
+    let store = db.open(rotated.clone()).await;
+    // New writes use the newest key; old values still decrypt.
+    store
+        .replace_tokens(&accounts[1].id, 1, &token_set("rot1-new"), None)
+        .await
+        .unwrap();
+    let kid = |raw: String| KeyRing::key_id_of(&raw).unwrap().to_owned();
+    assert_eq!(
+        kid(db
+            .raw_column(&accounts[0].id, "access_token")
+            .await
+            .unwrap()),
+        old_ring.current_key_id()
+    );
+    assert_eq!(
+        kid(db
+            .raw_column(&accounts[1].id, "access_token")
+            .await
+            .unwrap()),
+        rotated.current_key_id()
+    );
+    assert_eq!(
+        store
+            .read_tokens(&accounts[0].id)
+            .await
+            .unwrap()
+            .unwrap()
+            .tokens,
+        Some(token_set("rot0"))
+    );
+    // Without the old key, the old row cannot be read...
+    let without_old = db.open(new_only.clone()).await;
+    assert!(matches!(
+        without_old.read_tokens(&accounts[0].id).await,
+        Err(StoreError::Decrypt {
+            source: CryptoError::UnknownKey { .. },
+            ..
+        })
+    ));
+    // ...until everything is re-encrypted under the newest key.
+    assert_eq!(store.reencrypt_all().await.unwrap(), 1);
+    assert_eq!(store.reencrypt_all().await.unwrap(), 0);
+    for (a, tag) in [(&accounts[0], "rot0"), (&accounts[1], "rot1-new")] {
+        let read = without_old.read_tokens(&a.id).await.unwrap().unwrap();
+        assert_eq!(read.tokens, Some(token_set(tag)));
+        let kids: BTreeSet<_> = [
+            db.raw_column(&a.id, "access_token").await,
+            db.raw_column(&a.id, "refresh_token").await,
+            db.raw_column(&a.id, "id_token").await,
+        ]
+        .into_iter()
+        .map(|raw| kid(raw.unwrap()))
+        .collect();
+        assert_eq!(kids, BTreeSet::from([new_only.current_key_id().to_owned()]));
+    }
+    // Re-encryption does not change versions (no CAS is disturbed).
+    assert_eq!(
+        without_old
+            .read_tokens(&accounts[0].id)
+            .await
+            .unwrap()
+            .unwrap()
+            .version,
+        1
+    );
+    let _: &dyn Store = &*without_old;
+    let _ = Backend::Sqlite;
+}

@@ -1,0 +1,19 @@
+//! Test support for authgate's integration tests (use it as a dev-dependency only).
+//!
+//! - [`require_url`]: service URLs from the environment, never skipping silently in CI.
+//! - [`OidcProviderPeer`]: the real `oidc-provider` npm package (OpenID Certified), with strict
+//!   refresh-token rotation, counted grants and an injectable refresh delay.
+//! - [`login_with_dev_interactions`]: signs in at that provider with a plain HTTP client.
+//! - [`RedisInstance`]: a private `redis-server` that can be killed and restarted on its port.
+//! - [`free_port`], [`interop_dir`], [`ensure_node_modules`].
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod env;
+mod login;
+mod peer;
+mod redis;
+
+pub use env::{REQUIRE_SERVICES_VAR, ensure_node_modules, free_port, interop_dir, require_url};
+pub use login::{Pkce, login_with_dev_interactions, random_token};
+pub use peer::{OidcProviderPeer, PeerClient, PeerError, PeerOptions, PeerStats, TokenResponse};
+pub use redis::RedisInstance;
