@@ -1,13 +1,16 @@
 //! The `authgate` binary: an authentication gateway (OAuth 2.0 / OIDC sign-in,
 //! rotation-safe token refresh).
 //!
-//! Subcommands: `secret` (print a new random secret) and `check` (validate a
+//! Subcommands: `serve` (run the gateway), `migrate` (apply database
+//! migrations), `reencrypt` (re-encrypt stored tokens under the newest key),
+//! `secret` (print a new random secret) and `check` (validate a
 //! configuration and print a redacted summary).
 
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use authgate::app::{App, Migrations};
 use authgate_config::{Config, ConfigError, is_config_env_var};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -30,6 +33,27 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the gateway with a configuration file (plus AUTHGATE_* environment).
+    Serve {
+        /// TOML configuration file.
+        #[arg(long, short, env = "AUTHGATE_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// Log format.
+        #[arg(long, value_enum, default_value = "text")]
+        log_format: LogFormat,
+    },
+    /// Apply the database migrations of `[store] url` (SQLite or PostgreSQL).
+    Migrate {
+        /// TOML configuration file.
+        #[arg(long, short, env = "AUTHGATE_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Re-encrypt every stored token under the newest `store.encryption_keys` key.
+    Reencrypt {
+        /// TOML configuration file.
+        #[arg(long, short, env = "AUTHGATE_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
     /// Print a new random secret (32 bytes, base64url) for `session.secret`.
     Secret,
     /// Load and validate a configuration (file + AUTHGATE_* environment), then print
@@ -41,11 +65,175 @@ enum Command {
     },
 }
 
+/// Log output format.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Secret => secret(),
         Command::Check { config } => check(config),
+        Command::Serve { config, log_format } => run_async(serve(config, log_format)),
+        Command::Migrate { config } => run_async(migrate(config)),
+        Command::Reencrypt { config } => run_async(reencrypt(config)),
+    }
+}
+
+fn run_async(work: impl std::future::Future<Output = ExitCode>) -> ExitCode {
+    match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt.block_on(work),
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("AUTHGATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Loads the configuration or reports it (exit code 2).
+fn load(path: Option<&std::path::Path>) -> Result<Config, ExitCode> {
+    Config::load(path).map_err(|error| {
+        report(&error);
+        ExitCode::from(EXIT_INVALID_CONFIG)
+    })
+}
+
+async fn serve(path: Option<PathBuf>, log_format: LogFormat) -> ExitCode {
+    init_logging(log_format);
+    let config = match load(path.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let app = match App::build(&config, Migrations::SqliteOnly).await {
+        Ok(app) => app,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(config.server.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "error: server.listen: cannot listen on {}: {e}",
+                config.server.listen
+            );
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(listen = %config.server.listen, public_url = %config.server.public_url, "authgate is serving");
+    match app.serve(listener, shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: server failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: draining in-flight requests");
+}
+
+async fn open_store(config: &Config) -> Result<std::sync::Arc<dyn authgate_store::Store>, String> {
+    let keys = match &config.store.encryption_keys {
+        Some(k) => authgate_store::KeyRing::from_secrets(
+            &k.iter().map(|s| s.as_bytes()).collect::<Vec<_>>(),
+        ),
+        None => authgate_store::KeyRing::from_secrets(
+            &config
+                .session
+                .secret
+                .iter()
+                .map(|s| s.as_bytes())
+                .collect::<Vec<_>>(),
+        ),
+    }
+    .map_err(|e| format!("store.encryption_keys: {e}"))?;
+    authgate_store::connect(config.store.url.as_str(), keys)
+        .await
+        .map_err(|e| format!("store.url: {e}"))
+}
+
+async fn migrate(path: Option<PathBuf>) -> ExitCode {
+    let config = match load(path.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let result = match open_store(&config).await {
+        Ok(store) => store.migrate().await.map_err(|e| format!("store.url: {e}")),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => {
+            println!("migrations applied: {}", config.store.url.redacted());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn reencrypt(path: Option<PathBuf>) -> ExitCode {
+    let config = match load(path.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let result = match open_store(&config).await {
+        Ok(store) => store
+            .reencrypt_all()
+            .await
+            .map_err(|e| format!("store.url: {e}")),
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(n) => {
+            println!("re-encrypted {n} account rows under the newest key");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -463,3 +463,34 @@ fn uuid_suffix() -> String {
         .into_uuid()
         .to_string()
 }
+
+/// The refresh grant over the configured providers' OAuth clients.
+#[derive(Debug, Clone)]
+pub struct CatalogRefresher {
+    catalog: authgate_oauth::Catalog,
+}
+
+impl CatalogRefresher {
+    /// Refreshes through `catalog`'s providers.
+    pub fn new(catalog: authgate_oauth::Catalog) -> Self {
+        Self { catalog }
+    }
+}
+
+#[async_trait]
+impl TokenRefresher for CatalogRefresher {
+    async fn refresh(
+        &self,
+        provider: &str,
+        refresh_token: &Secret,
+        now: UnixTime,
+    ) -> Result<TokenSet, ProviderError> {
+        match self.catalog.get(provider) {
+            Some(p) => p.refresh(refresh_token, now).await,
+            None => Err(
+                ProviderError::new(ProviderErrorKind::Misconfigured, provider)
+                    .with_description("no such provider is configured"),
+            ),
+        }
+    }
+}

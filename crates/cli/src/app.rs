@@ -1,0 +1,258 @@
+//! Process wiring: turns a validated [`Config`] into a running gateway.
+//!
+//! This is assembly only — which store, which cache, which providers, which
+//! refresh coordination — with no decisions of its own. `serve`, `demo` and
+//! the end-to-end tests all build the gateway through [`App::build`].
+
+use authgate_config::{CacheConfig, Config, ProviderConfig};
+use authgate_core::refresh::{RefreshSettings, RetryPolicy};
+use authgate_core::token::ExpiryPolicy;
+use authgate_http::{Gateway, GatewayParts, GatewaySettings, RefreshMode, SessionStrategy};
+use authgate_oauth::{Catalog, HttpClient, HttpSettings, Preset, ProviderSettings};
+use authgate_refresh::{
+    BreakerSettings, CatalogRefresher, PollingSignal, RedisSignal, RefreshDeps, RefreshService,
+    RefreshSignal, SystemClock,
+};
+use authgate_store::cache::{CacheOptions, CachedStore, open_cache};
+use authgate_store::{Backend, KeyRing, Store};
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Why the gateway could not be assembled. Each says what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The session secrets are unusable.
+    #[error("session.secret: {0}")]
+    Keys(#[from] authgate_core::cookie::KeyError),
+    /// The token encryption keys are unusable.
+    #[error("store.encryption_keys: {0}")]
+    Crypto(#[from] authgate_store::CryptoError),
+    /// The store could not be opened or migrated.
+    #[error("store.url: {0}")]
+    Store(#[from] authgate_store::StoreError),
+    /// The cache could not be opened.
+    #[error("cache.url: {0}")]
+    Cache(#[from] authgate_store::cache::CacheError),
+    /// The outbound HTTP client could not be built.
+    #[error("outbound HTTP client: {0}")]
+    Http(#[from] authgate_oauth::HttpClientError),
+    /// A provider could not be resolved (discovery failed, bad settings).
+    #[error("providers: {0}")]
+    Catalog(#[from] authgate_oauth::CatalogError),
+    /// A provider preset name is unknown to the OAuth client.
+    #[error("providers: unknown preset {0:?}")]
+    Preset(String),
+    /// Redis for refresh coordination could not be configured.
+    #[error("cache.url (refresh coordination): {0}")]
+    Redis(#[from] redis::RedisError),
+}
+
+/// When to apply migrations while building.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Migrations {
+    /// Apply them (SQLite always; PostgreSQL when asked).
+    Apply,
+    /// Apply them for SQLite only; PostgreSQL is migrated with `authgate migrate`.
+    SqliteOnly,
+}
+
+/// An assembled gateway.
+pub struct App {
+    gateway: Gateway,
+    store: Arc<dyn Store>,
+}
+
+impl App {
+    /// Builds the gateway for `config`: opens (and migrates) the store,
+    /// the cache, resolves the providers, starts refresh coordination.
+    pub async fn build(config: &Config, migrations: Migrations) -> Result<App, AppError> {
+        let secrets: Vec<Vec<u8>> = config
+            .session
+            .secret
+            .iter()
+            .map(|s| s.as_bytes().to_vec())
+            .collect();
+        let keys = match &config.store.encryption_keys {
+            Some(k) => KeyRing::from_secrets(&k.iter().map(|s| s.as_bytes()).collect::<Vec<_>>())?,
+            None => KeyRing::from_secrets(&secrets)?,
+        };
+        let store = authgate_store::connect(config.store.url.as_str(), keys.clone()).await?;
+        if store.backend() == Backend::Sqlite || migrations == Migrations::Apply {
+            store.migrate().await?;
+        }
+        let cached: Arc<dyn Store> = Arc::new(CachedStore::new(
+            Arc::clone(&store),
+            open_cache(config.cache.url.as_str(), &cache_options(&config.cache)).await?,
+            keys,
+        ));
+        let http = HttpClient::new(&HttpSettings {
+            timeout: config.refresh.timeout,
+            ..HttpSettings::default()
+        })?;
+        let settings = config
+            .providers
+            .iter()
+            .map(provider_settings)
+            .collect::<Result<Vec<_>, _>>()?;
+        let catalog = Catalog::resolve(settings, &http).await?;
+        let signal: Arc<dyn RefreshSignal> = if config.cache.url.as_str().starts_with("redis") {
+            Arc::new(RedisSignal::open(
+                config.cache.url.as_str(),
+                "authgate:refresh:",
+                Duration::from_millis(100),
+            )?)
+        } else {
+            Arc::new(PollingSignal::new(Duration::from_millis(100)))
+        };
+        let policy = ExpiryPolicy {
+            skew: config.refresh.skew,
+        };
+        let refresh = RefreshService::new(
+            RefreshDeps {
+                source_of_truth: Arc::clone(&store),
+                writer: Arc::clone(&cached),
+                refresher: Arc::new(CatalogRefresher::new(catalog.clone())),
+                signal,
+                clock: Arc::new(SystemClock),
+            },
+            RefreshSettings {
+                policy,
+                lease_ttl: config.refresh.timeout + Duration::from_secs(5),
+                deadline: config.refresh.timeout * 2,
+                retry: RetryPolicy {
+                    max_attempts: config.refresh.retries + 1,
+                    ..RetryPolicy::default()
+                },
+                persist_attempts: 3,
+            },
+            BreakerSettings {
+                failure_threshold: config.refresh.circuit_breaker.failure_threshold,
+                open_for: config.refresh.circuit_breaker.open_for,
+            },
+            instance_id(),
+        );
+        let gateway = Gateway::new(GatewayParts {
+            settings: GatewaySettings {
+                public_url: config.server.public_url.clone(),
+                base_path: config.server.base_path.clone(),
+                secure_cookies: config.session.secure_cookies,
+                strategy: match config.session.strategy {
+                    authgate_config::SessionStrategy::Jwt => SessionStrategy::Jwt,
+                    authgate_config::SessionStrategy::Database => SessionStrategy::Database,
+                },
+                max_age: config.session.max_age,
+                update_age: config.session.update_age,
+                refresh_mode: match config.refresh.mode {
+                    authgate_config::RefreshMode::Inline => RefreshMode::Inline,
+                    authgate_config::RefreshMode::Lazy => RefreshMode::Lazy,
+                    authgate_config::RefreshMode::Background => RefreshMode::Background,
+                },
+                policy,
+            },
+            secrets,
+            cookie_format: match config.session.cookie_format {
+                authgate_config::CookieFormat::AuthJs => {
+                    authgate_core::cookie::CookieFormat::AuthJs
+                }
+                authgate_config::CookieFormat::NextAuthV4 => {
+                    authgate_core::cookie::CookieFormat::NextAuthV4
+                }
+            },
+            store: cached,
+            catalog,
+            refresh,
+            clock: Arc::new(SystemClock),
+        })?;
+        Ok(App { gateway, store })
+    }
+
+    /// The gateway.
+    pub fn gateway(&self) -> &Gateway {
+        &self.gateway
+    }
+
+    /// The store (uncached), e.g. for inspection in tests.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The HTTP application: `/auth/*`, `/healthz`, `/readyz`.
+    pub fn router(&self) -> Router {
+        let base = self.gateway.settings().base_path.clone();
+        let store = Arc::clone(&self.store);
+        Router::new()
+            .nest(&base, self.gateway.auth_routes())
+            .route("/healthz", get(|| async { "ok" }))
+            .route(
+                "/readyz",
+                get(move || {
+                    let store = Arc::clone(&store);
+                    async move {
+                        match store
+                            .read_refresh_lease(&authgate_store::AccountId::new("readyz"))
+                            .await
+                        {
+                            Ok(_) => (StatusCode::OK, "ready").into_response(),
+                            Err(error) => {
+                                tracing::warn!(%error, "readiness: store unreachable");
+                                (StatusCode::SERVICE_UNAVAILABLE, "store unreachable")
+                                    .into_response()
+                            }
+                        }
+                    }
+                }),
+            )
+    }
+}
+
+fn cache_options(cache: &CacheConfig) -> CacheOptions {
+    CacheOptions {
+        ttl: cache.ttl,
+        ..CacheOptions::default()
+    }
+}
+
+fn provider_settings(p: &ProviderConfig) -> Result<ProviderSettings, AppError> {
+    let mut s = ProviderSettings::new(p.id.clone(), p.client_id.clone(), p.client_secret.expose());
+    s.name = p.name.clone();
+    s.preset = p
+        .preset
+        .map(|preset| {
+            Preset::from_str(preset.as_str())
+                .map_err(|_| AppError::Preset(preset.as_str().to_owned()))
+        })
+        .transpose()?;
+    s.issuer = p.issuer.clone();
+    s.scopes = p.scopes.clone();
+    s.authorization_params = p.authorization_params.clone();
+    Ok(s)
+}
+
+/// A name for this process in lease owner ids: host name and pid.
+fn instance_id() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "authgate".to_owned());
+    format!("{host}:{}", std::process::id())
+}
+
+impl App {
+    /// Serves the application on `listener` until `shutdown` resolves, then
+    /// drains in-flight requests.
+    pub async fn serve(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let router = self.router();
+        axum::serve(
+            listener,
+            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+    }
+}

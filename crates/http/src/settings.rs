@@ -1,0 +1,80 @@
+//! The gateway's behaviour settings (built from `[server]`, `[session]` and
+//! `[refresh]` by the binary; set directly by library users).
+
+use authgate_core::token::ExpiryPolicy;
+use std::time::Duration;
+use url::Url;
+
+/// Where session state lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SessionStrategy {
+    /// Everything in the encrypted cookie (Auth.js `jwt` strategy).
+    #[default]
+    Jwt,
+    /// An opaque token in the cookie, the session in the store (Auth.js
+    /// `database` strategy).
+    Database,
+}
+
+/// When stale provider tokens are refreshed (DESIGN.md §4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RefreshMode {
+    /// The request that finds a stale token refreshes it and waits.
+    #[default]
+    Inline,
+    /// API requests with a stale token get 401 `TokenExpired`; the client
+    /// calls `POST /auth/refresh`. Page navigations still refresh inline (a
+    /// browser cannot call the endpoint before navigating).
+    Lazy,
+    /// Active sessions are refreshed ahead of expiry in the background;
+    /// a request that still finds a stale token refreshes inline.
+    Background,
+}
+
+/// How the gateway behaves.
+#[derive(Debug, Clone)]
+pub struct GatewaySettings {
+    /// The gateway's public origin (redirect URIs, same-origin checks).
+    pub public_url: Url,
+    /// Where the `/auth/*` endpoints live, e.g. `/auth`.
+    pub base_path: String,
+    /// Whether cookies get `Secure` and the `__Secure-`/`__Host-` names.
+    pub secure_cookies: bool,
+    /// Session storage strategy.
+    pub strategy: SessionStrategy,
+    /// Session lifetime.
+    pub max_age: Duration,
+    /// Database sessions: extend at most once per this interval.
+    pub update_age: Duration,
+    /// Refresh mode.
+    pub refresh_mode: RefreshMode,
+    /// Staleness policy (skew).
+    pub policy: ExpiryPolicy,
+}
+
+impl GatewaySettings {
+    /// Settings for `public_url` with Auth.js's defaults: `/auth`, JWT
+    /// sessions of 30 days, inline refresh with a 60 s skew.
+    pub fn new(public_url: Url) -> Self {
+        Self {
+            secure_cookies: public_url.scheme() == "https",
+            public_url,
+            base_path: "/auth".to_owned(),
+            strategy: SessionStrategy::Jwt,
+            max_age: Duration::from_secs(30 * 24 * 3600),
+            update_age: Duration::from_secs(24 * 3600),
+            refresh_mode: RefreshMode::Inline,
+            policy: ExpiryPolicy::default(),
+        }
+    }
+
+    /// `{public_url}{base_path}{path}` as a string.
+    pub fn auth_url(&self, path: &str) -> String {
+        format!(
+            "{}{}{}",
+            self.public_url.as_str().trim_end_matches('/'),
+            self.base_path,
+            path
+        )
+    }
+}

@@ -1,0 +1,120 @@
+//! The gateway's shared state.
+
+use crate::cookies::CookiePolicy;
+use crate::session::Identity;
+use crate::settings::GatewaySettings;
+use authgate_core::cookie::{CheckCodec, CookieFormat, KeyError, SessionCodec};
+use authgate_oauth::Catalog;
+use authgate_refresh::{Clock, RefreshService};
+use authgate_store::{Store, UserId};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What a gateway is built from.
+pub struct GatewayParts {
+    /// Behaviour settings.
+    pub settings: GatewaySettings,
+    /// Session secrets: the first encrypts and signs, all decrypt and verify.
+    pub secrets: Vec<Vec<u8>>,
+    /// Cookie format (Auth.js v5 or next-auth v4).
+    pub cookie_format: CookieFormat,
+    /// The store (usually behind a cache).
+    pub store: Arc<dyn Store>,
+    /// The providers.
+    pub catalog: Catalog,
+    /// The refresh service.
+    pub refresh: RefreshService,
+    /// The wall clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// The gateway: cheap to clone, shared by every request.
+#[derive(Clone)]
+pub struct Gateway {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway")
+            .field("public_url", &self.inner.settings.public_url.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct Inner {
+    pub settings: GatewaySettings,
+    pub secrets: Vec<Vec<u8>>,
+    pub session_codec: SessionCodec,
+    pub checks: CheckCodec,
+    pub cookies: CookiePolicy,
+    pub store: Arc<dyn Store>,
+    pub catalog: Catalog,
+    pub refresh: RefreshService,
+    pub clock: Arc<dyn Clock>,
+    /// User profiles by id, so database sessions need no user query per request.
+    pub users: moka::sync::Cache<String, Identity>,
+}
+
+impl Gateway {
+    /// Builds a gateway; fails when the secrets are unusable.
+    pub fn new(parts: GatewayParts) -> Result<Self, KeyError> {
+        let secure = parts.settings.secure_cookies;
+        let session_codec = SessionCodec::new(parts.cookie_format, &parts.secrets, secure)?;
+        let checks = CheckCodec::new(&parts.secrets, secure)?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                cookies: CookiePolicy { secure },
+                settings: parts.settings,
+                secrets: parts.secrets,
+                session_codec,
+                checks,
+                store: parts.store,
+                catalog: parts.catalog,
+                refresh: parts.refresh,
+                clock: parts.clock,
+                users: moka::sync::Cache::builder()
+                    .max_capacity(100_000)
+                    .time_to_live(Duration::from_secs(300))
+                    .build(),
+            }),
+        })
+    }
+
+    /// The settings in force.
+    pub fn settings(&self) -> &GatewaySettings {
+        &self.inner.settings
+    }
+}
+
+impl Inner {
+    /// The first secret: it signs CSRF tokens.
+    pub fn signing_secret(&self) -> &[u8] {
+        self.secrets.first().map(Vec::as_slice).unwrap_or_default()
+    }
+
+    /// A user's identity, from the in-process cache or the store.
+    pub async fn identity_of(&self, user: &UserId) -> Option<Identity> {
+        if let Some(identity) = self.users.get(user.as_str()) {
+            return Some(identity);
+        }
+        match self.store.find_user(user).await {
+            Ok(Some(u)) => {
+                let identity = Identity {
+                    id: u.id.as_str().to_owned(),
+                    name: u.name,
+                    email: u.email,
+                    image: u.image,
+                };
+                self.users
+                    .insert(user.as_str().to_owned(), identity.clone());
+                Some(identity)
+            }
+            Ok(None) => None,
+            Err(error) => {
+                tracing::warn!(%error, "user lookup failed");
+                None
+            }
+        }
+    }
+}
