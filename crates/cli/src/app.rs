@@ -7,7 +7,10 @@
 use authgate_config::{CacheConfig, Config, ProviderConfig};
 use authgate_core::refresh::{RefreshSettings, RetryPolicy};
 use authgate_core::token::ExpiryPolicy;
-use authgate_http::{Gateway, GatewayParts, GatewaySettings, RefreshMode, SessionStrategy};
+use authgate_http::{
+    Access, AllowList, Gateway, GatewayParts, GatewaySettings, OwnedHeaders, ProxySettings,
+    RefreshMode, ReverseProxy, RouteRule, RouteRules, Routes, SessionStrategy, TrustedProxies,
+};
 use authgate_oauth::{Catalog, HttpClient, HttpSettings, Preset, ProviderSettings};
 use authgate_refresh::{
     BreakerSettings, CatalogRefresher, PollingSignal, RedisSignal, RefreshDeps, RefreshService,
@@ -16,11 +19,14 @@ use authgate_refresh::{
 use authgate_store::cache::{CacheOptions, CachedStore, open_cache};
 use authgate_store::{Backend, KeyRing, Store};
 use axum::Router;
+use axum::http::Method;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 /// Why the gateway could not be assembled. Each says what to fix.
@@ -50,6 +56,20 @@ pub enum AppError {
     /// Redis for refresh coordination could not be configured.
     #[error("cache.url (refresh coordination): {0}")]
     Redis(#[from] redis::RedisError),
+    /// A route rule is invalid.
+    #[error("routes: {0}")]
+    Routes(#[from] authgate_http::RuleError),
+    /// A route's method is not an HTTP method.
+    #[error("routes[{index}].methods: {method:?} is not an HTTP method")]
+    Method {
+        /// Route position.
+        index: usize,
+        /// The value.
+        method: String,
+    },
+    /// The upstream URL is unusable.
+    #[error("server.upstream: {0}")]
+    Upstream(#[from] authgate_http::ProxyError),
 }
 
 /// When to apply migrations while building.
@@ -65,6 +85,7 @@ pub enum Migrations {
 pub struct App {
     gateway: Gateway,
     store: Arc<dyn Store>,
+    metrics: Option<PrometheusHandle>,
 }
 
 impl App {
@@ -153,6 +174,8 @@ impl App {
                     authgate_config::RefreshMode::Background => RefreshMode::Background,
                 },
                 policy,
+                pass_access_token: config.server.pass_access_token,
+                pass_authorization_header: config.server.pass_authorization_header,
             },
             secrets,
             cookie_format: match config.session.cookie_format {
@@ -167,8 +190,17 @@ impl App {
             catalog,
             refresh,
             clock: Arc::new(SystemClock),
+            routes: routes(config)?,
+            upstream: upstream(config)?,
         })?;
-        Ok(App { gateway, store })
+        if config.refresh.mode == authgate_config::RefreshMode::Background {
+            gateway.spawn_background_refresh();
+        }
+        Ok(App {
+            gateway,
+            store,
+            metrics: prometheus(),
+        })
     }
 
     /// The gateway.
@@ -181,13 +213,27 @@ impl App {
         &self.store
     }
 
-    /// The HTTP application: `/auth/*`, `/healthz`, `/readyz`.
+    /// The HTTP application: the gateway (`/auth/*` and the proxy),
+    /// `/healthz`, `/readyz` and `/metrics`.
     pub fn router(&self) -> Router {
-        let base = self.gateway.settings().base_path.clone();
         let store = Arc::clone(&self.store);
+        let metrics = self.metrics.clone();
         Router::new()
-            .nest(&base, self.gateway.auth_routes())
             .route("/healthz", get(|| async { "ok" }))
+            .route(
+                "/metrics",
+                get(move || {
+                    let metrics = metrics.clone();
+                    async move {
+                        match metrics {
+                            Some(h) => (StatusCode::OK, h.render()).into_response(),
+                            None => {
+                                (StatusCode::NOT_FOUND, "metrics are not enabled").into_response()
+                            }
+                        }
+                    }
+                }),
+            )
             .route(
                 "/readyz",
                 get(move || {
@@ -207,7 +253,69 @@ impl App {
                     }
                 }),
             )
+            .merge(self.gateway.router())
     }
+}
+
+/// The process-wide Prometheus recorder (installed once; `None` when another
+/// recorder is already installed, e.g. by a test).
+fn prometheus() -> Option<PrometheusHandle> {
+    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| PrometheusBuilder::new().install_recorder().ok())
+        .clone()
+}
+
+fn routes(config: &Config) -> Result<Routes, AppError> {
+    let mut rules = Vec::with_capacity(config.routes.len());
+    let mut allow = Vec::with_capacity(config.routes.len());
+    for (index, r) in config.routes.iter().enumerate() {
+        let access = match r.access {
+            authgate_config::RouteAccess::Public => Access::Public,
+            authgate_config::RouteAccess::Protected => Access::Protected,
+            authgate_config::RouteAccess::Api => Access::Api,
+        };
+        let mut rule = RouteRule::new(r.path.clone(), access);
+        if !r.methods.is_empty() {
+            let methods = r
+                .methods
+                .iter()
+                .map(|m| {
+                    Method::from_bytes(m.as_bytes()).map_err(|_| AppError::Method {
+                        index,
+                        method: m.clone(),
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            rule = rule.with_methods(methods);
+        }
+        rules.push(rule);
+        allow.push(AllowList {
+            emails: r.allow_emails.clone(),
+            domains: r.allow_domains.clone(),
+        });
+    }
+    Ok(Routes {
+        rules: RouteRules::new(rules)?,
+        allow,
+    })
+}
+
+fn upstream(config: &Config) -> Result<Option<ReverseProxy>, AppError> {
+    let Some(url) = &config.server.upstream else {
+        return Ok(None);
+    };
+    let mut owned = OwnedHeaders::default();
+    if config.server.pass_authorization_header {
+        owned = owned.with("authorization");
+    }
+    let settings = ProxySettings {
+        response_timeout: config.server.upstream_timeout,
+        trusted_proxies: TrustedProxies::new(config.server.trusted_proxies.clone()),
+        owned_headers: owned,
+        ..ProxySettings::default()
+    };
+    Ok(Some(ReverseProxy::new(url.clone(), settings)?))
 }
 
 fn cache_options(cache: &CacheConfig) -> CacheOptions {

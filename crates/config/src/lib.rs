@@ -93,6 +93,25 @@ pub struct ServerConfig {
     /// Path prefix of authgate's own endpoints. Default `/auth`.
     #[serde(default = "default_base_path")]
     pub base_path: String,
+    /// Send the user's access token upstream in `X-Forwarded-Access-Token`.
+    /// Default `false`.
+    #[serde(default)]
+    pub pass_access_token: bool,
+    /// Send the user's access token upstream as `Authorization: Bearer …`.
+    /// Default `false`.
+    #[serde(default)]
+    pub pass_authorization_header: bool,
+    /// How long the upstream may take to answer with headers before the
+    /// gateway answers 504. Default `60s`.
+    #[serde(
+        default = "default_upstream_timeout",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub upstream_timeout: Duration,
+}
+
+fn default_upstream_timeout() -> Duration {
+    Duration::from_secs(60)
 }
 
 impl Default for ServerConfig {
@@ -103,6 +122,9 @@ impl Default for ServerConfig {
             upstream: None,
             trusted_proxies: Vec::new(),
             base_path: default_base_path(),
+            pass_access_token: false,
+            pass_authorization_header: false,
+            upstream_timeout: default_upstream_timeout(),
         }
     }
 }

@@ -55,6 +55,17 @@ impl Config {
             writeln!(out, "  trusted_proxies = {}", proxies.join(", "))?;
         }
         writeln!(out, "  base_path       = {}", s.base_path)?;
+        writeln!(out, "  pass_access_token = {}", s.pass_access_token)?;
+        writeln!(
+            out,
+            "  pass_authorization_header = {}",
+            s.pass_authorization_header
+        )?;
+        writeln!(
+            out,
+            "  upstream_timeout = {}",
+            crate::format_duration(s.upstream_timeout)
+        )?;
 
         let se = &self.session;
         writeln!(out, "[session]")?;

@@ -13,15 +13,23 @@
 //! | `POST /refresh` | refreshes now (lazy mode) |
 //! | `GET /csrf`, `GET /providers` | Auth.js's helpers |
 //! | `POST /signout` | revokes at the provider (RFC 7009), ends the session, expires every cookie |
+//! | `GET /verify` | forward-auth: 200 + identity headers, 401, or a sign-in redirect |
+//!
+//! [`Gateway::router`] adds the reverse proxy: every other path is matched
+//! against the route rules, decided by [`Gateway::decide`] (see [`gate`]),
+//! and forwarded with identity headers.
 //!
 //! The module split: [`session`] reads, refreshes and rewrites sessions;
 //! `signin` and `endpoints` are the handlers; [`cookies`], [`redirect`],
 //! [`pages`] and [`error`] are the small pieces they share. No refresh or
 //! crypto logic lives here: that is `authgate-refresh` and `authgate-core`.
 
+mod background;
 pub mod cookies;
 mod endpoints;
 pub mod error;
+mod forward;
+pub mod gate;
 pub mod pages;
 pub mod redirect;
 mod router;
@@ -30,8 +38,13 @@ pub mod settings;
 mod signin;
 mod state;
 
+pub use authgate_proxy::{
+    Access, OwnedHeaders, ProxyError, ProxySettings, ReverseProxy, RouteRule, RouteRules,
+    RuleError, TrustedProxies,
+};
+pub use gate::{AllowList, Decision, Verdict};
 pub use settings::{GatewaySettings, RefreshMode, SessionStrategy};
-pub use state::{Gateway, GatewayParts};
+pub use state::{Gateway, GatewayParts, Routes};
 
 /// The CSRF cookie's name for this gateway.
 pub(crate) fn csrf_cookie_name(inner: &state::Inner) -> &'static str {

@@ -1,7 +1,7 @@
 //! The `/auth/*` routes.
 
 use crate::state::Gateway;
-use crate::{endpoints, signin};
+use crate::{endpoints, forward, signin};
 use axum::Router;
 use axum::routing::{get, post};
 
@@ -10,8 +10,12 @@ impl Gateway {
     /// under `settings().base_path`):
     /// `GET /signin`, `GET|POST /signin/{provider}`, `GET /callback/{provider}`,
     /// `GET /session`, `GET /csrf`, `GET /providers`, `POST /refresh`,
-    /// `POST /signout`.
+    /// `POST /signout`, `GET /verify` (forward-auth).
     pub fn auth_routes(&self) -> Router {
+        self.auth_router().with_state(self.clone())
+    }
+
+    fn auth_router(&self) -> Router<Gateway> {
         Router::new()
             .route("/signin", get(signin::signin_page))
             .route(
@@ -24,6 +28,19 @@ impl Gateway {
             .route("/providers", get(endpoints::providers))
             .route("/refresh", post(endpoints::refresh))
             .route("/signout", post(endpoints::signout))
+            .route("/verify", get(forward::verify))
+    }
+}
+
+impl Gateway {
+    /// The whole gateway application: the authentication endpoints under
+    /// the base path, and every other path through the access decision to
+    /// the upstream (404 when there is none: forward-auth only). Serve it
+    /// with `into_make_service_with_connect_info::<SocketAddr>()`.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .nest(&self.inner.settings.base_path, self.auth_router())
+            .fallback(forward::proxy)
             .with_state(self.clone())
     }
 }

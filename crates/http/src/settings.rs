@@ -50,6 +50,10 @@ pub struct GatewaySettings {
     pub refresh_mode: RefreshMode,
     /// Staleness policy (skew).
     pub policy: ExpiryPolicy,
+    /// Send the access token upstream as `X-Forwarded-Access-Token`.
+    pub pass_access_token: bool,
+    /// Send the access token upstream as `Authorization: Bearer`.
+    pub pass_authorization_header: bool,
 }
 
 impl GatewaySettings {
@@ -65,6 +69,8 @@ impl GatewaySettings {
             update_age: Duration::from_secs(24 * 3600),
             refresh_mode: RefreshMode::Inline,
             policy: ExpiryPolicy::default(),
+            pass_access_token: false,
+            pass_authorization_header: false,
         }
     }
 

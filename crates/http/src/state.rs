@@ -1,10 +1,13 @@
 //! The gateway's shared state.
 
+use crate::background::ActiveAccounts;
 use crate::cookies::CookiePolicy;
+use crate::gate::AllowList;
 use crate::session::Identity;
 use crate::settings::GatewaySettings;
 use authgate_core::cookie::{CheckCodec, CookieFormat, KeyError, SessionCodec};
 use authgate_oauth::Catalog;
+use authgate_proxy::{ReverseProxy, RouteRules};
 use authgate_refresh::{Clock, RefreshService};
 use authgate_store::{Store, UserId};
 use std::sync::Arc;
@@ -26,6 +29,10 @@ pub struct GatewayParts {
     pub refresh: RefreshService,
     /// The wall clock.
     pub clock: Arc<dyn Clock>,
+    /// Route rules and allow-lists.
+    pub routes: Routes,
+    /// The upstream to proxy to (reverse-proxy mode), if any.
+    pub upstream: Option<ReverseProxy>,
 }
 
 /// The gateway: cheap to clone, shared by every request.
@@ -54,6 +61,38 @@ pub(crate) struct Inner {
     pub clock: Arc<dyn Clock>,
     /// User profiles by id, so database sessions need no user query per request.
     pub users: moka::sync::Cache<String, Identity>,
+    /// Accounts of active sessions (background refresh mode).
+    pub active: ActiveAccounts,
+    /// Route rules and their allow-lists.
+    pub routes: Routes,
+    /// The upstream, in reverse-proxy mode.
+    pub upstream: Option<ReverseProxy>,
+}
+
+/// Route rules with each rule's allow-list (same order).
+#[derive(Debug, Clone)]
+pub struct Routes {
+    /// The compiled rules.
+    pub rules: RouteRules,
+    /// Allow-lists by rule index.
+    pub allow: Vec<AllowList>,
+}
+
+impl Routes {
+    /// The access and allow-list for a request.
+    pub fn resolve(
+        &self,
+        method: &axum::http::Method,
+        path: &authgate_proxy::NormalizedPath,
+    ) -> (authgate_proxy::Access, AllowList) {
+        match self.rules.find(method, path) {
+            Some(m) => (
+                m.rule.access,
+                self.allow.get(m.index).cloned().unwrap_or_default(),
+            ),
+            None => (self.rules.default_access(), AllowList::default()),
+        }
+    }
 }
 
 impl Gateway {
@@ -77,6 +116,9 @@ impl Gateway {
                     .max_capacity(100_000)
                     .time_to_live(Duration::from_secs(300))
                     .build(),
+                active: ActiveAccounts::default(),
+                routes: parts.routes,
+                upstream: parts.upstream,
             }),
         })
     }
@@ -84,6 +126,12 @@ impl Gateway {
     /// The settings in force.
     pub fn settings(&self) -> &GatewaySettings {
         &self.inner.settings
+    }
+
+    /// Starts the background refresher (refresh mode `background`); it
+    /// stops when the gateway is dropped. Call within a Tokio runtime.
+    pub fn spawn_background_refresh(&self) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(crate::background::run(Arc::downgrade(&self.inner)))
     }
 }
 

@@ -390,15 +390,21 @@ async fn killing_redis_mid_storm_loses_no_call_and_costs_no_extra_grant() {
     )
     .await;
 
-    // Stretch the storm: each grant takes 150 ms and the accounts start 5 ms apart, so when
-    // Redis dies at 250 ms some accounts are done, some in flight and most not started.
+    // Stretch the storm: each grant takes 150 ms and the accounts start 5 ms apart (0.5 s in
+    // all), and Redis dies once the provider has served 10 grants: some accounts are done, some
+    // in flight, most not started yet.
     peer.set_refresh_delay(150).await;
     let storm_run = storm_with(&services, &seeded, CALLS_PER_ACCOUNT, |k| {
         Duration::from_millis(5 * (k % ACCOUNTS) as u64)
     });
     let killer = async {
-        tokio::time::sleep(Duration::from_millis(250)).await;
-        let before = peer.stats().await;
+        let before = loop {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            let stats = peer.stats().await;
+            if stats.refresh_grants >= 10 {
+                break stats;
+            }
+        };
         let redis = tokio::task::spawn_blocking(move || {
             let mut redis = redis;
             redis.kill();
@@ -457,7 +463,9 @@ async fn killing_redis_mid_storm_loses_no_call_and_costs_no_extra_grant() {
         let owner = format!("probe-owner-{i}");
         let mut answers = Vec::new();
         while answers.len() < 50 {
-            let a = signal.try_lock(&probe, &owner, Duration::from_secs(5)).await;
+            let a = signal
+                .try_lock(&probe, &owner, Duration::from_secs(5))
+                .await;
             answers.push(a);
             if a.is_some() {
                 break;

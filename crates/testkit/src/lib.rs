@@ -5,15 +5,19 @@
 //!   refresh-token rotation, counted grants and an injectable refresh delay.
 //! - [`login_with_dev_interactions`]: signs in at that provider with a plain HTTP client.
 //! - [`RedisInstance`]: a private `redis-server` that can be killed and restarted on its port.
+//! - [`FaultProxy`]: a fault-injecting HTTP proxy in front of a provider's token endpoint (5xx,
+//!   429, resets, hangs, delays, provider error dialects, lost responses).
 //! - [`free_port`], [`interop_dir`], [`ensure_node_modules`].
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod env;
+mod fault_proxy;
 mod login;
 mod peer;
 mod redis;
 
 pub use env::{REQUIRE_SERVICES_VAR, ensure_node_modules, free_port, interop_dir, require_url};
+pub use fault_proxy::{Fault, FaultProxy, FaultProxyStats};
 pub use login::{Pkce, login_with_dev_interactions, random_token};
 pub use peer::{OidcProviderPeer, PeerClient, PeerError, PeerOptions, PeerStats, TokenResponse};
 pub use redis::RedisInstance;

@@ -239,3 +239,28 @@ pub async fn sign_in_with_peer(gw: &Url, login: &str, callback_url: &str) -> (Br
 pub fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
+
+/// A small upstream application: answers every request with JSON of the path
+/// it saw and the headers it received.
+pub async fn echo_upstream() -> (Url, tokio::task::JoinHandle<()>) {
+    use axum::extract::Request;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = Url::parse(&format!("http://{}", listener.local_addr().unwrap())).unwrap();
+    let app = axum::Router::new().fallback(|req: Request| async move {
+        let headers: BTreeMap<String, Vec<String>> =
+            req.headers().iter().fold(BTreeMap::new(), |mut m, (k, v)| {
+                m.entry(k.as_str().to_owned())
+                    .or_default()
+                    .push(v.to_str().unwrap_or("").to_owned());
+                m
+            });
+        axum::Json(serde_json::json!({
+            "path": req.uri().path_and_query().map(|p| p.as_str()).unwrap_or("/"),
+            "headers": headers,
+        }))
+    });
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (url, task)
+}

@@ -1,0 +1,157 @@
+//! The two ways requests reach the access decision from outside: the reverse
+//! proxy (every path outside `/auth`) and forward-auth (`GET /auth/verify`,
+//! for nginx `auth_request`, Traefik ForwardAuth and Caddy `forward_auth`).
+
+use crate::error::{HttpError, wants_json};
+use crate::gate::{Verdict, identity_headers};
+use crate::state::Gateway;
+use authgate_proxy::{ClientInfo, ErrorFormat, Scheme, normalize};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::header::{LOCATION, SET_COOKIE};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use std::net::SocketAddr;
+
+/// Request counter by route kind and status.
+pub const REQUESTS_TOTAL: &str = "authgate_http_requests_total";
+/// Request latency by route kind (the gateway's whole handling, upstream included).
+pub const REQUEST_DURATION: &str = "authgate_http_request_duration_seconds";
+
+fn record(access: &'static str, status: StatusCode, started: std::time::Instant) {
+    metrics::counter!(REQUESTS_TOTAL, "access" => access, "status" => status.as_u16().to_string())
+        .increment(1);
+    metrics::histogram!(REQUEST_DURATION, "access" => access)
+        .record(started.elapsed().as_secs_f64());
+}
+
+/// Appends every header of `from` to `to` (keeps `to`'s own `Set-Cookie`s).
+pub(crate) fn append_all(to: &mut HeaderMap, from: &HeaderMap) {
+    for (name, value) in from {
+        to.append(name.clone(), value.clone());
+    }
+}
+
+/// Every request outside `/auth`: decide, then proxy to the upstream with
+/// identity headers (client copies stripped), or redirect/refuse.
+pub(crate) async fn proxy(
+    State(gw): State<Gateway>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+) -> Response {
+    let started = std::time::Instant::now();
+    let inner = &gw.inner;
+    let json = wants_json(req.headers());
+    let back = inner.settings.auth_url("/signin");
+    let Some(upstream) = &inner.upstream else {
+        return HttpError::new(StatusCode::NOT_FOUND, "NotFound", "Nothing is served here.")
+            .render(json, &back);
+    };
+    let raw = req.uri().path_and_query().map_or("/", |p| p.as_str());
+    let path = match normalize(raw) {
+        Ok(p) => p,
+        Err(error) => {
+            tracing::info!(%error, "rejected request path");
+            return HttpError::bad_request("InvalidPath", "The request path is not valid.")
+                .render(json, &back);
+        }
+    };
+    let (access, allow) = inner.routes.resolve(req.method(), &path);
+    let decision = gw
+        .decide(access, &allow, req.headers(), &path.path_and_query())
+        .await;
+    let response = match decision.verdict {
+        Verdict::Allow(session) => {
+            let identity = match &session {
+                Some(s) => identity_headers(inner, s).await,
+                None => HeaderMap::new(),
+            };
+            let client = ClientInfo {
+                proto: if inner.settings.public_url.scheme() == "https" {
+                    Scheme::Https
+                } else {
+                    Scheme::Http
+                },
+                error_format: if decision.json {
+                    ErrorFormat::Json
+                } else {
+                    ErrorFormat::Html
+                },
+                ..ClientInfo::new(peer)
+            };
+            let mut response = upstream.forward(req, client, identity).await;
+            append_all(response.headers_mut(), &decision.cookies);
+            response
+        }
+        _ => decision.into_response(&back),
+    };
+    record(access.as_str(), response.status(), started);
+    response
+}
+
+/// `GET {base}/verify`: forward-auth. 200 with identity headers, 401/403/503
+/// with a JSON or HTML body, and for browsers without a session a redirect
+/// target: a 302 (Traefik, Caddy), or — when the caller is nginx
+/// (`X-Original-URI`), which only understands 2xx/401/403 — a 401 carrying
+/// the sign-in URL in `Location`.
+pub(crate) async fn verify(State(gw): State<Gateway>, headers: HeaderMap) -> Response {
+    let started = std::time::Instant::now();
+    let inner = &gw.inner;
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let nginx = header("x-original-uri").is_some();
+    let uri = header("x-original-uri")
+        .or_else(|| header("x-forwarded-uri"))
+        .unwrap_or("/");
+    let method = header("x-original-method")
+        .or_else(|| header("x-forwarded-method"))
+        .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
+        .unwrap_or(Method::GET);
+    let json = wants_json(&headers);
+    let back = inner.settings.auth_url("/signin");
+    let path = match normalize(uri) {
+        Ok(p) => p,
+        Err(_) => {
+            return HttpError::bad_request(
+                "InvalidPath",
+                "The original request path is not valid.",
+            )
+            .render(json, &back);
+        }
+    };
+    let (access, allow) = inner.routes.resolve(&method, &path);
+    let decision = gw
+        .decide(access, &allow, &headers, &path.path_and_query())
+        .await;
+    let response = match decision.verdict {
+        Verdict::Allow(session) => {
+            let mut response = StatusCode::OK.into_response();
+            if let Some(s) = &session {
+                let identity = identity_headers(inner, s).await;
+                append_all(response.headers_mut(), &identity);
+            }
+            append_all(response.headers_mut(), &decision.cookies);
+            response
+        }
+        Verdict::SignIn(location) => {
+            let absolute = format!(
+                "{}{}",
+                inner.settings.public_url.as_str().trim_end_matches('/'),
+                location
+            );
+            let mut response = if nginx {
+                HttpError::unauthorized("SessionRequired", "Sign in first.").render(json, &back)
+            } else {
+                StatusCode::FOUND.into_response()
+            };
+            if let Ok(v) = HeaderValue::from_str(&absolute) {
+                response.headers_mut().insert(LOCATION, v);
+            }
+            for value in decision.cookies.get_all(SET_COOKIE) {
+                response.headers_mut().append(SET_COOKIE, value.clone());
+            }
+            response
+        }
+        Verdict::Deny(_) => decision.into_response(&back),
+    };
+    record("verify", response.status(), started);
+    response
+}

@@ -1,0 +1,489 @@
+//! Route rules: which [`Access`] kind applies to a request.
+//!
+//! Rules come from the `[[routes]]` tables of the configuration, in order; the **first rule
+//! that matches wins**. A rule matches when its method filter (if any) contains the request
+//! method and its glob pattern matches the [normalised](crate::path) path:
+//!
+//! * a literal segment matches the same segment exactly (case-sensitive; literals are
+//!   canonicalised like paths, so `/%70rotected` in a pattern means `/protected`);
+//! * `*` matches exactly one segment, whatever it contains (never a `/`); it also matches an
+//!   empty trailing segment, so `/protected/*` matches `/protected/`;
+//! * `**` matches any number of segments, including zero: `/api/**` matches `/api`,
+//!   `/api/` and `/api/x/y`, but not `/apix`.
+//!
+//! A trailing slash on the request path never lets a request escape a rule: a path ending in
+//! `/` is tried both as is and without its trailing slash, so `/admin` matches `/admin/`.
+//!
+//! `*` or `**` must be a whole segment (`/files/*.png` is a [`RuleError::PartialWildcard`]);
+//! patterns must start with `/` and contain no `.`/`..` segments, no empty segments (other
+//! than a final trailing slash), no `?` and no `#`.
+//!
+//! When no rule matches, the request gets [`RouteRules::DEFAULT_ACCESS`], which is
+//! [`Access::Protected`]: forgetting a rule must fail closed (a sign-in redirect) rather than
+//! expose an application. Configurations normally end with an explicit catch-all such as
+//! `/**` → `public`; [`RouteRules::with_default`] changes the fallback.
+//!
+//! A method filter is an exact list: a rule for `GET` does not match `HEAD`. With the usual
+//! "public rule first, protected catch-all last" layout this errs on the protected side.
+
+use std::fmt;
+use std::str::FromStr;
+
+use axum::http::Method;
+use serde::{Deserialize, Serialize};
+
+use crate::path::{NormalizedPath, PathError, canonical_segment_chars};
+
+/// What the gateway does with a request on a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Access {
+    /// Proxied for everybody; identity headers are added only when signed in.
+    Public,
+    /// Requires a session; browsers without one are redirected to sign in.
+    Protected,
+    /// Requires a session; clients without one get a 401 JSON error, never a redirect.
+    Api,
+}
+
+impl Access {
+    /// The configuration spelling: `public`, `protected` or `api`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Access::Public => "public",
+            Access::Protected => "protected",
+            Access::Api => "api",
+        }
+    }
+}
+
+impl fmt::Display for Access {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The error of parsing an [`Access`] from a string other than `public`/`protected`/`api`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown access kind {0:?} (expected \"public\", \"protected\" or \"api\")")]
+pub struct UnknownAccess(pub String);
+
+impl FromStr for Access {
+    type Err = UnknownAccess;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "public" => Ok(Access::Public),
+            "protected" => Ok(Access::Protected),
+            "api" => Ok(Access::Api),
+            other => Err(UnknownAccess(other.to_owned())),
+        }
+    }
+}
+
+/// One `[[routes]]` entry, before compilation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteRule {
+    /// Glob pattern, e.g. `/api/**` or `/protected/*`.
+    pub pattern: String,
+    /// What applies to matching requests.
+    pub access: Access,
+    /// When set, the rule matches only these methods (must not be empty).
+    pub methods: Option<Vec<Method>>,
+}
+
+impl RouteRule {
+    /// A rule for every method.
+    pub fn new(pattern: impl Into<String>, access: Access) -> Self {
+        RouteRule {
+            pattern: pattern.into(),
+            access,
+            methods: None,
+        }
+    }
+
+    /// Restricts the rule to the given methods.
+    pub fn with_methods(mut self, methods: impl IntoIterator<Item = Method>) -> Self {
+        self.methods = Some(methods.into_iter().collect());
+        self
+    }
+}
+
+/// Why a rule could not be compiled. `index` is the rule's position (0-based) in the list.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuleError {
+    /// The pattern does not start with `/`.
+    #[error("route {index}: pattern {pattern:?} must start with '/'")]
+    NotAbsolute {
+        /// Rule position.
+        index: usize,
+        /// The offending pattern.
+        pattern: String,
+    },
+    /// `*` used inside a segment (`/a*`, `/***`).
+    #[error("route {index}: pattern {pattern:?}: '*' and '**' must be whole path segments")]
+    PartialWildcard {
+        /// Rule position.
+        index: usize,
+        /// The offending pattern.
+        pattern: String,
+    },
+    /// A `.` or `..` segment (paths are matched after dot-segment resolution, so it could
+    /// never match).
+    #[error("route {index}: pattern {pattern:?} contains a '.' or '..' segment")]
+    DotSegment {
+        /// Rule position.
+        index: usize,
+        /// The offending pattern.
+        pattern: String,
+    },
+    /// `//` inside the pattern (paths are matched with repeated slashes collapsed).
+    #[error("route {index}: pattern {pattern:?} contains an empty segment ('//')")]
+    EmptySegment {
+        /// Rule position.
+        index: usize,
+        /// The offending pattern.
+        pattern: String,
+    },
+    /// `?` or `#` in the pattern (rules match paths only).
+    #[error("route {index}: pattern {pattern:?} must not contain '?' or '#'")]
+    QueryOrFragment {
+        /// Rule position.
+        index: usize,
+        /// The offending pattern.
+        pattern: String,
+    },
+    /// A literal segment is not a valid path segment.
+    #[error("route {index}: pattern {pattern:?}: {source}")]
+    InvalidLiteral {
+        /// Rule position.
+        index: usize,
+        /// The offending pattern.
+        pattern: String,
+        /// What is wrong with it.
+        source: PathError,
+    },
+    /// `methods = []`: the rule could never match.
+    #[error("route {index}: pattern {pattern:?} has an empty method list")]
+    EmptyMethods {
+        /// Rule position.
+        index: usize,
+        /// The offending pattern.
+        pattern: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Literal(String),
+    Star,
+    DoubleStar,
+}
+
+#[derive(Debug, Clone)]
+struct CompiledRule {
+    rule: RouteRule,
+    segments: Vec<Segment>,
+}
+
+/// The outcome of [`RouteRules::find`]: the first matching rule and its position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RuleMatch<'a> {
+    /// Position of the rule in the configured list.
+    pub index: usize,
+    /// The rule itself.
+    pub rule: &'a RouteRule,
+}
+
+/// An ordered, compiled list of route rules; first match wins.
+#[derive(Debug, Clone)]
+pub struct RouteRules {
+    rules: Vec<CompiledRule>,
+    default: Access,
+}
+
+impl RouteRules {
+    /// The access of a request no rule matches, unless changed with
+    /// [`with_default`](Self::with_default): `Protected` (fail closed).
+    pub const DEFAULT_ACCESS: Access = Access::Protected;
+
+    /// Compiles the rules, in order.
+    pub fn new(rules: Vec<RouteRule>) -> Result<Self, RuleError> {
+        let compiled = rules
+            .into_iter()
+            .enumerate()
+            .map(|(index, rule)| {
+                let segments = compile(index, &rule)?;
+                Ok(CompiledRule { rule, segments })
+            })
+            .collect::<Result<Vec<_>, RuleError>>()?;
+        Ok(RouteRules {
+            rules: compiled,
+            default: Self::DEFAULT_ACCESS,
+        })
+    }
+
+    /// Replaces the access used when no rule matches.
+    pub fn with_default(mut self, access: Access) -> Self {
+        self.default = access;
+        self
+    }
+
+    /// The access used when no rule matches.
+    pub fn default_access(&self) -> Access {
+        self.default
+    }
+
+    /// The rules, in order.
+    pub fn rules(&self) -> impl Iterator<Item = &RouteRule> {
+        self.rules.iter().map(|c| &c.rule)
+    }
+
+    /// The first rule matching `method` and `path`, if any.
+    pub fn find(&self, method: &Method, path: &NormalizedPath) -> Option<RuleMatch<'_>> {
+        let segments: Vec<&str> = path.path().split('/').skip(1).collect();
+        let without_trailing = match segments.split_last() {
+            Some((&"", rest)) if !rest.is_empty() => Some(rest),
+            _ => None,
+        };
+        self.rules.iter().enumerate().find_map(|(index, c)| {
+            if let Some(methods) = &c.rule.methods
+                && !methods.contains(method)
+            {
+                return None;
+            }
+            let hit = glob_match(&c.segments, &segments)
+                || without_trailing.is_some_and(|s| glob_match(&c.segments, s));
+            hit.then_some(RuleMatch {
+                index,
+                rule: &c.rule,
+            })
+        })
+    }
+
+    /// The access for `method` and `path`: the first matching rule's, else the default.
+    pub fn resolve(&self, method: &Method, path: &NormalizedPath) -> Access {
+        self.find(method, path)
+            .map_or(self.default, |m| m.rule.access)
+    }
+}
+
+fn compile(index: usize, rule: &RouteRule) -> Result<Vec<Segment>, RuleError> {
+    let pattern = rule.pattern.clone();
+    if matches!(&rule.methods, Some(m) if m.is_empty()) {
+        return Err(RuleError::EmptyMethods { index, pattern });
+    }
+    if pattern.contains(['?', '#']) {
+        return Err(RuleError::QueryOrFragment { index, pattern });
+    }
+    let Some(rest) = pattern.strip_prefix('/') else {
+        return Err(RuleError::NotAbsolute { index, pattern });
+    };
+    let raw: Vec<&str> = rest.split('/').collect();
+    let last = raw.len().saturating_sub(1);
+    let mut segments = Vec::with_capacity(raw.len());
+    for (i, seg) in raw.iter().enumerate() {
+        let compiled = match *seg {
+            "**" => Segment::DoubleStar,
+            "*" => Segment::Star,
+            s if s.contains('*') => {
+                return Err(RuleError::PartialWildcard { index, pattern });
+            }
+            "" if i != last => return Err(RuleError::EmptySegment { index, pattern }),
+            s => {
+                let literal =
+                    canonical_segment_chars(s).map_err(|source| RuleError::InvalidLiteral {
+                        index,
+                        pattern: pattern.clone(),
+                        source,
+                    })?;
+                if literal == "." || literal == ".." {
+                    return Err(RuleError::DotSegment { index, pattern });
+                }
+                Segment::Literal(literal)
+            }
+        };
+        // `**/**` is the same as `**`; collapsing keeps matching linear-ish.
+        if compiled == Segment::DoubleStar && segments.last() == Some(&Segment::DoubleStar) {
+            continue;
+        }
+        segments.push(compiled);
+    }
+    Ok(segments)
+}
+
+fn glob_match(pattern: &[Segment], path: &[&str]) -> bool {
+    match pattern.split_first() {
+        None => path.is_empty(),
+        Some((Segment::DoubleStar, rest)) => {
+            (0..=path.len()).any(|skip| glob_match(rest, &path[skip..]))
+        }
+        Some((Segment::Star, rest)) => !path.is_empty() && glob_match(rest, &path[1..]),
+        Some((Segment::Literal(lit), rest)) => {
+            path.first() == Some(&lit.as_str()) && glob_match(rest, &path[1..])
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::path::normalize;
+
+    fn rules(list: &[(&str, Access)]) -> RouteRules {
+        RouteRules::new(list.iter().map(|(p, a)| RouteRule::new(*p, *a)).collect())
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn access(r: &RouteRules, method: Method, path: &str) -> Access {
+        let n = normalize(path).unwrap_or_else(|e| panic!("{e}"));
+        r.resolve(&method, &n)
+    }
+
+    fn single(pattern: &str, path: &str) -> bool {
+        let r = rules(&[(pattern, Access::Public)]);
+        access(&r, Method::GET, path) == Access::Public
+    }
+
+    #[test]
+    fn canonical_config_rules() {
+        let r = rules(&[
+            ("/api/**", Access::Api),
+            ("/protected/**", Access::Protected),
+            ("/**", Access::Public),
+        ]);
+        assert_eq!(access(&r, Method::GET, "/api"), Access::Api);
+        assert_eq!(access(&r, Method::GET, "/api/x/y"), Access::Api);
+        assert_eq!(access(&r, Method::GET, "/protected/x"), Access::Protected);
+        assert_eq!(
+            access(&r, Method::GET, "/public/../protected/x"),
+            Access::Protected
+        );
+        assert_eq!(access(&r, Method::GET, "/%70rotected/x"), Access::Protected);
+        assert_eq!(access(&r, Method::GET, "//protected//x"), Access::Protected);
+        assert_eq!(access(&r, Method::GET, "/"), Access::Public);
+        assert_eq!(access(&r, Method::GET, "/apix"), Access::Public);
+        assert_eq!(access(&r, Method::GET, "/%2e%2e/api/x"), Access::Api);
+    }
+
+    #[test]
+    fn single_star_is_one_segment() {
+        assert!(single("/protected/*", "/protected/a"));
+        assert!(!single("/protected/*", "/protected/a/b"));
+        assert!(!single("/protected/*", "/protected"));
+        assert!(single("/protected/*", "/protected/"));
+        assert!(single("/protected/*", "/protected/a/"));
+        assert!(single("/a/*/c", "/a/b/c"));
+        assert!(!single("/a/*/c", "/a/b/x/c"));
+        assert!(single("/a/*/c", "/a/b%2Fx/c"));
+    }
+
+    #[test]
+    fn double_star_is_any_number_of_segments() {
+        assert!(single("/api/**", "/api"));
+        assert!(single("/api/**", "/api/"));
+        assert!(single("/api/**", "/api/x/y"));
+        assert!(!single("/api/**", "/apix"));
+        assert!(!single("/api/**", "/"));
+        assert!(single("/**", "/"));
+        assert!(single("/**", "/anything/at/all"));
+        assert!(single("/a/**/z", "/a/z"));
+        assert!(single("/a/**/z", "/a/b/c/z"));
+        assert!(!single("/a/**/z", "/a/b/c"));
+        assert!(single("/a/**/**/z", "/a/z"));
+        assert!(single("/**/x", "/x"));
+        assert!(single("/**/x", "/a/b/x"));
+    }
+
+    #[test]
+    fn literals_and_trailing_slash() {
+        assert!(single("/", "/"));
+        assert!(!single("/", "/a"));
+        assert!(single("/admin", "/admin"));
+        assert!(single("/admin", "/admin/"));
+        assert!(!single("/admin", "/Admin"));
+        assert!(!single("/admin", "/admin/x"));
+        assert!(single("/admin/", "/admin/"));
+        assert!(single("/%61dmin", "/admin"));
+        assert!(single("/a%2fb", "/a%2Fb"));
+    }
+
+    #[test]
+    fn first_match_wins_and_default_is_protected() {
+        let r = rules(&[("/a/**", Access::Public), ("/a/b", Access::Api)]);
+        assert_eq!(access(&r, Method::GET, "/a/b"), Access::Public);
+        assert_eq!(access(&r, Method::GET, "/elsewhere"), Access::Protected);
+        assert_eq!(r.default_access(), RouteRules::DEFAULT_ACCESS);
+        let r = r.with_default(Access::Public);
+        assert_eq!(access(&r, Method::GET, "/elsewhere"), Access::Public);
+        let empty = rules(&[]);
+        assert_eq!(access(&empty, Method::GET, "/"), Access::Protected);
+        let n = normalize("/a/b").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            rules(&[("/x", Access::Api), ("/a/*", Access::Api)])
+                .find(&Method::GET, &n)
+                .map(|m| m.index),
+            Some(1)
+        );
+    }
+
+    #[test]
+    fn method_filter() {
+        let r = RouteRules::new(vec![
+            RouteRule::new("/hooks/**", Access::Public).with_methods([Method::POST]),
+            RouteRule::new("/**", Access::Api),
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(access(&r, Method::POST, "/hooks/x"), Access::Public);
+        assert_eq!(access(&r, Method::GET, "/hooks/x"), Access::Api);
+    }
+
+    #[test]
+    fn pattern_errors_are_typed() {
+        let err = |p: &str| RouteRules::new(vec![RouteRule::new(p, Access::Public)]).err();
+        assert!(matches!(
+            err("api/**"),
+            Some(RuleError::NotAbsolute { index: 0, .. })
+        ));
+        assert!(matches!(
+            err("/a*"),
+            Some(RuleError::PartialWildcard { .. })
+        ));
+        assert!(matches!(
+            err("/***"),
+            Some(RuleError::PartialWildcard { .. })
+        ));
+        assert!(matches!(err("/a/../b"), Some(RuleError::DotSegment { .. })));
+        assert!(matches!(err("/a/%2e"), Some(RuleError::DotSegment { .. })));
+        assert!(matches!(err("/a//b"), Some(RuleError::EmptySegment { .. })));
+        assert!(matches!(
+            err("/a?b"),
+            Some(RuleError::QueryOrFragment { .. })
+        ));
+        assert!(matches!(
+            err("/a%zz"),
+            Some(RuleError::InvalidLiteral { .. })
+        ));
+        assert!(matches!(
+            err("/a b"),
+            Some(RuleError::InvalidLiteral { .. })
+        ));
+        let empty_methods = RouteRules::new(vec![
+            RouteRule::new("/ok", Access::Public),
+            RouteRule::new("/x", Access::Public).with_methods([]),
+        ]);
+        assert!(matches!(
+            empty_methods,
+            Err(RuleError::EmptyMethods { index: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn access_parsing() {
+        assert_eq!("api".parse::<Access>(), Ok(Access::Api));
+        assert_eq!("public".parse::<Access>(), Ok(Access::Public));
+        assert_eq!("protected".parse::<Access>(), Ok(Access::Protected));
+        assert!("Public".parse::<Access>().is_err());
+        assert_eq!(Access::Protected.to_string(), "protected");
+    }
+}
