@@ -33,6 +33,13 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run a self-contained demo: the gateway, the built-in development identity
+    /// provider and a sample app, on loopback, with no configuration. Prints the URL.
+    Demo {
+        /// Where the gateway listens (loopback only; port 0 picks a free port).
+        #[arg(long, default_value = "127.0.0.1:4180")]
+        listen: std::net::SocketAddr,
+    },
     /// Run the gateway with a configuration file (plus AUTHGATE_* environment).
     Serve {
         /// TOML configuration file.
@@ -78,6 +85,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Secret => secret(),
+        Command::Demo { listen } => run_async(demo(listen)),
         Command::Check { config } => check(config),
         Command::Serve { config, log_format } => run_async(serve(config, log_format)),
         Command::Migrate { config } => run_async(migrate(config)),
@@ -170,6 +178,29 @@ async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutting down: draining in-flight requests");
+}
+
+async fn demo(listen: std::net::SocketAddr) -> ExitCode {
+    init_logging(LogFormat::Text);
+    let demo = match authgate::demo::Demo::start(listen).await {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: {e}");
+            if listen.port() != 0 {
+                eprintln!("hint: pick another port with --listen 127.0.0.1:PORT");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    println!("authgate demo is running: open {}", demo.url);
+    println!("sign in with any user name at the development provider; Ctrl-C stops the demo");
+    match demo.serve(shutdown_signal()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: server failed: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 async fn open_store(config: &Config) -> Result<std::sync::Arc<dyn authgate_store::Store>, String> {

@@ -123,7 +123,7 @@ pub(crate) async fn run(inner: Weak<Inner>) {
             tokio::spawn(async move {
                 let outcome = gw
                     .refresh
-                    .refresh(&AccountId::new(account.clone()), &provider)
+                    .refresh_ahead(&AccountId::new(account.clone()), &provider, LEAD)
                     .await;
                 gw.active.finish(&account, &outcome);
             });

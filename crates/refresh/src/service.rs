@@ -128,6 +128,24 @@ impl RefreshService {
     /// one flight; the flight runs in its own task and completes even if every
     /// caller goes away.
     pub async fn refresh(&self, account: &AccountId, provider: &str) -> Outcome {
+        self.fly(account, provider, self.inner.settings).await
+    }
+
+    /// Like [`Self::refresh`], but treats tokens as stale `lead` earlier than
+    /// the policy does: background refresh renews active sessions' tokens
+    /// before any request finds them stale.
+    pub async fn refresh_ahead(
+        &self,
+        account: &AccountId,
+        provider: &str,
+        lead: Duration,
+    ) -> Outcome {
+        let mut settings = self.inner.settings;
+        settings.policy.skew = settings.policy.skew.saturating_add(lead);
+        self.fly(account, provider, settings).await
+    }
+
+    async fn fly(&self, account: &AccountId, provider: &str, settings: RefreshSettings) -> Outcome {
         let flight = {
             let mut flights = self.inner.flights.lock().unwrap_or_else(|p| p.into_inner());
             match flights.get(account.as_str()) {
@@ -139,7 +157,7 @@ impl RefreshService {
                     let inner = Arc::clone(&self.inner);
                     let (acc, prov) = (account.clone(), provider.to_owned());
                     let task = tokio::spawn(async move {
-                        let outcome = inner.run(&acc, &prov).await;
+                        let outcome = inner.run(&acc, &prov, settings).await;
                         inner
                             .flights
                             .lock()
@@ -202,10 +220,10 @@ struct Held {
 }
 
 impl Inner {
-    async fn run(&self, account: &AccountId, provider: &str) -> Outcome {
+    async fn run(&self, account: &AccountId, provider: &str, settings: RefreshSettings) -> Outcome {
         let started = Instant::now();
         let owner = format!("{}:{}", self.instance, uuid_suffix());
-        let mut machine = RefreshMachine::new(self.settings);
+        let mut machine = RefreshMachine::new(settings);
         let mut held = Held::default();
         let mut waiter: Option<SignalWaiter> = None;
         let mut event = Event::Start;

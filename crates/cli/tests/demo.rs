@@ -1,0 +1,114 @@
+//! `authgate demo` as a new user runs it: start the binary, open the printed
+//! URL, sign in with the development provider, see yourself on the sample page.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{Browser, location};
+use std::process::Stdio;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// The demo process; killed when dropped.
+struct DemoProcess(tokio::process::Child);
+
+impl Drop for DemoProcess {
+    fn drop(&mut self) {
+        let _ = self.0.start_kill();
+    }
+}
+
+#[tokio::test]
+async fn the_demo_prints_a_url_where_a_new_user_signs_in_and_sees_their_identity() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_authgate"))
+        .args(["demo", "--listen", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _guard = DemoProcess(child);
+    let mut lines = BufReader::new(stdout).lines();
+    let url = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(u) = line.split("open ").nth(1) {
+                return u.trim().to_owned();
+            }
+        }
+        panic!("the demo exited without printing a URL");
+    })
+    .await
+    .expect("the demo prints its URL within 30 s");
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+
+    let mut b = Browser::new();
+    // The protected sample page sends us to sign in.
+    let r = b.get(&url).await;
+    assert_eq!(r.status(), 302);
+    let signin = format!("{}{}", url.trim_end_matches('/'), location(&r));
+    let page = b.get(&signin).await.text().await.unwrap();
+    assert!(
+        page.contains("Sign in with the development provider"),
+        "{page}"
+    );
+    // The sign-in page's form: POST with its CSRF token.
+    let csrf = page
+        .split("name=\"csrfToken\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_owned();
+    let r = b
+        .post_form(
+            &format!("{}auth/signin/devidp", url),
+            &[("csrfToken", &csrf), ("callbackUrl", "/")],
+        )
+        .await;
+    assert_eq!(r.status(), 302);
+    let authorize = location(&r);
+    let form = b
+        .client
+        .get(&authorize)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let request_id = form
+        .split("name=\"request\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_owned();
+    let r = b
+        .client
+        .post(authorize.split('?').next().unwrap())
+        .form(&[
+            ("request", request_id.as_str()),
+            ("username", "grace"),
+            ("name", "Grace Hopper"),
+            ("action", "allow"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let callback = location(&r);
+    let r = b.get(&callback).await;
+    assert_eq!(r.status(), 302);
+    assert_eq!(location(&r), "/");
+
+    let page = b.get(&url).await.text().await.unwrap();
+    assert!(page.contains("Hello, Grace Hopper"), "{page}");
+    assert!(page.contains("grace@example.com"));
+    let session: serde_json::Value = b
+        .get(&format!("{url}auth/session"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(session["user"]["name"], "Grace Hopper");
+    assert!(session["accessTokenExpiresAt"].as_i64().is_some());
+}
