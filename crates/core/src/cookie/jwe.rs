@@ -7,7 +7,7 @@
 //! extensions, constant-time tag checks, bounded sizes.
 
 use super::error::{CookieError, JwePart, KeyError};
-use super::keys::{DerivedKey, Kdf, check_secrets};
+use super::keys::{DerivedKey, HmacSha512, Kdf, check_secrets};
 use aes::cipher::block_padding::Pkcs7;
 use aes::cipher::{BlockDecryptMut, BlockEncryptMut, InnerIvInit};
 use aes_gcm::aead::AeadInPlace;
@@ -50,6 +50,10 @@ pub(crate) struct JweKeys {
     keys: Vec<DerivedKey>,
     /// The protected header written on encode, already base64url-encoded.
     header_b64: String,
+    /// Auth.js format: the first key's HMAC state after absorbing our own
+    /// header (the AAD of every token we wrote), so decoding our tokens
+    /// skips parsing the header and hashing it again.
+    own_header_mac: Option<HmacSha512>,
 }
 
 #[derive(Deserialize)]
@@ -86,10 +90,17 @@ impl JweKeys {
             ),
             Kdf::NextAuthV4 => format!(r#"{{"alg":"dir","enc":"{ENC_GCM}"}}"#),
         };
+        let header_b64 = URL_SAFE_NO_PAD.encode(header);
+        let own_header_mac = (kdf == Kdf::AuthJs).then(|| {
+            let mut mac = keys[0].cbc_mac.clone();
+            mac.update(header_b64.as_bytes());
+            mac
+        });
         Ok(Self {
             kdf,
-            header_b64: URL_SAFE_NO_PAD.encode(header),
+            header_b64,
             keys,
+            own_header_mac,
         })
     }
 
@@ -151,6 +162,24 @@ impl JweKeys {
         }
         let [header_b64, encrypted_key, iv_b64, ciphertext_b64, tag_b64] = parts;
 
+        if let Some(mac) = &self.own_header_mac
+            && header_b64 == self.header_b64
+        {
+            // Our own header: A256CBC-HS512 under the first secret's kid.
+            if !encrypted_key.is_empty() {
+                return Err(CookieError::UnexpectedEncryptedKey);
+            }
+            let (iv, tag, ciphertext) = cbc_parts(iv_b64, tag_b64, ciphertext_b64)?;
+            return open_cbc_from(
+                &self.keys[0],
+                mac.clone(),
+                header_b64.len(),
+                &iv,
+                ciphertext,
+                &tag,
+            )
+            .ok_or(CookieError::Tampered);
+        }
         if header_b64.len() > MAX_HEADER_LEN {
             return Err(CookieError::Oversized {
                 len: header_b64.len(),
@@ -224,27 +253,66 @@ impl JweKeys {
     }
 }
 
+/// The IV, tag and ciphertext of an A256CBC-HS512 token, length-checked.
+fn cbc_parts(
+    iv_b64: &str,
+    tag_b64: &str,
+    ciphertext_b64: &str,
+) -> Result<([u8; CBC_IV_LEN], [u8; CBC_TAG_LEN], Vec<u8>), CookieError> {
+    let mut iv = [0u8; CBC_IV_LEN];
+    fixed(iv_b64, &mut iv, JwePart::Iv)?;
+    let mut tag = [0u8; CBC_TAG_LEN];
+    fixed(tag_b64, &mut tag, JwePart::Tag)?;
+    let ciphertext = b64(ciphertext_b64, JwePart::Ciphertext)?;
+    if ciphertext.is_empty() || ciphertext.len() % AES_BLOCK != 0 {
+        return Err(CookieError::BadLength {
+            part: JwePart::Ciphertext,
+            len: ciphertext.len(),
+            expected: AES_BLOCK,
+        });
+    }
+    Ok((iv, tag, ciphertext))
+}
+
 /// The keyed HMAC over `aad || iv || ciphertext || AL` (RFC 7518 §5.2.2.1).
-fn cbc_mac(key: &DerivedKey, aad: &[u8], iv: &[u8], ciphertext: &[u8]) -> super::keys::HmacSha512 {
+fn cbc_mac(key: &DerivedKey, aad: &[u8], iv: &[u8], ciphertext: &[u8]) -> HmacSha512 {
     let mut mac = key.cbc_mac.clone();
     mac.update(aad);
+    cbc_mac_after_aad(mac, aad.len(), iv, ciphertext)
+}
+
+/// Continues a MAC that has absorbed the `aad_len`-byte AAD.
+fn cbc_mac_after_aad(
+    mut mac: HmacSha512,
+    aad_len: usize,
+    iv: &[u8],
+    ciphertext: &[u8],
+) -> HmacSha512 {
     mac.update(iv);
     mac.update(ciphertext);
-    let aad_bits = (aad.len() as u64).saturating_mul(8);
+    let aad_bits = (aad_len as u64).saturating_mul(8);
     mac.update(&aad_bits.to_be_bytes());
     mac
 }
 
 /// Authenticates then decrypts in place; the buffer becomes the plaintext.
-fn open_cbc(
+fn open_cbc(key: &DerivedKey, aad: &[u8], iv: &[u8], buf: Vec<u8>, tag: &[u8]) -> Option<Vec<u8>> {
+    let mut mac = key.cbc_mac.clone();
+    mac.update(aad);
+    open_cbc_from(key, mac, aad.len(), iv, buf, tag)
+}
+
+/// [`open_cbc`] from a MAC state that has already absorbed the AAD.
+fn open_cbc_from(
     key: &DerivedKey,
-    aad: &[u8],
+    mac_after_aad: HmacSha512,
+    aad_len: usize,
     iv: &[u8],
     mut buf: Vec<u8>,
     tag: &[u8],
 ) -> Option<Vec<u8>> {
     // `verify_truncated_left` compares in constant time; the tag length was checked.
-    cbc_mac(key, aad, iv, &buf)
+    cbc_mac_after_aad(mac_after_aad, aad_len, iv, &buf)
         .verify_truncated_left(tag)
         .ok()?;
     let iv: &[u8; CBC_IV_LEN] = iv.try_into().ok()?;
