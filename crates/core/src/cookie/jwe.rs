@@ -253,12 +253,11 @@ impl JweKeys {
     }
 }
 
+/// The decoded IV, tag and ciphertext of an A256CBC-HS512 token.
+type CbcParts = ([u8; CBC_IV_LEN], [u8; CBC_TAG_LEN], Vec<u8>);
+
 /// The IV, tag and ciphertext of an A256CBC-HS512 token, length-checked.
-fn cbc_parts(
-    iv_b64: &str,
-    tag_b64: &str,
-    ciphertext_b64: &str,
-) -> Result<([u8; CBC_IV_LEN], [u8; CBC_TAG_LEN], Vec<u8>), CookieError> {
+fn cbc_parts(iv_b64: &str, tag_b64: &str, ciphertext_b64: &str) -> Result<CbcParts, CookieError> {
     let mut iv = [0u8; CBC_IV_LEN];
     fixed(iv_b64, &mut iv, JwePart::Iv)?;
     let mut tag = [0u8; CBC_TAG_LEN];
