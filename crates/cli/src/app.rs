@@ -16,7 +16,7 @@ use authgate_refresh::{
     BreakerSettings, CatalogRefresher, PollingSignal, RedisSignal, RefreshDeps, RefreshService,
     RefreshSignal, SystemClock,
 };
-use authgate_store::cache::{CacheOptions, CachedStore, open_cache};
+use authgate_store::cache::{CacheBackend, CacheOptions, CachedStore, open_cache};
 use authgate_store::{Backend, KeyRing, Store};
 use axum::Router;
 use axum::http::Method;
@@ -85,6 +85,7 @@ pub enum Migrations {
 pub struct App {
     gateway: Gateway,
     store: Arc<dyn Store>,
+    cache: Arc<dyn CacheBackend>,
     metrics: Option<PrometheusHandle>,
 }
 
@@ -106,9 +107,10 @@ impl App {
         if store.backend() == Backend::Sqlite || migrations == Migrations::Apply {
             store.migrate().await?;
         }
+        let cache = open_cache(config.cache.url.as_str(), &cache_options(&config.cache)).await?;
         let cached: Arc<dyn Store> = Arc::new(CachedStore::new(
             Arc::clone(&store),
-            open_cache(config.cache.url.as_str(), &cache_options(&config.cache)).await?,
+            Arc::clone(&cache),
             keys,
         ));
         let http = HttpClient::new(&HttpSettings {
@@ -199,6 +201,7 @@ impl App {
         Ok(App {
             gateway,
             store,
+            cache,
             metrics: prometheus(),
         })
     }
@@ -217,6 +220,7 @@ impl App {
     /// `/healthz`, `/readyz` and `/metrics`.
     pub fn router(&self) -> Router {
         let store = Arc::clone(&self.store);
+        let cache = Arc::clone(&self.cache);
         let metrics = self.metrics.clone();
         Router::new()
             .route("/healthz", get(|| async { "ok" }))
@@ -237,23 +241,33 @@ impl App {
             .route(
                 "/readyz",
                 get(move || {
-                    let store = Arc::clone(&store);
-                    async move {
-                        match store
-                            .read_refresh_lease(&authgate_store::AccountId::new("readyz"))
-                            .await
-                        {
-                            Ok(_) => (StatusCode::OK, "ready").into_response(),
-                            Err(error) => {
-                                tracing::warn!(%error, "readiness: store unreachable");
-                                (StatusCode::SERVICE_UNAVAILABLE, "store unreachable")
-                                    .into_response()
-                            }
-                        }
-                    }
+                    let (store, cache) = (Arc::clone(&store), Arc::clone(&cache));
+                    async move { readiness(&*store, &*cache).await }
                 }),
             )
             .merge(self.gateway.router())
+    }
+}
+
+/// `/readyz`: 200 when the store answers and the cache answers (an
+/// unreachable Redis cache degrades to the store, so it is reported but
+/// does not make the gateway unready).
+async fn readiness(store: &dyn Store, cache: &dyn CacheBackend) -> axum::response::Response {
+    let probe = authgate_store::UserId::new("authgate-readiness-probe");
+    if let Err(error) = store.find_user(&probe).await {
+        tracing::warn!(%error, "readiness: store unreachable");
+        return (StatusCode::SERVICE_UNAVAILABLE, "store unreachable").into_response();
+    }
+    match cache.get("authgate:readiness-probe").await {
+        Ok(_) => (StatusCode::OK, "ready").into_response(),
+        Err(error) => {
+            tracing::warn!(%error, "readiness: cache unreachable; serving from the store");
+            (
+                StatusCode::OK,
+                "ready (cache unreachable: serving from the store)",
+            )
+                .into_response()
+        }
     }
 }
 

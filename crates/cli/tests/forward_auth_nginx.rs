@@ -224,6 +224,18 @@ async fn nginx_auth_request_protects_the_upstream_with_the_documented_config() {
     assert_eq!(r.status(), 401);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"], "SessionRequired", "{body}");
+    // A client-sent X-Forwarded-Uri does not change what authgate judges.
+    let (status, _, _) = get(
+        &mut anon,
+        &format!("{o}/protected/x"),
+        &[
+            ("accept", html[0].1),
+            ("X-Forwarded-Uri", "/public/x"),
+            ("X-Original-URI", "/public/x"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 302, "{}", s.nginx.access_log());
     // A protected page asked for by a JSON client: 401 JSON, no redirect.
     let (status, _, body) = get(
         &mut anon,
@@ -323,7 +335,7 @@ async fn nginx_passes_the_cookie_rewritten_by_a_refresh_during_verify_to_the_bro
     let mut b = sign_in_through_nginx(&s, "dave", "/protected/x").await;
     s.peer.set_access_token_ttl(60).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let before = b.cookie_header();
+    let before = b.cookies.clone();
 
     let (status, headers, view) = get(&mut b, &format!("{o}/protected/x"), &[]).await;
     assert_eq!(status, 200, "{view}\n{}", s.nginx.log());
@@ -339,7 +351,7 @@ async fn nginx_passes_the_cookie_rewritten_by_a_refresh_during_verify_to_the_bro
             .any(|c| c.starts_with("authjs.session-token=")),
         "the rewritten session cookie reaches the browser through nginx: {headers:?}"
     );
-    assert_ne!(b.cookie_header(), before);
+    assert_ne!(b.cookies, before);
     assert_eq!(s.peer.stats().await.refresh_grants, 1);
 
     // The new cookie carries the new expiry: no second refresh.
@@ -348,6 +360,14 @@ async fn nginx_passes_the_cookie_rewritten_by_a_refresh_during_verify_to_the_bro
         assert_eq!(status, 200);
         assert!(headers.get(SET_COOKIE).is_none(), "{headers:?}");
     }
+    // A browser that missed the rewritten cookie (docs/forward-auth.md: nginx
+    // before 1.23 with a chunked cookie, Caddy) still passes, and the fresh
+    // token comes from the store: no second refresh.
+    let mut stale = Browser::new();
+    stale.cookies = before;
+    let (status, _, view) = get(&mut stale, &format!("{o}/protected/x"), &[]).await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(seen(&view, "x-auth-request-email"), ["dave@example.test"]);
     let stats = s.peer.stats().await;
     assert_eq!(stats.refresh_grants, 1, "{stats:?}");
     assert_eq!(stats.refresh_errors("invalid_grant"), 0);

@@ -7,7 +7,7 @@ use crate::gate::{Verdict, identity_headers};
 use crate::state::Gateway;
 use authgate_proxy::{ClientInfo, ErrorFormat, Scheme, normalize};
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::header::{LOCATION, SET_COOKIE};
+use axum::http::header::{CACHE_CONTROL, LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::net::SocketAddr;
@@ -88,6 +88,20 @@ pub(crate) async fn proxy(
     response
 }
 
+/// The value of one of two headers naming the same thing: `Ok(None)` when
+/// neither is present, `Err` when both are and they differ (or one is not
+/// text).
+fn original<'h>(headers: &'h HeaderMap, a: &str, b: &str) -> Result<Option<&'h str>, ()> {
+    let read = |name: &str| match headers.get(name) {
+        None => Ok(None),
+        Some(v) => v.to_str().map(Some).map_err(|_| ()),
+    };
+    match (read(a)?, read(b)?) {
+        (Some(x), Some(y)) if x != y => Err(()),
+        (x, y) => Ok(x.or(y)),
+    }
+}
+
 /// `GET {base}/verify`: forward-auth. 200 with identity headers, 401/403/503
 /// with a JSON or HTML body, and for browsers without a session a redirect
 /// target: a 302 (Traefik, Caddy), or — when the caller is nginx
@@ -96,17 +110,40 @@ pub(crate) async fn proxy(
 pub(crate) async fn verify(State(gw): State<Gateway>, headers: HeaderMap) -> Response {
     let started = std::time::Instant::now();
     let inner = &gw.inner;
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let nginx = header("x-original-uri").is_some();
-    let uri = header("x-original-uri")
-        .or_else(|| header("x-forwarded-uri"))
-        .unwrap_or("/");
-    let method = header("x-original-method")
-        .or_else(|| header("x-forwarded-method"))
-        .and_then(|m| Method::from_bytes(m.as_bytes()).ok())
-        .unwrap_or(Method::GET);
     let json = wants_json(&headers);
     let back = inner.settings.auth_url("/signin");
+    let nginx = headers.contains_key("x-original-uri");
+    // nginx sets X-Original-*, Traefik and Caddy set X-Forwarded-*, and each
+    // passes the client's copies of the other pair through. Trusting either
+    // pair first would let a client choose the path that is judged, so two
+    // different values are refused, and so is a request without any.
+    let (uri, method) = match (
+        original(&headers, "x-original-uri", "x-forwarded-uri"),
+        original(&headers, "x-original-method", "x-forwarded-method"),
+    ) {
+        (Ok(Some(uri)), Ok(method)) => (uri, method.unwrap_or("GET")),
+        (Ok(None), _) => {
+            return HttpError::bad_request(
+                "MissingOriginalRequest",
+                "Forward-auth needs X-Original-URI (nginx) or X-Forwarded-Uri (Traefik, Caddy).",
+            )
+            .render(json, &back);
+        }
+        _ => {
+            return HttpError::bad_request(
+                "AmbiguousOriginalRequest",
+                "X-Original-* and X-Forwarded-* name different requests.",
+            )
+            .render(json, &back);
+        }
+    };
+    let Ok(method) = Method::from_bytes(method.as_bytes()) else {
+        return HttpError::bad_request(
+            "InvalidMethod",
+            "The original request method is not valid.",
+        )
+        .render(json, &back);
+    };
     let path = match normalize(uri) {
         Ok(p) => p,
         Err(_) => {
@@ -140,7 +177,10 @@ pub(crate) async fn verify(State(gw): State<Gateway>, headers: HeaderMap) -> Res
             let mut response = if nginx {
                 HttpError::unauthorized("SessionRequired", "Sign in first.").render(json, &back)
             } else {
-                StatusCode::FOUND.into_response()
+                let mut r = StatusCode::FOUND.into_response();
+                r.headers_mut()
+                    .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                r
             };
             if let Ok(v) = HeaderValue::from_str(&absolute) {
                 response.headers_mut().insert(LOCATION, v);

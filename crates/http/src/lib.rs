@@ -30,6 +30,7 @@ mod endpoints;
 pub mod error;
 mod forward;
 pub mod gate;
+pub mod layer;
 pub mod pages;
 pub mod redirect;
 mod router;
@@ -43,6 +44,7 @@ pub use authgate_proxy::{
     RuleError, TrustedProxies,
 };
 pub use gate::{AllowList, Decision, Verdict};
+pub use layer::{AccessToken, AuthLayer, AuthRejection, AuthService, Session};
 pub use settings::{GatewaySettings, RefreshMode, SessionStrategy};
 pub use state::{Gateway, GatewayParts, Routes};
 

@@ -1,0 +1,168 @@
+#!/usr/bin/env bash
+# Gateway throughput and added latency (issue #6), all on loopback:
+#
+#   A. wrk -> upstream directly
+#   B. wrk -> authgate serve (release) -> upstream   (protected route, valid JWT session cookie)
+#   C. wrk -> Node server validating the cookie with @auth/core decode -> upstream
+#
+# The upstream is bench/upstream.mjs (Node http, 200 "ok"). The cookie is
+# minted by bench/mint_cookie.mjs with far-future `authgate.ate`, so no refresh
+# happens. Every run sends the same Cookie header (also to the upstream
+# directly). Runs are interleaved A,B,C and repeated ROUNDS times.
+#
+# Usage: bench/gateway_wrk.sh               (after: cargo build --release -p authgate;
+#                                             apt-get install -y wrk; npm ci --prefix interop)
+# Env:   DURATION=10s CONNECTIONS=32 THREADS=2 ROUNDS=2 WARMUP=2s OUT=/tmp/authgate-bench-gw
+#        PORT_GATEWAY=38180 PORT_UPSTREAM=38181 PORT_NODE=38182 AUTHGATE_BIN=target/release/authgate
+# Writes raw wrk output to $OUT/<target>-<round>.txt and a summary table on stdout.
+# Starts only its own processes and stops them (by pid) on exit.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+DURATION="${DURATION:-10s}"
+CONNECTIONS="${CONNECTIONS:-32}"
+THREADS="${THREADS:-2}"
+ROUNDS="${ROUNDS:-2}"
+WARMUP="${WARMUP:-2s}"
+OUT="${OUT:-/tmp/authgate-bench-gw}"
+PORT_GATEWAY="${PORT_GATEWAY:-38180}"
+PORT_UPSTREAM="${PORT_UPSTREAM:-38181}"
+PORT_NODE="${PORT_NODE:-38182}"
+BIN="${AUTHGATE_BIN:-$ROOT/target/release/authgate}"
+SECRET="bench-secret-at-least-32-chars-long!!!!"
+
+command -v wrk >/dev/null || { echo "wrk not found (apt-get install -y wrk)" >&2; exit 1; }
+[ -x "$BIN" ] || { echo "$BIN not found (cargo build --release -p authgate)" >&2; exit 1; }
+
+mkdir -p "$OUT"
+WORK="$(mktemp -d)"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+wait_http() { # url
+  for _ in $(seq 1 100); do
+    curl -s -o /dev/null "$1" && return 0
+    sleep 0.1
+  done
+  echo "not answering: $1" >&2; exit 1
+}
+
+# The canonical configuration's shape: JWT strategy, SQLite, in-process cache.
+# The provider is a preset with fixed endpoints (no discovery at start-up);
+# it is never contacted because the cookie's access token is never stale.
+cat > "$WORK/authgate.toml" <<EOF
+[server]
+listen = "127.0.0.1:$PORT_GATEWAY"
+public_url = "http://127.0.0.1:$PORT_GATEWAY"
+upstream = "http://127.0.0.1:$PORT_UPSTREAM"
+
+[session]
+strategy = "jwt"
+secret = ["$SECRET"]
+max_age = "30d"
+
+[refresh]
+mode = "inline"
+skew = "2s"
+
+[store]
+url = "sqlite://$WORK/authgate.db"
+
+[cache]
+url = "memory://"
+
+[[providers]]
+id = "gh"
+preset = "github"
+client_id = "bench"
+client_secret = "bench-client-secret"
+
+[[routes]]
+path = "/api/**"
+access = "api"
+
+[[routes]]
+path = "/protected/**"
+access = "protected"
+
+[[routes]]
+path = "/**"
+access = "public"
+EOF
+
+node "$ROOT/bench/upstream.mjs" "$PORT_UPSTREAM" > "$WORK/upstream.log" 2>&1 &
+PIDS+=($!)
+AUTHGATE_LOG="${AUTHGATE_LOG:-warn}" "$BIN" serve --config "$WORK/authgate.toml" > "$WORK/authgate.log" 2>&1 &
+PIDS+=($!)
+GW_PID=$!
+node "$ROOT/bench/node_authjs_gate.mjs" --port "$PORT_NODE" --upstream "http://127.0.0.1:$PORT_UPSTREAM" \
+  --secret "$SECRET" > "$WORK/node-gate.log" 2>&1 &
+PIDS+=($!)
+
+wait_http "http://127.0.0.1:$PORT_UPSTREAM/"
+wait_http "http://127.0.0.1:$PORT_GATEWAY/healthz"
+wait_http "http://127.0.0.1:$PORT_NODE/"
+
+TOKEN="$(node "$ROOT/bench/mint_cookie.mjs" --secret "$SECRET" --provider gh)"
+COOKIE="authjs.session-token=$TOKEN"
+echo "session cookie: ${#TOKEN}-byte JWE (minted with @auth/core encode)"
+
+# Sanity: the protected route answers 200 "ok" with the cookie, not without it.
+check() { # name url expect_with expect_without
+  local with without
+  with="$(curl -s -o "$WORK/body" -w '%{http_code}' -H "Cookie: $COOKIE" "$2")"
+  without="$(curl -s -o /dev/null -w '%{http_code}' "$2")"
+  if [ "$with" != "$3" ] || [ "$(cat "$WORK/body")" != "ok" ] || [ "$without" != "$4" ]; then
+    echo "sanity check failed for $1: with cookie $with ($(cat "$WORK/body")), without $without" >&2
+    cat "$WORK/authgate.log" >&2
+    exit 1
+  fi
+  echo "sanity $1: with cookie $with \"ok\", without cookie $without"
+}
+check direct "http://127.0.0.1:$PORT_UPSTREAM/protected/bench" 200 200
+check authgate "http://127.0.0.1:$PORT_GATEWAY/protected/bench" 200 303
+check node-authjs "http://127.0.0.1:$PORT_NODE/protected/bench" 200 401
+if curl -s -D - -o /dev/null -H "Cookie: $COOKIE" "http://127.0.0.1:$PORT_GATEWAY/protected/bench" | grep -qi '^set-cookie'; then
+  echo "note: authgate rewrote the cookie on a plain request" >&2
+fi
+
+declare -A URL=(
+  [direct]="http://127.0.0.1:$PORT_UPSTREAM/protected/bench"
+  [authgate]="http://127.0.0.1:$PORT_GATEWAY/protected/bench"
+  [node-authjs]="http://127.0.0.1:$PORT_NODE/protected/bench"
+)
+echo "uptime before runs: $(uptime)"
+for round in $(seq 1 "$ROUNDS"); do
+  for target in direct authgate node-authjs; do
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" -H "Cookie: $COOKIE" "${URL[$target]}" > /dev/null
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H "Cookie: $COOKIE" "${URL[$target]}" \
+      > "$OUT/$target-$round.txt"
+    echo "round $round $target: $(grep -E 'Requests/sec' "$OUT/$target-$round.txt")"
+  done
+done
+echo "uptime after runs: $(uptime)"
+echo "authgate RSS after runs: $(grep VmRSS /proc/$GW_PID/status | awk '{print $2, $3}')"
+
+# Summary: requests/s and latency percentiles per run (wrk --latency).
+to_ms() { # wrk duration (e.g. 512.00us, 1.20ms, 2.00s) -> ms
+  awk -v v="$1" 'BEGIN{ if (v ~ /us$/) { sub(/us$/,"",v); printf "%.3f", v/1000 }
+                      else if (v ~ /ms$/) { sub(/ms$/,"",v); printf "%.3f", v }
+                      else if (v ~ /s$/) { sub(/s$/,"",v); printf "%.3f", v*1000 } }'
+}
+printf '\n%-12s %-5s %12s %9s %9s %9s %7s\n' target round "req/s" "p50 ms" "p90 ms" "p99 ms" errors
+for round in $(seq 1 "$ROUNDS"); do
+  for target in direct authgate node-authjs; do
+    f="$OUT/$target-$round.txt"
+    rps="$(awk '/Requests\/sec/{print $2}' "$f")"
+    p50="$(to_ms "$(awk '$1=="50%"{print $2}' "$f")")"
+    p90="$(to_ms "$(awk '$1=="90%"{print $2}' "$f")")"
+    p99="$(to_ms "$(awk '$1=="99%"{print $2}' "$f")")"
+    errs="$(grep -cE 'Non-2xx|Socket errors' "$f" || true)"
+    printf '%-12s %-5s %12s %9s %9s %9s %7s\n' "$target" "$round" "$rps" "$p50" "$p90" "$p99" "$errs"
+  done
+done
