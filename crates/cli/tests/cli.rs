@@ -146,10 +146,22 @@ fn secret_prints_43_base64url_chars_and_differs_each_run() {
 }
 
 #[test]
-fn later_subcommands_do_not_exist_yet() {
-    for name in ["serve", "demo", "migrate"] {
-        let (out, _, stderr) = run(authgate().arg(name));
-        assert!(!out.status.success(), "{name} should not exist yet");
-        assert!(stderr.contains("unrecognized subcommand"), "{stderr}");
+fn every_subcommand_is_listed_in_the_help() {
+    let (out, stdout, _) = run(authgate().arg("--help"));
+    assert!(out.status.success());
+    for name in ["serve", "demo", "migrate", "reencrypt", "secret", "check"] {
+        assert!(stdout.contains(name), "{name} missing from:\n{stdout}");
+    }
+}
+
+#[test]
+fn serve_and_migrate_refuse_a_broken_config_with_exit_code_2_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.toml");
+    std::fs::write(&path, "[session]\nsecret = [\"too-short\"]\n").unwrap();
+    for cmd in ["serve", "migrate", "reencrypt"] {
+        let (out, _, stderr) = run(authgate().arg(cmd).arg("--config").arg(&path));
+        assert_eq!(out.status.code(), Some(2), "{cmd}: {stderr}");
+        assert!(stderr.contains("session.secret[0]"), "{cmd}: {stderr}");
     }
 }
