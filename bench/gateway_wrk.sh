@@ -14,6 +14,9 @@
 #                                             apt-get install -y wrk; npm ci --prefix interop)
 # Env:   DURATION=10s CONNECTIONS=32 THREADS=2 ROUNDS=2 WARMUP=2s OUT=/tmp/authgate-bench-gw
 #        PORT_GATEWAY=38180 PORT_UPSTREAM=38181 PORT_NODE=38182 AUTHGATE_BIN=target/release/authgate
+# Then (LAT1=1, default) one 1-connection run per target for the unloaded latency.
+# Also records CPU time per request of the gateway process and of the upstream
+# (from /proc/PID/stat over each run; "gate cpu"/"ups cpu" in µs).
 # Writes raw wrk output to $OUT/<target>-<round>.txt and a summary table on stdout.
 # Starts only its own processes and stops them (by pid) on exit.
 set -euo pipefail
@@ -97,12 +100,14 @@ EOF
 
 node "$ROOT/bench/upstream.mjs" "$PORT_UPSTREAM" > "$WORK/upstream.log" 2>&1 &
 PIDS+=($!)
+UP_PID=$!
 AUTHGATE_LOG="${AUTHGATE_LOG:-warn}" "$BIN" serve --config "$WORK/authgate.toml" > "$WORK/authgate.log" 2>&1 &
 PIDS+=($!)
 GW_PID=$!
 node "$ROOT/bench/node_authjs_gate.mjs" --port "$PORT_NODE" --upstream "http://127.0.0.1:$PORT_UPSTREAM" \
   --secret "$SECRET" > "$WORK/node-gate.log" 2>&1 &
 PIDS+=($!)
+NODE_PID=$!
 
 wait_http "http://127.0.0.1:$PORT_UPSTREAM/"
 wait_http "http://127.0.0.1:$PORT_GATEWAY/healthz"
@@ -125,11 +130,16 @@ check() { # name url expect_with expect_without
   echo "sanity $1: with cookie $with \"ok\", without cookie $without"
 }
 check direct "http://127.0.0.1:$PORT_UPSTREAM/protected/bench" 200 200
-check authgate "http://127.0.0.1:$PORT_GATEWAY/protected/bench" 200 303
+check authgate "http://127.0.0.1:$PORT_GATEWAY/protected/bench" 200 302
 check node-authjs "http://127.0.0.1:$PORT_NODE/protected/bench" 200 401
 if curl -s -D - -o /dev/null -H "Cookie: $COOKIE" "http://127.0.0.1:$PORT_GATEWAY/protected/bench" | grep -qi '^set-cookie'; then
   echo "note: authgate rewrote the cookie on a plain request" >&2
 fi
+
+# CPU time (user+system clock ticks) a process has used so far.
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+TCK="$(getconf CLK_TCK)"
+declare -A GATE_PID=([direct]="" [authgate]="$GW_PID" [node-authjs]="$NODE_PID")
 
 declare -A URL=(
   [direct]="http://127.0.0.1:$PORT_UPSTREAM/protected/bench"
@@ -140,11 +150,23 @@ echo "uptime before runs: $(uptime)"
 for round in $(seq 1 "$ROUNDS"); do
   for target in direct authgate node-authjs; do
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" -H "Cookie: $COOKIE" "${URL[$target]}" > /dev/null
+    up0="$(ticks "$UP_PID")"; g0=0; [ -n "${GATE_PID[$target]}" ] && g0="$(ticks "${GATE_PID[$target]}")"
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H "Cookie: $COOKIE" "${URL[$target]}" \
       > "$OUT/$target-$round.txt"
-    echo "round $round $target: $(grep -E 'Requests/sec' "$OUT/$target-$round.txt")"
+    up1="$(ticks "$UP_PID")"; g1=0; [ -n "${GATE_PID[$target]}" ] && g1="$(ticks "${GATE_PID[$target]}")"
+    n="$(awk '/requests in/{print $1}' "$OUT/$target-$round.txt")"
+    awk -v n="$n" -v g=$((g1 - g0)) -v u=$((up1 - up0)) -v t="$TCK" \
+      'BEGIN{printf "cpu_us_per_request gate %.1f upstream %.1f\n", g*1e6/t/n, u*1e6/t/n}' >> "$OUT/$target-$round.txt"
+    echo "round $round $target: $(grep -E 'Requests/sec' "$OUT/$target-$round.txt"); $(tail -1 "$OUT/$target-$round.txt")"
   done
 done
+# Unloaded latency: one connection, one request at a time.
+if [ "${LAT1:-1}" = 1 ]; then
+  for target in direct authgate node-authjs; do
+    wrk -t1 -c1 -d"${LAT1_DURATION:-5s}" --latency -H "Cookie: $COOKIE" "${URL[$target]}" > "$OUT/$target-c1.txt"
+    echo "1 connection $target: $(grep -E 'Requests/sec' "$OUT/$target-c1.txt"); $(awk '$1=="50%"||$1=="99%"{printf "%s %s  ", $1, $2}' "$OUT/$target-c1.txt")"
+  done
+fi
 echo "uptime after runs: $(uptime)"
 echo "authgate RSS after runs: $(grep VmRSS /proc/$GW_PID/status | awk '{print $2, $3}')"
 
@@ -154,7 +176,7 @@ to_ms() { # wrk duration (e.g. 512.00us, 1.20ms, 2.00s) -> ms
                       else if (v ~ /ms$/) { sub(/ms$/,"",v); printf "%.3f", v }
                       else if (v ~ /s$/) { sub(/s$/,"",v); printf "%.3f", v*1000 } }'
 }
-printf '\n%-12s %-5s %12s %9s %9s %9s %7s\n' target round "req/s" "p50 ms" "p90 ms" "p99 ms" errors
+printf '\n%-12s %-5s %12s %9s %9s %9s %7s %10s %10s\n' target round "req/s" "p50 ms" "p90 ms" "p99 ms" errors "gate cpu" "ups cpu"
 for round in $(seq 1 "$ROUNDS"); do
   for target in direct authgate node-authjs; do
     f="$OUT/$target-$round.txt"
@@ -163,6 +185,8 @@ for round in $(seq 1 "$ROUNDS"); do
     p90="$(to_ms "$(awk '$1=="90%"{print $2}' "$f")")"
     p99="$(to_ms "$(awk '$1=="99%"{print $2}' "$f")")"
     errs="$(grep -cE 'Non-2xx|Socket errors' "$f" || true)"
-    printf '%-12s %-5s %12s %9s %9s %9s %7s\n' "$target" "$round" "$rps" "$p50" "$p90" "$p99" "$errs"
+    gcpu="$(awk '/^cpu_us_per_request/{print $3}' "$f")"
+    ucpu="$(awk '/^cpu_us_per_request/{print $5}' "$f")"
+    printf '%-12s %-5s %12s %9s %9s %9s %7s %10s %10s\n' "$target" "$round" "$rps" "$p50" "$p90" "$p99" "$errs" "$gcpu" "$ucpu"
   done
 done

@@ -178,6 +178,7 @@ impl App {
                 policy,
                 pass_access_token: config.server.pass_access_token,
                 pass_authorization_header: config.server.pass_authorization_header,
+                trusted_proxies: TrustedProxies::new(config.server.trusted_proxies.clone()),
             },
             secrets,
             cookie_format: match config.session.cookie_format {

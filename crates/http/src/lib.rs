@@ -33,6 +33,7 @@ pub mod gate;
 pub mod layer;
 pub mod pages;
 pub mod redirect;
+pub mod request_id;
 mod router;
 pub mod session;
 pub mod settings;

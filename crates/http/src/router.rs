@@ -41,6 +41,10 @@ impl Gateway {
         Router::new()
             .nest(&self.inner.settings.base_path, self.auth_router())
             .fallback(forward::proxy)
+            .layer(axum::middleware::from_fn_with_state(
+                self.clone(),
+                crate::request_id::request_context,
+            ))
             .with_state(self.clone())
     }
 }

@@ -54,6 +54,8 @@ pub struct GatewaySettings {
     pub pass_access_token: bool,
     /// Send the access token upstream as `Authorization: Bearer`.
     pub pass_authorization_header: bool,
+    /// Proxies whose `X-Forwarded-For` and `X-Request-Id` are believed.
+    pub trusted_proxies: authgate_proxy::TrustedProxies,
 }
 
 impl GatewaySettings {
@@ -71,6 +73,7 @@ impl GatewaySettings {
             policy: ExpiryPolicy::default(),
             pass_access_token: false,
             pass_authorization_header: false,
+            trusted_proxies: authgate_proxy::TrustedProxies::none(),
         }
     }
 

@@ -144,6 +144,9 @@ pub struct ClientInfo {
     pub host: Option<HeaderValue>,
     /// How to render errors the proxy generates for this request.
     pub error_format: ErrorFormat,
+    /// The request id already assigned to this request (by the gateway's
+    /// request-id middleware); `None` derives one with [`request_id`].
+    pub request_id: Option<HeaderValue>,
 }
 
 impl ClientInfo {
@@ -154,6 +157,7 @@ impl ClientInfo {
             proto: Scheme::Http,
             host: None,
             error_format: ErrorFormat::Html,
+            request_id: None,
         }
     }
 }
@@ -327,7 +331,10 @@ impl ReverseProxy {
         let settings = &self.inner.settings;
         let format = client.error_format;
         let peer = client.peer.ip();
-        let id = request_id(peer, req.headers(), &settings.trusted_proxies);
+        let id = client
+            .request_id
+            .clone()
+            .unwrap_or_else(|| request_id(peer, req.headers(), &settings.trusted_proxies));
 
         if req.method() == Method::CONNECT {
             return error_response(StatusCode::METHOD_NOT_ALLOWED, format, Some(&id));

@@ -264,3 +264,28 @@ pub async fn echo_upstream() -> (Url, tokio::task::JoinHandle<()>) {
     });
     (url, task)
 }
+
+/// Runs one batch through `interop/jwt-batch.mjs` (the real `@auth/core`
+/// and `next-auth/jwt`): a JSON array of requests in, an array of results out.
+pub async fn authjs_batch(requests: serde_json::Value) -> Vec<serde_json::Value> {
+    use tokio::io::AsyncWriteExt;
+    authgate_testkit::ensure_node_modules();
+    let dir = authgate_testkit::interop_dir();
+    let mut child = tokio::process::Command::new("node")
+        .arg(dir.join("jwt-batch.mjs"))
+        .current_dir(&dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(requests.to_string().as_bytes())
+        .await
+        .unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().await.unwrap();
+    assert!(out.status.success());
+    serde_json::from_slice(&out.stdout).unwrap()
+}
