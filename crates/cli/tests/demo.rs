@@ -68,34 +68,8 @@ async fn the_demo_prints_a_url_where_a_new_user_signs_in_and_sees_their_identity
         .await;
     assert_eq!(r.status(), 302);
     let authorize = location(&r);
-    let form = b
-        .client
-        .get(&authorize)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let request_id = form
-        .split("name=\"request\" value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .unwrap()
-        .to_owned();
-    let r = b
-        .client
-        .post(authorize.split('?').next().unwrap())
-        .form(&[
-            ("request", request_id.as_str()),
-            ("username", "grace"),
-            ("name", "Grace Hopper"),
-            ("action", "allow"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let callback = location(&r);
+    let callback =
+        authgate_testkit::login_with_dev_provider(&authorize, "grace", Some("Grace Hopper")).await;
     let r = b.get(&callback).await;
     assert_eq!(r.status(), 302);
     assert_eq!(location(&r), "/");

@@ -5,46 +5,13 @@
 
 mod common;
 
-use authgate_testkit::{OidcProviderPeer, PeerClient, PeerOptions};
 use common::*;
 use reqwest::header::COOKIE;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
-struct Setup {
-    gw: Gateway,
-    peer: OidcProviderPeer,
-    _upstream: tokio::task::JoinHandle<()>,
-}
-
-async fn setup(access_ttl: u64, skew: &str, mode: &str) -> Setup {
-    let reserved = reserve().await;
-    let redirect = format!("{}auth/callback/op", reserved.url);
-    let peer = OidcProviderPeer::start(PeerOptions {
-        clients: vec![PeerClient::confidential("test", "test-secret", &redirect)],
-        access_token_ttl_secs: access_ttl,
-        ..Default::default()
-    })
-    .await;
-    let (upstream, task) = echo_upstream().await;
-    let toml = config_toml(
-        &reserved.url,
-        peer.issuer().as_str().trim_end_matches('/'),
-        "{db}",
-        "",
-        mode,
-    )
-    .replace(
-        "http://127.0.0.1:9",
-        upstream.as_str().trim_end_matches('/'),
-    )
-    .replace("skew = \"2s\"", &format!("skew = \"{skew}\""));
-    let gw = start(reserved, &toml).await;
-    Setup {
-        gw,
-        peer,
-        _upstream: task,
-    }
+async fn setup(access_ttl: u64, skew: &str, mode: &str) -> Stack {
+    Stack::start(access_ttl, skew, mode, "").await
 }
 
 async fn upstream_view(b: &mut Browser, url: &str, extra: &[(&str, &str)]) -> (u16, Value) {

@@ -4,49 +4,15 @@
 
 mod common;
 
-use authgate_testkit::{OidcProviderPeer, PeerClient, PeerOptions};
 use common::*;
 use serde_json::Value;
 use std::time::Duration;
 
-async fn setup(
-    access_ttl: u64,
-    skew: &str,
-    mode: &str,
-    session_extra: &str,
-) -> (Gateway, OidcProviderPeer, tokio::task::JoinHandle<()>) {
-    let reserved = reserve().await;
-    let redirect = format!("{}auth/callback/op", reserved.url);
-    let peer = OidcProviderPeer::start(PeerOptions {
-        clients: vec![PeerClient::confidential("test", "test-secret", &redirect)],
-        access_token_ttl_secs: access_ttl,
-        ..Default::default()
-    })
-    .await;
-    let (upstream, task) = echo_upstream().await;
-    let toml = config_toml(
-        &reserved.url,
-        peer.issuer().as_str().trim_end_matches('/'),
-        "{db}",
-        session_extra,
-        mode,
-    )
-    .replace(
-        "http://127.0.0.1:9",
-        upstream.as_str().trim_end_matches('/'),
-    )
-    .replace("skew = \"2s\"", &format!("skew = \"{skew}\""));
-    (start(reserved, &toml).await, peer, task)
-}
-
-fn base(gw: &Gateway) -> String {
-    gw.url.as_str().trim_end_matches('/').to_owned()
-}
-
 #[tokio::test]
 async fn lazy_mode_answers_apis_token_expired_until_the_client_calls_refresh() {
-    let (gw, peer, _u) = setup(15, "14s", "lazy", "").await;
-    let base = base(&gw);
+    let s = Stack::start(15, "14s", "lazy", "").await;
+    let (gw, peer) = (&s.gw, &s.peer);
+    let base = s.base();
     let (mut b, _) = sign_in_with_peer(&gw.url, "erin", "/").await;
     peer.set_access_token_ttl(60).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
@@ -82,8 +48,9 @@ async fn lazy_mode_answers_apis_token_expired_until_the_client_calls_refresh() {
 async fn background_mode_refreshes_active_sessions_before_requests_find_them_stale() {
     // 20 s tokens, 2 s skew: the background refresher (15 s lead) renews a
     // token about 3 s after it was issued, long before it is stale.
-    let (gw, peer, _u) = setup(20, "2s", "background", "").await;
-    let base = base(&gw);
+    let s = Stack::start(20, "2s", "background", "").await;
+    let (gw, peer) = (&s.gw, &s.peer);
+    let base = s.base();
     let (mut b, _) = sign_in_with_peer(&gw.url, "frank", "/").await;
     let first: Value = b
         .get(&format!("{base}/auth/session"))
@@ -121,8 +88,9 @@ async fn background_mode_refreshes_active_sessions_before_requests_find_them_sta
 
 #[tokio::test]
 async fn database_sessions_keep_an_opaque_cookie_refresh_and_end_at_sign_out() {
-    let (gw, peer, _u) = setup(15, "14s", "inline", "strategy = \"database\"").await;
-    let base = base(&gw);
+    let s = Stack::start(15, "14s", "inline", "strategy = \"database\"").await;
+    let (gw, peer) = (&s.gw, &s.peer);
+    let base = s.base();
     let (mut b, _) = sign_in_with_peer(&gw.url, "gina", "/").await;
     let cookie = b.cookies.get("authjs.session-token").unwrap().clone();
     assert_eq!(cookie.split('.').count(), 1, "an opaque token, not a JWE");

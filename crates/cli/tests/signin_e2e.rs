@@ -132,35 +132,7 @@ async fn a_user_signs_in_with_the_built_in_development_provider() {
     assert_eq!(r.status(), 302);
     let authorize = location(&r);
     // The provider's login form: any user name.
-    let page = b
-        .client
-        .get(&authorize)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let request_id = page
-        .split("name=\"request\" value=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .unwrap()
-        .to_owned();
-    let form_action = authorize.split('?').next().unwrap().to_owned();
-    let r = b
-        .client
-        .post(&form_action)
-        .form(&[
-            ("request", request_id.as_str()),
-            ("username", "bob"),
-            ("action", "allow"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 302);
-    let callback = location(&r);
+    let callback = authgate_testkit::login_with_dev_provider(&authorize, "bob", None).await;
     let r = b.get(&callback).await;
     assert_eq!(r.status(), 302, "{}", r.text().await.unwrap_or_default());
     assert_eq!(location(&r), "/protected/");

@@ -19,7 +19,7 @@ mod redis;
 
 pub use env::{REQUIRE_SERVICES_VAR, ensure_node_modules, free_port, interop_dir, require_url};
 pub use fault_proxy::{Fault, FaultProxy, FaultProxyStats};
-pub use login::{Pkce, login_with_dev_interactions, random_token};
+pub use login::{Pkce, login_with_dev_interactions, login_with_dev_provider, random_token};
 pub use nginx::{Nginx, nginx_binary};
 pub use peer::{OidcProviderPeer, PeerClient, PeerError, PeerOptions, PeerStats, TokenResponse};
 pub use redis::RedisInstance;

@@ -197,3 +197,60 @@ mod tests {
         assert_eq!(prompt, "login");
     }
 }
+
+/// Signs in at authgate's built-in development provider: loads its login form
+/// at `authorize_url`, submits `username` (and an optional display `name`)
+/// and returns the redirect back to the client (its callback URL with `code`
+/// and `state`) without following it.
+pub async fn login_with_dev_provider(
+    authorize_url: &str,
+    username: &str,
+    name: Option<&str>,
+) -> String {
+    let client = Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .expect("http client");
+    let page = client
+        .get(authorize_url)
+        .send()
+        .await
+        .expect("the login form loads")
+        .text()
+        .await
+        .expect("the login form is text");
+    let request_id = page
+        .split("name=\"request\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap_or_else(|| panic!("no request id in the login form:\n{page}"))
+        .to_owned();
+    let action = authorize_url.split('?').next().unwrap_or(authorize_url);
+    let mut form = vec![
+        ("request", request_id.as_str()),
+        ("username", username),
+        ("action", "allow"),
+    ];
+    if let Some(name) = name {
+        form.push(("name", name));
+    }
+    let response = client
+        .post(action)
+        .form(&form)
+        .send()
+        .await
+        .expect("the login form posts");
+    assert_eq!(
+        response.status(),
+        302,
+        "login: {}",
+        response.text().await.unwrap_or_default()
+    );
+    response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .and_then(|v| v.to_str().ok())
+        .expect("the provider redirects back")
+        .to_owned()
+}

@@ -289,3 +289,50 @@ pub async fn authjs_batch(requests: serde_json::Value) -> Vec<serde_json::Value>
     assert!(out.status.success());
     serde_json::from_slice(&out.stdout).unwrap()
 }
+
+/// A gateway in front of [`echo_upstream`], signing in at its own
+/// `oidc-provider` peer (client `test`), built from the canonical-style
+/// configuration with the given access-token lifetime, skew, refresh mode and
+/// extra `[session]` lines.
+pub struct Stack {
+    pub gw: Gateway,
+    pub peer: authgate_testkit::OidcProviderPeer,
+    _upstream: tokio::task::JoinHandle<()>,
+}
+
+impl Stack {
+    pub async fn start(access_ttl: u64, skew: &str, mode: &str, session_extra: &str) -> Stack {
+        use authgate_testkit::{OidcProviderPeer, PeerClient, PeerOptions};
+        let reserved = reserve().await;
+        let redirect = format!("{}auth/callback/op", reserved.url);
+        let peer = OidcProviderPeer::start(PeerOptions {
+            clients: vec![PeerClient::confidential("test", "test-secret", &redirect)],
+            access_token_ttl_secs: access_ttl,
+            ..Default::default()
+        })
+        .await;
+        let (upstream, task) = echo_upstream().await;
+        let toml = config_toml(
+            &reserved.url,
+            peer.issuer().as_str().trim_end_matches('/'),
+            "{db}",
+            session_extra,
+            mode,
+        )
+        .replace(
+            "http://127.0.0.1:9",
+            upstream.as_str().trim_end_matches('/'),
+        )
+        .replace("skew = \"2s\"", &format!("skew = \"{skew}\""));
+        Stack {
+            gw: start(reserved, &toml).await,
+            peer,
+            _upstream: task,
+        }
+    }
+
+    /// The gateway's origin without a trailing slash.
+    pub fn base(&self) -> String {
+        self.gw.url.as_str().trim_end_matches('/').to_owned()
+    }
+}
