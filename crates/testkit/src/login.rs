@@ -172,32 +172,6 @@ pub async fn login_with_dev_interactions(authorize_url: &Url, login: &str) -> Ur
     panic!("dev interactions: more than 20 steps from {authorize_url} without reaching the client");
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pkce_is_s256_of_the_verifier() {
-        let pkce = Pkce::new();
-        assert_eq!(pkce.verifier.len(), 43);
-        let expected = URL_SAFE_NO_PAD.encode(Sha256::digest(pkce.verifier.as_bytes()));
-        assert_eq!(pkce.challenge, expected);
-    }
-
-    #[test]
-    fn parses_absolute_form_action() {
-        let base = Url::parse("http://127.0.0.1:1/interaction/abc").unwrap();
-        let html = r#"<div><form autocomplete="off" action="http://127.0.0.1:1/interaction/abc/login?a=1&amp;b=2" method="post">
-  <input type="hidden" name="prompt" value="login"/></form>"#;
-        let (action, prompt) = parse_form(html, &base).unwrap();
-        assert_eq!(
-            action.as_str(),
-            "http://127.0.0.1:1/interaction/abc/login?a=1&b=2"
-        );
-        assert_eq!(prompt, "login");
-    }
-}
-
 /// Signs in at authgate's built-in development provider: loads its login form
 /// at `authorize_url`, submits `username` (and an optional display `name`)
 /// and returns the redirect back to the client (its callback URL with `code`
@@ -253,4 +227,30 @@ pub async fn login_with_dev_provider(
         .and_then(|v| v.to_str().ok())
         .expect("the provider redirects back")
         .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pkce_is_s256_of_the_verifier() {
+        let pkce = Pkce::new();
+        assert_eq!(pkce.verifier.len(), 43);
+        let expected = URL_SAFE_NO_PAD.encode(Sha256::digest(pkce.verifier.as_bytes()));
+        assert_eq!(pkce.challenge, expected);
+    }
+
+    #[test]
+    fn parses_absolute_form_action() {
+        let base = Url::parse("http://127.0.0.1:1/interaction/abc").unwrap();
+        let html = r#"<div><form autocomplete="off" action="http://127.0.0.1:1/interaction/abc/login?a=1&amp;b=2" method="post">
+  <input type="hidden" name="prompt" value="login"/></form>"#;
+        let (action, prompt) = parse_form(html, &base).unwrap();
+        assert_eq!(
+            action.as_str(),
+            "http://127.0.0.1:1/interaction/abc/login?a=1&b=2"
+        );
+        assert_eq!(prompt, "login");
+    }
 }
