@@ -527,6 +527,20 @@ async fn a_callback_with_the_wrong_state_is_refused() {
     }
     assert_eq!(fake.token_requests(), 0, "the code was never exchanged");
     assert_nothing_stored(&gw, FAKE_SUB, FAKE_EMAIL).await;
+    // A forged callback does not cancel the real attempt: no check cookie is expired.
+    let forged = with_query(&callback, &[("code", &code), ("state", "forged")]);
+    let r = client()
+        .get(forged.as_str())
+        .header(COOKIE, cookies.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(
+        r.headers().get_all(SET_COOKIE).iter().next().is_none(),
+        "{:?}",
+        r.headers()
+    );
 
     // Control: the genuine callback with the same cookies signs in.
     let r = client()

@@ -14,6 +14,9 @@ use axum::response::{Html, IntoResponse, Response};
 use serde_json::json;
 use std::time::Duration;
 
+/// The longest `Retry-After` authgate sends, whatever a provider asked for.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
 /// A failure to show to the client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{status} {code}: {description}")]
@@ -55,13 +58,14 @@ impl HttpError {
     }
 
     /// 503 with `Retry-After`: a dependency is down; nothing was lost.
+    /// A provider's hint is passed on, capped at [`MAX_RETRY_AFTER`].
     pub fn unavailable(
         code: &'static str,
         description: impl Into<String>,
         retry_after: Duration,
     ) -> Self {
         Self {
-            retry_after: Some(retry_after),
+            retry_after: Some(retry_after.min(MAX_RETRY_AFTER)),
             ..Self::new(StatusCode::SERVICE_UNAVAILABLE, code, description)
         }
     }

@@ -247,7 +247,13 @@ pub(crate) async fn callback(
     let inner = &gw.inner;
     let json = wants_json(&headers);
     let back = inner.settings.auth_url("/signin");
-    match finish(inner, &provider_id, &q, &headers).await {
+    // A callback whose state does not match leaves the user's real sign-in
+    // attempt (its check cookies) alone: a forged callback cannot cancel it.
+    let state = match verified_state(inner, &provider_id, &q, &headers) {
+        Ok(state) => state,
+        Err(error) => return error.render(json, &back),
+    };
+    match finish(inner, &provider_id, state, &q, &headers).await {
         Ok(response) => response,
         Err(error) => {
             let mut response = error.render(json, &back);
@@ -266,40 +272,54 @@ fn expire_checks(inner: &Inner, headers: &mut HeaderMap) {
     }
 }
 
-async fn finish(
+/// Opens a sealed check cookie issued for `provider_id`.
+fn open_check(
+    inner: &Inner,
+    cookies: &[(String, String)],
+    kind: CheckKind,
+    provider_id: &str,
+    now: UnixTime,
+) -> Result<String, HttpError> {
+    let raw = cookie_value(cookies, inner.checks.cookie_name(kind)).ok_or_else(|| {
+        HttpError::bad_request(
+            "InvalidCheck",
+            "The sign-in attempt expired or was started in another browser. Please try again.",
+        )
+    })?;
+    inner
+        .checks
+        .open(kind, provider_id, raw, now)
+        .map_err(|error| {
+            tracing::info!(%error, ?kind, "sign-in check cookie rejected");
+            HttpError::bad_request(
+                "InvalidCheck",
+                "The sign-in attempt expired or is not valid. Please try again.",
+            )
+        })
+}
+
+/// The state cookie of this provider, if the callback's `state` matches it.
+fn verified_state(
     inner: &Inner,
     provider_id: &str,
     q: &HashMap<String, String>,
     headers: &HeaderMap,
-) -> Result<Response, HttpError> {
-    let provider = inner.catalog.get(provider_id).ok_or_else(|| {
-        HttpError::new(
+) -> Result<StateCookie, HttpError> {
+    if inner.catalog.get(provider_id).is_none() {
+        return Err(HttpError::new(
             StatusCode::NOT_FOUND,
             "UnknownProvider",
             "No such sign-in provider is configured.",
-        )
-    })?;
-    let now = inner.clock.now();
+        ));
+    }
     let cookies = request_cookies(headers);
-    let open = |kind: CheckKind| -> Result<String, HttpError> {
-        let raw = cookie_value(&cookies, inner.checks.cookie_name(kind)).ok_or_else(|| {
-            HttpError::bad_request(
-                "InvalidCheck",
-                "The sign-in attempt expired or was started in another browser. Please try again.",
-            )
-        })?;
-        inner
-            .checks
-            .open(kind, provider_id, raw, now)
-            .map_err(|error| {
-                tracing::info!(%error, ?kind, "sign-in check cookie rejected");
-                HttpError::bad_request(
-                    "InvalidCheck",
-                    "The sign-in attempt expired or is not valid. Please try again.",
-                )
-            })
-    };
-    let sealed_state = open(CheckKind::State)?;
+    let sealed_state = open_check(
+        inner,
+        &cookies,
+        CheckKind::State,
+        provider_id,
+        inner.clock.now(),
+    )?;
     let state: StateCookie = serde_json::from_str(&sealed_state).map_err(|_| {
         HttpError::bad_request(
             "InvalidCheck",
@@ -313,6 +333,26 @@ async fn finish(
             "The sign-in response does not match the request. Please try again.",
         ));
     }
+    Ok(state)
+}
+
+async fn finish(
+    inner: &Inner,
+    provider_id: &str,
+    state: StateCookie,
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+) -> Result<Response, HttpError> {
+    let provider = inner.catalog.get(provider_id).ok_or_else(|| {
+        HttpError::new(
+            StatusCode::NOT_FOUND,
+            "UnknownProvider",
+            "No such sign-in provider is configured.",
+        )
+    })?;
+    let now = inner.clock.now();
+    let cookies = request_cookies(headers);
+    let open = |kind: CheckKind| open_check(inner, &cookies, kind, provider_id, now);
     if let Some(error) = q.get("error") {
         tracing::info!(provider = provider_id, error = %error.chars().take(64).collect::<String>(), "provider refused the sign-in");
         return Err(HttpError::forbidden(
