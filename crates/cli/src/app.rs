@@ -353,6 +353,14 @@ fn provider_settings(p: &ProviderConfig) -> Result<ProviderSettings, AppError> {
     s.issuer = p.issuer.clone();
     s.scopes = p.scopes.clone();
     s.authorization_params = p.authorization_params.clone();
+    s.endpoints = authgate_oauth::EndpointOverrides {
+        authorization: p.endpoints.authorization.clone(),
+        token: p.endpoints.token.clone(),
+        userinfo: p.endpoints.userinfo.clone(),
+        revocation: p.endpoints.revocation.clone(),
+        jwks_uri: p.endpoints.jwks.clone(),
+        introspection: None,
+    };
     Ok(s)
 }
 

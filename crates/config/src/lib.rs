@@ -393,6 +393,31 @@ pub struct ProviderConfig {
     /// Extra authorization request parameters (e.g. `prompt = "consent"`).
     #[serde(default)]
     pub authorization_params: BTreeMap<String, String>,
+    /// Explicit endpoint URLs, overriding the preset's or the discovered ones
+    /// (GitHub Enterprise, a provider without discovery).
+    #[serde(default)]
+    pub endpoints: ProviderEndpoints,
+}
+
+/// `[providers.endpoints]`: explicit endpoint URLs.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderEndpoints {
+    /// Authorization endpoint.
+    #[serde(default, deserialize_with = "de_opt_url")]
+    pub authorization: Option<Url>,
+    /// Token endpoint.
+    #[serde(default, deserialize_with = "de_opt_url")]
+    pub token: Option<Url>,
+    /// UserInfo (profile) endpoint.
+    #[serde(default, deserialize_with = "de_opt_url")]
+    pub userinfo: Option<Url>,
+    /// RFC 7009 revocation endpoint.
+    #[serde(default, deserialize_with = "de_opt_url")]
+    pub revocation: Option<Url>,
+    /// JWKS of an OpenID Connect provider.
+    #[serde(default, deserialize_with = "de_opt_url")]
+    pub jwks: Option<Url>,
 }
 
 /// What a route requires (`routes[].access`).

@@ -154,6 +154,18 @@ impl Config {
                     .collect();
                 writeln!(out, "  authorization_params = {}", params.join(", "))?;
             }
+            let e = &p.endpoints;
+            for (name, url) in [
+                ("authorization", &e.authorization),
+                ("token", &e.token),
+                ("userinfo", &e.userinfo),
+                ("revocation", &e.revocation),
+                ("jwks", &e.jwks),
+            ] {
+                if let Some(url) = url {
+                    writeln!(out, "  endpoints.{name} = {url}")?;
+                }
+            }
         }
 
         if self.routes.is_empty() {

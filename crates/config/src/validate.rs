@@ -196,10 +196,12 @@ fn providers(c: &mut Checker<'_>, config: &Config) {
                 ),
             );
         }
+        let explicit = p.endpoints.authorization.is_some() && p.endpoints.token.is_some();
         match (p.preset, &p.issuer) {
+            (None, None) if explicit => {}
             (None, None) => c.fail(
                 key.clone(),
-                "needs `preset` (google, github, microsoft-entra-id, gitlab, keycloak, okta, auth0) or `issuer` (an OpenID Connect issuer URL)",
+                "needs `preset` (google, github, microsoft-entra-id, gitlab, keycloak, okta, auth0), `issuer` (an OpenID Connect issuer URL), or `endpoints` with `authorization` and `token`",
             ),
             (Some(preset), None) if preset.requires_issuer() => c.fail(
                 key.clone(),
