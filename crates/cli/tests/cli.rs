@@ -165,3 +165,25 @@ fn serve_and_migrate_refuse_a_broken_config_with_exit_code_2_naming_the_key() {
         assert!(stderr.contains("session.secret[0]"), "{cmd}: {stderr}");
     }
 }
+
+#[test]
+fn migrate_then_reencrypt_work_on_a_fresh_sqlite_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("fresh.db");
+    let path = dir.path().join("authgate.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[session]\nsecret = [\"test-secret-at-least-32-chars-long!!\"]\n[store]\nurl = \"sqlite://{}\"\n",
+            db.display()
+        ),
+    )
+    .unwrap();
+    let (out, stdout, stderr) = run(authgate().arg("migrate").arg("--config").arg(&path));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("migrations applied"), "{stdout}");
+    assert!(db.exists());
+    let (out, stdout, stderr) = run(authgate().arg("reencrypt").arg("--config").arg(&path));
+    assert!(out.status.success(), "{stderr}");
+    assert!(stdout.contains("re-encrypted 0 account rows"), "{stdout}");
+}
