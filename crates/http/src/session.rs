@@ -144,7 +144,7 @@ pub(crate) async fn read_session(
             let ours: GatewayClaims = claims
                 .extra
                 .get("authgate")
-                .and_then(|v| serde_json::from_value(v.clone()).ok())
+                .and_then(|v| GatewayClaims::deserialize(v).ok())
                 .unwrap_or_default();
             let sub = claims.sub.clone()?;
             Some(CurrentSession {
