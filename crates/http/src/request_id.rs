@@ -3,8 +3,8 @@
 //! Every request gets an id: the one a trusted proxy sent in `X-Request-Id`,
 //! or a new one. It is set on the request (so the upstream receives it), on
 //! the response, and on a tracing span around the whole handling, so every
-//! log line of the request carries it. One access-log line is written per
-//! request.
+//! log line of the request carries it. One access-log line per request is
+//! written at `debug` level (`AUTHGATE_LOG=debug`).
 
 use crate::state::Gateway;
 use axum::extract::{ConnectInfo, Request, State};
@@ -50,7 +50,7 @@ pub(crate) async fn request_context(
         .entry(authgate_proxy::headers::X_REQUEST_ID)
         .or_insert(id);
     span.in_scope(|| {
-        tracing::info!(
+        tracing::debug!(
             status = response.status().as_u16(),
             elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
             "request"
