@@ -194,8 +194,8 @@ async fn read_database_session(
     let mut access_expires_at = None;
     let mut account = None;
     if let Some(account_id) = session.account_id {
-        match inner.store.find_account(&account_id).await {
-            Ok(Some(a)) => {
+        match inner.provider_of(&account_id).await {
+            Ok(Some(provider)) => {
                 match inner.store.read_tokens(&account_id).await {
                     Ok(Some(v)) => {
                         if v.revoked_at.is_some() || v.tokens.is_none() {
@@ -208,7 +208,7 @@ async fn read_database_session(
                 }
                 account = Some(AccountRef {
                     id: account_id,
-                    provider: a.provider,
+                    provider,
                 });
             }
             Ok(None) => return None,

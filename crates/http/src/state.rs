@@ -61,6 +61,9 @@ pub(crate) struct Inner {
     pub clock: Arc<dyn Clock>,
     /// User profiles by id, so database sessions need no user query per request.
     pub users: moka::sync::Cache<String, Identity>,
+    /// Provider id by account id (it never changes), so database sessions
+    /// need no account query per request.
+    pub account_providers: moka::sync::Cache<String, String>,
     /// Accounts of active sessions (background refresh mode).
     pub active: ActiveAccounts,
     /// Route rules and their allow-lists.
@@ -116,6 +119,7 @@ impl Gateway {
                     .max_capacity(100_000)
                     .time_to_live(Duration::from_secs(300))
                     .build(),
+                account_providers: moka::sync::Cache::new(100_000),
                 active: ActiveAccounts::default(),
                 routes: parts.routes,
                 upstream: parts.upstream,
@@ -139,6 +143,22 @@ impl Inner {
     /// The first secret: it signs CSRF tokens.
     pub fn signing_secret(&self) -> &[u8] {
         self.secrets.first().map(Vec::as_slice).unwrap_or_default()
+    }
+
+    /// The provider of an account, from the in-process cache or the store.
+    pub async fn provider_of(
+        &self,
+        account: &authgate_store::AccountId,
+    ) -> Result<Option<String>, authgate_store::StoreError> {
+        if let Some(provider) = self.account_providers.get(account.as_str()) {
+            return Ok(Some(provider));
+        }
+        let found = self.store.find_account(account).await?;
+        Ok(found.map(|a| {
+            self.account_providers
+                .insert(account.as_str().to_owned(), a.provider.clone());
+            a.provider
+        }))
     }
 
     /// A user's identity, from the in-process cache or the store.
