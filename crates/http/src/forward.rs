@@ -56,6 +56,10 @@ pub(crate) async fn proxy(
         }
     };
     let (access, allow) = inner.routes.resolve(req.method(), &path);
+    let request_id = req
+        .extensions()
+        .get::<crate::request_id::RequestId>()
+        .cloned();
     let decision = gw
         .decide(access, &allow, req.headers(), &path.path_and_query())
         .await;
@@ -76,6 +80,7 @@ pub(crate) async fn proxy(
                 } else {
                     ErrorFormat::Html
                 },
+                request_id: request_id.map(|r| r.0),
                 ..ClientInfo::new(peer)
             };
             let mut response = upstream.forward(req, client, identity).await;

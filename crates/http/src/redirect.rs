@@ -47,6 +47,11 @@ fn same_origin_path(candidate: &str, public_url: &Url) -> Option<String> {
         out.push('#');
         out.push_str(f);
     }
+    // Resolving dot segments can produce `//host` (`/.//evil.example`), which
+    // a browser reads as another origin.
+    if out.starts_with("//") || out.starts_with("/\\") {
+        return None;
+    }
     Some(out)
 }
 
@@ -86,6 +91,10 @@ mod tests {
             "/ok\r\nSet-Cookie: x=y",
             "",
             "relative-without-slash",
+            "/.//evil.example/x",
+            "/a/..//evil.example",
+            "/%2e//evil.example",
+            "http://127.0.0.1:4180//evil.example/",
         ] {
             assert_eq!(safe_callback(Some(hostile), &public()), "/", "{hostile:?}");
         }

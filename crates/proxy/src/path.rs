@@ -24,9 +24,10 @@
 //! The result always starts with `/`, never contains `//`, never contains a `.` or `..`
 //! segment, and `normalize` is idempotent on its own output.
 //!
-//! Matching is case-sensitive, as paths are. An upstream that routes case-insensitively
-//! (IIS, some frameworks) or that treats `%2F`/`%5C` as separators needs rules written with
-//! that in mind.
+//! Encoded separators (`%2F`, `%5C`, and a raw `\`) are refused: upstreams disagree on
+//! whether they split segments, so the route judged might not be the route served.
+//! Matching is case-sensitive, as paths are; the gateway also judges the case-folded
+//! and `;`-parameter-stripped readings of a public path (see `authgate-http`).
 
 use std::fmt;
 
@@ -45,6 +46,11 @@ pub enum PathError {
     /// The path contains a raw control character, space or `#`.
     #[error("invalid character at byte {0}")]
     InvalidCharacter(usize),
+    /// The path contains an encoded or raw separator (`%2F`, `%5C`, `\`):
+    /// upstreams disagree on whether it splits segments, so the route that
+    /// was judged might not be the one served.
+    #[error("encoded path separator")]
+    EncodedSeparator,
 }
 
 /// A request target after [`normalize`]: the canonical path plus the untouched query.
@@ -102,6 +108,9 @@ pub fn normalize(raw: &str) -> Result<NormalizedPath, PathError> {
         None => (raw, None),
     };
     let canonical = canonical_chars(raw_path)?;
+    if canonical.contains("%2F") || canonical.contains("%5C") {
+        return Err(PathError::EncodedSeparator);
+    }
     Ok(NormalizedPath {
         path: remove_dot_segments(&canonical),
         query,
@@ -277,8 +286,9 @@ mod tests {
 
     #[test]
     fn escapes() {
-        assert_eq!(p("/a%2fb"), "/a%2Fb");
-        assert_eq!(p("/a%2Fb/..%2f"), "/a%2Fb/..%2F");
+        assert_eq!(normalize("/a%2fb"), Err(PathError::EncodedSeparator));
+        assert_eq!(normalize("/a%5Cb"), Err(PathError::EncodedSeparator));
+        assert_eq!(normalize("/a\\b"), Err(PathError::EncodedSeparator));
         assert_eq!(p("/%7e%41%5a%30%2D%5F"), "/~AZ0-_");
         assert_eq!(p("/%c3%a9"), "/%C3%A9");
         assert_eq!(p("/é"), "/%C3%A9");
