@@ -33,7 +33,9 @@ mod signal;
 
 pub use authgate_core::refresh::{Outcome, RefreshSettings, RetryPolicy};
 pub use clock::{Clock, SystemClock};
-pub use service::{BreakerSettings, CatalogRefresher, RefreshDeps, RefreshService, TokenRefresher};
+pub use service::{
+    BreakerSettings, CatalogRefresher, MIN_LEASE_TTL, RefreshDeps, RefreshService, TokenRefresher,
+};
 pub use signal::{PollingSignal, RedisSignal, RefreshSignal, SignalWaiter};
 
 /// Prometheus metric names emitted by the refresh service.

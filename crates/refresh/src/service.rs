@@ -72,6 +72,26 @@ impl Default for BreakerSettings {
 
 type Flight = Shared<BoxFuture<'static, Outcome>>;
 
+/// The shortest lease: lease times are whole seconds of the instances' wall
+/// clocks, so a shorter one could lapse as soon as it is claimed.
+pub const MIN_LEASE_TTL: Duration = Duration::from_secs(3);
+
+/// Removes a finished (or panicked) flight from the map.
+struct FlightGuard {
+    inner: Arc<Inner>,
+    account: String,
+}
+
+impl Drop for FlightGuard {
+    fn drop(&mut self) {
+        self.inner
+            .flights
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.account);
+    }
+}
+
 /// Refreshes accounts' tokens: one flight per account in this process, one
 /// lease per account across all processes. Cheap to clone.
 #[derive(Clone)]
@@ -99,13 +119,16 @@ impl std::fmt::Debug for RefreshService {
 
 impl RefreshService {
     /// A service for one process. `instance` names this process in lease
-    /// owner ids (a random suffix is added per flight).
+    /// owner ids (a random suffix is added per flight). Leases are kept in
+    /// whole seconds, so `lease_ttl` is raised to at least
+    /// [`MIN_LEASE_TTL`].
     pub fn new(
         deps: RefreshDeps,
-        settings: RefreshSettings,
+        mut settings: RefreshSettings,
         breaker: BreakerSettings,
         instance: impl Into<String>,
     ) -> Self {
+        settings.lease_ttl = settings.lease_ttl.max(MIN_LEASE_TTL);
         Self {
             inner: Arc::new(Inner {
                 deps,
@@ -157,13 +180,13 @@ impl RefreshService {
                     let inner = Arc::clone(&self.inner);
                     let (acc, prov) = (account.clone(), provider.to_owned());
                     let task = tokio::spawn(async move {
-                        let outcome = inner.run(&acc, &prov, settings).await;
-                        inner
-                            .flights
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .remove(acc.as_str());
-                        outcome
+                        // Removes the flight even if `run` panics, so one bad
+                        // flight cannot block the account for good.
+                        let _landed = FlightGuard {
+                            inner: Arc::clone(&inner),
+                            account: acc.as_str().to_owned(),
+                        };
+                        inner.run(&acc, &prov, settings).await
                     });
                     let flight: Flight = async move {
                         task.await.unwrap_or(Outcome::Unavailable {
@@ -226,6 +249,7 @@ impl Inner {
         let mut machine = RefreshMachine::new(settings);
         let mut held = Held::default();
         let mut waiter: Option<SignalWaiter> = None;
+        let mut persist_failures: u32 = 0;
         let mut event = Event::Start;
         let outcome = loop {
             let now = self.deps.clock.now();
@@ -252,15 +276,22 @@ impl Inner {
                     Event::HolderWaitOver
                 }
                 Command::CallProvider { refresh_token } => {
-                    self.renewing(
-                        account,
-                        &owner,
-                        self.call_provider(provider, &refresh_token, started),
-                    )
-                    .await
+                    // Confirm the lease at the store right before presenting the
+                    // refresh token: after a store outage it may have lapsed.
+                    if self.renew_once(account, &owner, settings.lease_ttl).await {
+                        self.renewing(
+                            account,
+                            &owner,
+                            settings.lease_ttl,
+                            self.call_provider(provider, &refresh_token, started, settings),
+                        )
+                        .await
+                    } else {
+                        Event::StoreFailed
+                    }
                 }
                 Command::Sleep { duration } => {
-                    self.renewing(account, &owner, async {
+                    self.renewing(account, &owner, settings.lease_ttl, async {
                         tokio::time::sleep(duration).await;
                         Event::Slept
                     })
@@ -270,12 +301,27 @@ impl Inner {
                     tokens,
                     expected_version,
                 } => {
+                    // The provider has rotated: keep the lease alive while the
+                    // write (and its retries, with a pause) goes on.
+                    let pause = Duration::from_millis(200) * persist_failures;
                     let r = self
-                        .deps
-                        .writer
-                        .replace_tokens(account, expected_version, &tokens, Some(&owner))
+                        .renewing(account, &owner, settings.lease_ttl, async {
+                            tokio::time::sleep(pause).await;
+                            let r = self
+                                .deps
+                                .writer
+                                .replace_tokens(account, expected_version, &tokens, Some(&owner))
+                                .await;
+                            Event::Persisted(write_result(r))
+                        })
                         .await;
-                    let r = write_result(r);
+                    let r = match r {
+                        Event::Persisted(r) => r,
+                        _ => WriteResult::Failed,
+                    };
+                    if r == WriteResult::Failed {
+                        persist_failures += 1;
+                    }
                     if matches!(r, WriteResult::Replaced(_)) {
                         held.lease = false;
                     }
@@ -361,42 +407,45 @@ impl Inner {
         }
     }
 
-    /// Runs `work` while renewing the lease every third of its lifetime.
+    /// Extends `owner`'s lease once; `false` when it is no longer held (a
+    /// failed store call is not proof of loss: the lease may still hold).
+    async fn renew_once(&self, account: &AccountId, owner: &str, ttl: Duration) -> bool {
+        let until = self.deps.clock.now().saturating_add(ttl);
+        let (held, result) = match self
+            .deps
+            .writer
+            .renew_refresh_lease(account, owner, until)
+            .await
+        {
+            Ok(true) => (true, "renewed"),
+            Ok(false) => {
+                tracing::error!(account = account.as_str(), "refresh lease lost");
+                (false, "lost")
+            }
+            Err(error) => {
+                tracing::warn!(%error, "refresh lease renewal failed");
+                (true, "error")
+            }
+        };
+        metrics::counter!(LEASE_RENEWALS, "result" => result).increment(1);
+        held
+    }
+
+    /// Runs `work` while renewing the lease every third of its lifetime, and
+    /// stops it (as a store failure) as soon as the lease is found taken.
     async fn renewing<F: std::future::Future<Output = Event>>(
         &self,
         account: &AccountId,
         owner: &str,
+        ttl: Duration,
         work: F,
     ) -> Event {
-        let interval = self.settings.lease_ttl / 3;
         let renew = async {
             loop {
-                tokio::time::sleep(interval).await;
-                let until = self
-                    .deps
-                    .clock
-                    .now()
-                    .saturating_add(self.settings.lease_ttl);
-                let result = match self
-                    .deps
-                    .writer
-                    .renew_refresh_lease(account, owner, until)
-                    .await
-                {
-                    Ok(true) => "renewed",
-                    Ok(false) => {
-                        tracing::error!(
-                            account = account.as_str(),
-                            "refresh lease lost while the provider call runs"
-                        );
-                        "lost"
-                    }
-                    Err(error) => {
-                        tracing::warn!(%error, "refresh lease renewal failed");
-                        "error"
-                    }
-                };
-                metrics::counter!(LEASE_RENEWALS, "result" => result).increment(1);
+                tokio::time::sleep(ttl / 3).await;
+                if !self.renew_once(account, owner, ttl).await {
+                    return;
+                }
             }
         };
         tokio::select! {
@@ -412,6 +461,7 @@ impl Inner {
         provider: &str,
         refresh_token: &Secret,
         started: Instant,
+        settings: RefreshSettings,
     ) -> Event {
         let jitter = rand::random::<f64>();
         let now = self.deps.clock.now();
@@ -426,7 +476,7 @@ impl Inner {
                 jitter,
             };
         }
-        let remaining = self.settings.deadline.saturating_sub(started.elapsed());
+        let remaining = settings.deadline.saturating_sub(started.elapsed());
         let answer = tokio::time::timeout(
             remaining,
             self.deps.refresher.refresh(provider, refresh_token, now),
