@@ -57,6 +57,8 @@ enum IdTokenFault {
     Expired,
     AlgNone,
     UnknownKid,
+    /// Not a fault of the token: `email_verified: false`.
+    UnverifiedEmail,
 }
 
 /// How the fake's token endpoint answers.
@@ -278,6 +280,10 @@ async fn token(
             URL_SAFE_NO_PAD.encode(claims.to_string())
         ),
         Some(IdTokenFault::UnknownKid) => s.stranger.sign(&claims),
+        Some(IdTokenFault::UnverifiedEmail) => {
+            claims["email_verified"] = json!(false);
+            s.key.sign(&claims)
+        }
     };
     Json(json!({
         "access_token": format!("at-{nonce}"),
@@ -835,6 +841,27 @@ async fn the_fake_provider_signs_in_when_the_id_token_is_valid() {
             .await
             .unwrap()
             .is_some()
+    );
+}
+
+#[tokio::test]
+async fn an_address_the_provider_did_not_verify_is_not_used() {
+    // Allow-lists and the account's e-mail must not trust an unverified
+    // address (the fake's userinfo repeats it without a verification flag).
+    let (gw, fake) = gateway_with_fake("").await;
+    fake.answer(TokenAnswer::BadIdToken(IdTokenFault::UnverifiedEmail));
+    let (mut b, callback) = begin_at_fake(&gw.url, Some("/home")).await;
+    let r = b.get(callback.as_str()).await;
+    assert_eq!(r.status(), 302, "{}", r.text().await.unwrap_or_default());
+    let session = session_json(&gw.url, &mut b).await;
+    assert_eq!(session["user"]["name"], "Mallory");
+    assert!(session["user"]["email"].is_null(), "{session}");
+    assert!(
+        gw.store
+            .find_user_by_email(FAKE_EMAIL)
+            .await
+            .unwrap()
+            .is_none()
     );
 }
 

@@ -77,6 +77,14 @@ impl ActiveAccounts {
         }
     }
 
+    /// Stops refreshing an account (its grant was revoked at sign-out).
+    pub fn forget(&self, account: &AccountId) {
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(account.as_str());
+    }
+
     /// Accounts due for a refresh at `now`, marked in flight; idle ones are dropped.
     fn due(&self, inner: &Inner, now: UnixTime) -> Vec<(String, String)> {
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());

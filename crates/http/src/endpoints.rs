@@ -230,37 +230,58 @@ pub(crate) async fn signout(
 /// Revokes the account's refresh token at the provider (when it supports
 /// RFC 7009) and clears the stored tokens. Failures are logged, not shown.
 async fn revoke_grant(inner: &Inner, account: &crate::session::AccountRef, now: UnixTime) {
+    inner.active.forget(&account.id);
     let Some(provider) = inner.catalog.get(&account.provider) else {
         return;
     };
-    let Ok(Some(stored)) = inner.store.read_tokens(&account.id).await else {
-        return;
-    };
-    let Some(tokens) = stored.tokens else {
-        return;
-    };
-    if provider.supports_revocation() {
-        let (token, hint) = match &tokens.refresh_token {
-            Some(rt) => (rt, TokenTypeHint::RefreshToken),
-            None => (&tokens.access_token, TokenTypeHint::AccessToken),
-        };
-        match tokio::time::timeout(Duration::from_secs(5), provider.revoke(token, Some(hint))).await
-        {
-            Ok(Ok(())) => {
-                tracing::info!(provider = account.provider, "grant revoked at the provider")
+    // A concurrent refresh may rotate the tokens between the read and the
+    // write: the compare-and-swap then loses, and the newer tokens are
+    // revoked in turn (a lost race also drops the cached copy).
+    for _ in 0..3 {
+        let stored = match inner.store.read_tokens(&account.id).await {
+            Ok(Some(stored)) => stored,
+            Ok(None) => return,
+            Err(error) => {
+                tracing::warn!(%error, "sign-out could not read the account's tokens; they stay stored");
+                return;
             }
-            Ok(Err(error)) => tracing::warn!(%error, "revocation at the provider failed"),
-            Err(_) => tracing::warn!(
-                provider = account.provider,
-                "revocation at the provider timed out"
-            ),
+        };
+        let Some(tokens) = stored.tokens else {
+            return;
+        };
+        if provider.supports_revocation() {
+            let (token, hint) = match &tokens.refresh_token {
+                Some(rt) => (rt, TokenTypeHint::RefreshToken),
+                None => (&tokens.access_token, TokenTypeHint::AccessToken),
+            };
+            match tokio::time::timeout(Duration::from_secs(5), provider.revoke(token, Some(hint)))
+                .await
+            {
+                Ok(Ok(())) => {
+                    tracing::info!(provider = account.provider, "grant revoked at the provider")
+                }
+                Ok(Err(error)) => tracing::warn!(%error, "revocation at the provider failed"),
+                Err(_) => tracing::warn!(
+                    provider = account.provider,
+                    "revocation at the provider timed out"
+                ),
+            }
+        }
+        match inner
+            .store
+            .mark_grant_revoked(&account.id, stored.version, now, None)
+            .await
+        {
+            Ok(authgate_store::ReplaceOutcome::Replaced { .. }) => return,
+            Ok(authgate_store::ReplaceOutcome::LostRace { .. }) => continue,
+            Err(error) => {
+                tracing::warn!(%error, "clearing the signed-out account's tokens failed");
+                return;
+            }
         }
     }
-    if let Err(error) = inner
-        .store
-        .mark_grant_revoked(&account.id, stored.version, now, None)
-        .await
-    {
-        tracing::warn!(%error, "clearing the signed-out account's tokens failed");
-    }
+    tracing::warn!(
+        provider = account.provider,
+        "sign-out kept losing to concurrent refreshes; tokens may remain stored"
+    );
 }

@@ -219,16 +219,34 @@ pub(crate) async fn identity_headers(inner: &Inner, session: &CurrentSession) ->
     if (settings.pass_access_token || settings.pass_authorization_header)
         && let Some(account) = &session.account
     {
-        match inner.store.read_tokens(&account.id).await {
-            Ok(Some(v)) => {
-                if let Some(tokens) = v.tokens {
-                    let token = tokens.access_token.expose();
-                    if settings.pass_access_token {
-                        put("x-forwarded-access-token", Some(token));
+        // The cache can hold an older token than the store (another instance
+        // refreshed); a stale one is never forwarded: the refresh service
+        // reads the store, and refreshes if the store's copy is stale too.
+        let now = inner.clock.now();
+        let tokens = match inner.store.read_tokens(&account.id).await {
+            Ok(Some(v)) => match v.tokens {
+                Some(t) if inner.settings.policy.is_stale(t.expires_at, now) => {
+                    match inner.refresh.refresh(&account.id, &account.provider).await {
+                        authgate_core::refresh::Outcome::Refreshed { tokens, .. }
+                        | authgate_core::refresh::Outcome::AlreadyFresh { tokens, .. } => {
+                            Ok(Some(tokens))
+                        }
+                        _ => Ok(None),
                     }
-                    if settings.pass_authorization_header {
-                        put("authorization", Some(&format!("Bearer {token}")));
-                    }
+                }
+                other => Ok(other),
+            },
+            Ok(None) => Ok(None),
+            Err(e) => Err(e),
+        };
+        match tokens {
+            Ok(Some(tokens)) => {
+                let token = tokens.access_token.expose();
+                if settings.pass_access_token {
+                    put("x-forwarded-access-token", Some(token));
+                }
+                if settings.pass_authorization_header {
+                    put("authorization", Some(&format!("Bearer {token}")));
                 }
             }
             Ok(None) => {}

@@ -439,6 +439,9 @@ struct Profile {
     sub: String,
     name: Option<String>,
     email: Option<String>,
+    /// The ID token said the address is not verified: userinfo must then
+    /// vouch for it explicitly.
+    email_unverified: bool,
     picture: Option<String>,
     kind: &'static str,
 }
@@ -480,18 +483,15 @@ async fn profile(
                 .verify_id_token(id_token.expose(), Some(&nonce), now)
                 .await
                 .map_err(id_token_failure)?;
-            let text = |k: &str| {
-                claims
-                    .extra
-                    .get(k)
-                    .and_then(|v| v.as_str())
-                    .map(str::to_owned)
-            };
+            // An address the provider says it did not verify is not used:
+            // allow-lists and account e-mails must not trust it.
+            let verified = claims.email_verified != Some(false);
             Profile {
                 sub: claims.sub.clone(),
-                name: text("name"),
-                email: text("email"),
-                picture: text("picture"),
+                name: claims.name.clone(),
+                email: claims.email.clone().filter(|_| verified),
+                email_unverified: !verified,
+                picture: claims.picture.clone(),
                 kind: "oidc",
             }
         }
@@ -499,6 +499,7 @@ async fn profile(
             sub: String::new(),
             name: None,
             email: None,
+            email_unverified: false,
             picture: None,
             kind: "oauth",
         },
@@ -518,7 +519,13 @@ async fn profile(
                     ));
                 }
                 profile.name = profile.name.or(info.name);
-                profile.email = profile.email.or(info.email);
+                let vouched = match info.email_verified {
+                    Some(v) => v,
+                    None => !profile.email_unverified,
+                };
+                if vouched {
+                    profile.email = profile.email.or(info.email);
+                }
                 profile.picture = profile.picture.or(info.picture);
             }
             Err(e) if profile.sub.is_empty() => return Err(provider_failure(&e, "userinfo")),
