@@ -54,7 +54,11 @@ pub(crate) async fn session(State(gw): State<Gateway>, headers: HeaderMap) -> Re
     let inner = &gw.inner;
     let now = inner.clock.now();
     let cookies = request_cookies(&headers);
-    let Some(mut session) = read_session(inner, &cookies, now).await else {
+    let session = match read_session(inner, &cookies, now).await {
+        Ok(session) => session,
+        Err(unavailable) => return unavailable.render(true, "/"),
+    };
+    let Some(mut session) = session else {
         return no_store(Json(Value::Null).into_response());
     };
     let refresh = inner.settings.refresh_mode != RefreshMode::Lazy;
@@ -139,7 +143,11 @@ pub(crate) async fn refresh(
         .render(true, "/");
     }
     let now = inner.clock.now();
-    let Some(mut session) = read_session(inner, &request_cookies(&headers), now).await else {
+    let session = match read_session(inner, &request_cookies(&headers), now).await {
+        Ok(session) => session,
+        Err(unavailable) => return unavailable.render(true, "/"),
+    };
+    let Some(mut session) = session else {
         return HttpError::unauthorized("SessionRequired", "There is no session to refresh.")
             .render(true, "/");
     };
@@ -192,7 +200,10 @@ pub(crate) async fn signout(
         fields.get("callbackUrl").map(String::as_str),
         &inner.settings.public_url,
     );
-    let session = read_session(inner, &cookies, now).await;
+    let session = match read_session(inner, &cookies, now).await {
+        Ok(session) => session,
+        Err(unavailable) => return unavailable.render(json, "/"),
+    };
     if let Some(session) = &session {
         if let Some(account) = &session.account {
             revoke_grant(inner, account, now).await;

@@ -107,7 +107,11 @@ impl Gateway {
             cookies,
             json,
         };
-        let Some(mut session) = read_session(inner, &cookies, now).await else {
+        let session = match read_session(inner, &cookies, now).await {
+            Ok(session) => session,
+            Err(unavailable) => return decision(Verdict::Deny(unavailable), HeaderMap::new()),
+        };
+        let Some(mut session) = session else {
             return decision(
                 no_session(inner, access, json, return_to, None),
                 HeaderMap::new(),

@@ -8,6 +8,7 @@
 //! integers — no I/O. Only a stale token leads to the refresh service, after
 //! which the cookie is rewritten with the new expiry.
 
+use crate::error::HttpError;
 use crate::state::Inner;
 use authgate_core::cookie::SessionClaims;
 use authgate_core::cookie::chunk::{read_chunks, write_chunks};
@@ -109,12 +110,14 @@ pub enum Freshness {
 }
 
 /// Reads the session from the request's cookies. A missing, expired or
-/// undecodable cookie is no session (logged, never an error).
+/// undecodable cookie is no session (logged, never an error). `Err` means
+/// the store could not answer (database strategy): the session may well be
+/// valid, so callers answer 503 rather than treating the user as signed out.
 pub(crate) async fn read_session(
     inner: &Inner,
     cookies: &[(String, String)],
     now: UnixTime,
-) -> Option<CurrentSession> {
+) -> Result<Option<CurrentSession>, HttpError> {
     let name = inner.session_codec.cookie_name();
     let cookie_names: Vec<String> = cookies
         .iter()
@@ -122,14 +125,14 @@ pub(crate) async fn read_session(
         .map(|(n, _)| n.clone())
         .collect();
     if cookie_names.is_empty() {
-        return None;
+        return Ok(None);
     }
     let value = match read_chunks(name, cookies.iter().map(|(n, v)| (n.as_str(), v.as_str()))) {
         Ok(Some(v)) => v,
-        Ok(None) => return None,
+        Ok(None) => return Ok(None),
         Err(error) => {
             tracing::info!(%error, "session cookie rejected");
-            return None;
+            return Ok(None);
         }
     };
     match inner.settings.strategy {
@@ -138,7 +141,7 @@ pub(crate) async fn read_session(
                 Ok(c) => c,
                 Err(error) => {
                     tracing::info!(%error, "session cookie rejected");
-                    return None;
+                    return Ok(None);
                 }
             };
             let ours: GatewayClaims = claims
@@ -146,8 +149,10 @@ pub(crate) async fn read_session(
                 .get("authgate")
                 .and_then(|v| GatewayClaims::deserialize(v).ok())
                 .unwrap_or_default();
-            let sub = claims.sub.clone()?;
-            Some(CurrentSession {
+            let Some(sub) = claims.sub.clone() else {
+                return Ok(None);
+            };
+            Ok(Some(CurrentSession {
                 identity: Identity {
                     id: sub,
                     name: claims.name.clone(),
@@ -163,7 +168,7 @@ pub(crate) async fn read_session(
                 error: ours.err,
                 source: SessionSource::Jwt(Box::new(claims)),
                 cookie_names,
-            })
+            }))
         }
         SessionStrategy::Database => {
             read_database_session(inner, Secret::new(value), now, cookie_names).await
@@ -176,49 +181,53 @@ async fn read_database_session(
     token: Secret,
     now: UnixTime,
     cookie_names: Vec<String>,
-) -> Option<CurrentSession> {
+) -> Result<Option<CurrentSession>, HttpError> {
     let expiry = SessionExpiry {
         max_age: inner.settings.max_age,
         update_age: inner.settings.update_age,
     };
-    let session = match inner.store.touch_session(&token, now, expiry).await {
-        Ok(Some(s)) => s,
-        Ok(None) => return None,
-        Err(error) => {
-            tracing::warn!(%error, "session lookup failed");
-            return None;
-        }
+    let Some(session) = inner
+        .store
+        .touch_session(&token, now, expiry)
+        .await
+        .map_err(unavailable)?
+    else {
+        return Ok(None);
     };
-    let identity = inner.identity_of(&session.user_id).await?;
+    let Some(identity) = inner
+        .identity_of(&session.user_id)
+        .await
+        .map_err(unavailable)?
+    else {
+        return Ok(None);
+    };
     let mut error = None;
     let mut access_expires_at = None;
     let mut account = None;
     if let Some(account_id) = session.account_id {
-        match inner.provider_of(&account_id).await {
-            Ok(Some(provider)) => {
-                match inner.store.read_tokens(&account_id).await {
-                    Ok(Some(v)) => {
-                        if v.revoked_at.is_some() || v.tokens.is_none() {
-                            error = Some(REFRESH_TOKEN_ERROR.to_owned());
-                        }
-                        access_expires_at = v.tokens.and_then(|t| t.expires_at);
-                    }
-                    Ok(None) => error = Some(REFRESH_TOKEN_ERROR.to_owned()),
-                    Err(e) => tracing::warn!(error = %e, "token lookup failed"),
+        let Some(provider) = inner.provider_of(&account_id).await.map_err(unavailable)? else {
+            return Ok(None);
+        };
+        match inner
+            .store
+            .read_tokens(&account_id)
+            .await
+            .map_err(unavailable)?
+        {
+            Some(v) => {
+                if v.revoked_at.is_some() || v.tokens.is_none() {
+                    error = Some(REFRESH_TOKEN_ERROR.to_owned());
                 }
-                account = Some(AccountRef {
-                    id: account_id,
-                    provider,
-                });
+                access_expires_at = v.tokens.and_then(|t| t.expires_at);
             }
-            Ok(None) => return None,
-            Err(e) => {
-                tracing::warn!(error = %e, "account lookup failed");
-                return None;
-            }
+            None => error = Some(REFRESH_TOKEN_ERROR.to_owned()),
         }
+        account = Some(AccountRef {
+            id: account_id,
+            provider,
+        });
     }
-    Some(CurrentSession {
+    Ok(Some(CurrentSession {
         identity,
         account,
         access_expires_at,
@@ -226,7 +235,17 @@ async fn read_database_session(
         error,
         source: SessionSource::Database(token),
         cookie_names,
-    })
+    }))
+}
+
+/// The answer when the store cannot be read: 503, the session untouched.
+fn unavailable(error: authgate_store::StoreError) -> HttpError {
+    tracing::warn!(%error, "session store unreachable");
+    HttpError::unavailable(
+        "StoreUnavailable",
+        "The session store is not reachable right now; try again shortly.",
+        std::time::Duration::from_secs(2),
+    )
 }
 
 /// Refreshes the session's tokens if they are stale (when `refresh` allows)

@@ -398,7 +398,7 @@ async fn finish(
         h.insert(LOCATION, location);
     }
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    let present: Vec<String> = match read_session(inner, &cookies, now).await {
+    let present: Vec<String> = match read_session(inner, &cookies, now).await.ok().flatten() {
         Some(s) => s.cookie_names,
         None => cookies
             .iter()

@@ -199,28 +199,24 @@ impl Inner {
     }
 
     /// A user's identity, from the in-process cache or the store.
-    pub async fn identity_of(&self, user: &UserId) -> Option<Identity> {
+    pub async fn identity_of(
+        &self,
+        user: &UserId,
+    ) -> Result<Option<Identity>, authgate_store::StoreError> {
         if let Some(identity) = self.users.get(user.as_str()) {
-            return Some(identity);
+            return Ok(Some(identity));
         }
-        match self.store.find_user(user).await {
-            Ok(Some(u)) => {
-                let identity = Identity {
-                    id: u.id.as_str().to_owned(),
-                    name: u.name,
-                    email: u.email,
-                    image: u.image,
-                };
-                self.users
-                    .insert(user.as_str().to_owned(), identity.clone());
-                Some(identity)
-            }
-            Ok(None) => None,
-            Err(error) => {
-                tracing::warn!(%error, "user lookup failed");
-                None
-            }
-        }
+        Ok(self.store.find_user(user).await?.map(|u| {
+            let identity = Identity {
+                id: u.id.as_str().to_owned(),
+                name: u.name,
+                email: u.email,
+                image: u.image,
+            };
+            self.users
+                .insert(user.as_str().to_owned(), identity.clone());
+            identity
+        }))
     }
 }
 
