@@ -1289,3 +1289,27 @@ async fn signout_without_the_csrf_token_is_refused_and_the_session_survives() {
     assert!(!b.cookies.contains_key(SESSION_COOKIE));
     assert_eq!(session_json(&gw.url, &mut b).await, Value::Null);
 }
+
+#[tokio::test]
+async fn a_cross_site_link_lands_on_the_sign_in_page_instead_of_starting_a_flow() {
+    let (gw, fake) = gateway_with_fake("").await;
+    let r = client()
+        .get(format!("{}auth/signin/op?callbackUrl=/home", gw.url))
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    assert_eq!(location(&r), "/auth/signin?callbackUrl=%2Fhome");
+    assert!(set_cookies(&r).is_empty(), "no check cookie was written");
+    assert_eq!(fake.token_requests(), 0);
+    // Same-site navigation (or a client without Fetch Metadata) starts the flow.
+    let r = client()
+        .get(format!("{}auth/signin/op?callbackUrl=/home", gw.url))
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    assert!(!set_cookies(&r).is_empty());
+}

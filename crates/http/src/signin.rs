@@ -170,6 +170,28 @@ pub(crate) async fn signin_get(
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
+    // Another site may link here, but may not start a flow by itself (it
+    // would overwrite a sign-in in progress): a cross-site navigation lands
+    // on the sign-in page, where the user presses the button.
+    let cross_site = headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes() == b"cross-site");
+    if cross_site {
+        let callback = safe_callback(
+            q.get("callbackUrl").map(String::as_str),
+            &gw.inner.settings.public_url,
+        );
+        let location = format!(
+            "{}/signin?callbackUrl={}",
+            gw.inner.settings.base_path,
+            url::form_urlencoded::byte_serialize(callback.as_bytes()).collect::<String>()
+        );
+        let mut response = StatusCode::FOUND.into_response();
+        if let Ok(v) = HeaderValue::from_str(&location) {
+            response.headers_mut().insert(LOCATION, v);
+        }
+        return response;
+    }
     start(
         &gw.inner,
         &provider,
