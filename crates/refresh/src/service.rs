@@ -343,6 +343,11 @@ impl Inner {
             };
         };
         self.let_go(account, &owner, &mut held).await;
+        if matches!(outcome, Outcome::AlreadyFresh { .. }) {
+            // Someone else refreshed; a cache in front of the store may still
+            // hold the stale set that sent the caller here.
+            self.deps.writer.forget_cached_tokens(account).await;
+        }
         metrics::counter!(REFRESH_TOTAL, "provider" => provider.to_owned(), "outcome" => outcome_label(&outcome))
             .increment(1);
         metrics::histogram!(REFRESH_DURATION, "provider" => provider.to_owned())

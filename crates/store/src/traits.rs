@@ -79,6 +79,11 @@ pub trait TokenStore: Send + Sync {
         now: UnixTime,
         release_lease_of: Option<&str>,
     ) -> Result<ReplaceOutcome, StoreError>;
+
+    /// Drops any cached copy of the account's tokens, so the next read sees
+    /// the store (a refresher that found newer tokens in the store than in
+    /// a cache calls this). A no-op for stores without a cache.
+    async fn forget_cached_tokens(&self, _account: &AccountId) {}
 }
 
 /// The cross-instance refresh lease kept on the account row (DESIGN.md §4).

@@ -122,6 +122,7 @@ cache_suite!(
     token_reads_are_served_from_the_cache,
     compare_and_swap_winner_replaces_the_cached_tokens,
     lost_race_invalidates_a_stale_entry_from_another_instance,
+    forgetting_cached_tokens_lets_the_next_read_see_another_instances_write,
     revocation_is_visible_through_the_cache,
     cached_token_material_is_encrypted,
     an_older_version_never_replaces_a_newer_entry,
@@ -328,6 +329,26 @@ async fn lost_race_invalidates_a_stale_entry_from_another_instance(f: Fixture) {
         .unwrap();
     assert_eq!(r, ReplaceOutcome::LostRace { current_version: 2 });
     // ...which drops the stale entry: the next read sees the winner.
+    let fresh = f.cached.read_tokens(&a.id).await.unwrap().unwrap();
+    assert_eq!(fresh.version, 2);
+    assert_eq!(fresh.tokens, Some(token_set("elsewhere")));
+}
+
+async fn forgetting_cached_tokens_lets_the_next_read_see_another_instances_write(f: Fixture) {
+    let (_, a) = account(&*f.cached, "cache-forget").await;
+    f.cached.read_tokens(&a.id).await.unwrap();
+    let r = f
+        .counting
+        .inner
+        .replace_tokens(&a.id, 1, &token_set("elsewhere"), None)
+        .await
+        .unwrap();
+    assert!(r.is_replaced());
+    assert_eq!(
+        f.cached.read_tokens(&a.id).await.unwrap().unwrap().version,
+        1
+    );
+    f.cached.forget_cached_tokens(&a.id).await;
     let fresh = f.cached.read_tokens(&a.id).await.unwrap().unwrap();
     assert_eq!(fresh.version, 2);
     assert_eq!(fresh.tokens, Some(token_set("elsewhere")));

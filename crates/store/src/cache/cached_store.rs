@@ -323,6 +323,11 @@ impl TokenStore for CachedStore {
         Ok(tokens)
     }
 
+    async fn forget_cached_tokens(&self, account: &AccountId) {
+        self.cache_remove("forget_cached_tokens", &tokens_key(account))
+            .await;
+    }
+
     async fn replace_tokens(
         &self,
         account: &AccountId,
