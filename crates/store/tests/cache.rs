@@ -125,6 +125,7 @@ cache_suite!(
     forgetting_cached_tokens_lets_the_next_read_see_another_instances_write,
     revocation_is_visible_through_the_cache,
     cached_token_material_is_encrypted,
+    a_forged_plaintext_session_entry_is_not_trusted,
     an_older_version_never_replaces_a_newer_entry,
 );
 
@@ -369,6 +370,54 @@ async fn revocation_is_visible_through_the_cache(f: Fixture) {
     assert_eq!(
         (read.tokens, read.revoked_at, read.version),
         (None, Some(t(77)), 2)
+    );
+}
+
+async fn a_forged_plaintext_session_entry_is_not_trusted(f: Fixture) {
+    let u = user(&*f.cached, "forge@example.test").await;
+    let created = f
+        .cached
+        .create_session(&u.id, None, t(0), t(10_000))
+        .await
+        .unwrap();
+    let key = format!(
+        "session:{}",
+        authgate_store::session_token_hash(&created.token)
+    );
+    let sealed = f
+        .cache
+        .get(&key)
+        .await
+        .unwrap()
+        .expect("the session is cached");
+    assert!(
+        String::from_utf8_lossy(&sealed.value).starts_with("v1."),
+        "sealed, not JSON"
+    );
+    // Someone with write access to the cache plants a session for a token of
+    // their choosing: it is not a hit, and the store knows no such session.
+    let forged_token = authgate_core::secret::Secret::new("attacker-chosen-token");
+    let forged_key = format!(
+        "session:{}",
+        authgate_store::session_token_hash(&forged_token)
+    );
+    let json = format!(
+        r#"{{"user_id":"{}","expires":9999999999,"updated_at":0}}"#,
+        u.id.as_str()
+    );
+    f.cache
+        .put_if_newer(
+            &forged_key,
+            authgate_store::cache::CacheEntry {
+                version: 9_999_999_999,
+                value: json.into_bytes().into(),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        f.cached.find_session(&forged_token, t(1)).await.unwrap(),
+        None
     );
 }
 

@@ -73,6 +73,11 @@ fn session_key(token: &Secret) -> String {
     format!("session:{}", session_token_hash(token))
 }
 
+/// Binds a sealed session entry to its cache key and version.
+fn session_aad(key: &str, version: i64) -> Vec<u8> {
+    format!("authgate/cache/{key}/{version}").into_bytes()
+}
+
 fn tokens_key(account: &AccountId) -> String {
     format!("tokens:{}", account.as_str())
 }
@@ -144,7 +149,17 @@ impl CachedStore {
         if entry.version == TOMBSTONE_VERSION {
             return CachedLookup::Gone;
         }
-        match serde_json::from_slice::<CachedSession>(&entry.value) {
+        // Session entries are sealed like token entries: whoever can write
+        // to a shared Redis must not be able to mint a session.
+        let plain = std::str::from_utf8(&entry.value).ok().and_then(|text| {
+            self.keys
+                .decrypt(text, &session_aad(key, entry.version))
+                .ok()
+        });
+        let Some(plain) = plain else {
+            return CachedLookup::Miss;
+        };
+        match serde_json::from_slice::<CachedSession>(&plain) {
             Ok(s) => CachedLookup::Hit(Session {
                 user_id: UserId::new(s.user_id),
                 account_id: s.account_id.map(AccountId::new),
@@ -162,10 +177,14 @@ impl CachedStore {
             expires: session.expires.as_secs(),
             updated_at: session.updated_at.as_secs(),
         };
-        if let Ok(value) = serde_json::to_vec(&cached) {
+        let version = session.expires.as_secs();
+        let sealed = serde_json::to_vec(&cached)
+            .ok()
+            .and_then(|plain| self.keys.encrypt(&plain, &session_aad(key, version)).ok());
+        if let Some(value) = sealed {
             let entry = CacheEntry {
-                version: session.expires.as_secs(),
-                value: value.into(),
+                version,
+                value: value.into_bytes().into(),
             };
             self.cache_put(op, key, entry).await;
         }
