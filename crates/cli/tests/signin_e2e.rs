@@ -145,3 +145,34 @@ async fn a_user_signs_in_with_the_built_in_development_provider() {
     assert_eq!(session["user"]["email"], "bob@example.com");
     assert_eq!(idp.stats().code_grants, 1);
 }
+
+#[tokio::test]
+async fn a_returning_user_gets_the_profile_the_provider_sends_now() {
+    let reserved = reserve().await;
+    let redirect = format!("{}auth/callback/op", reserved.url);
+    let idp = authgate_devidp::DevIdp::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        authgate_devidp::DevIdpConfig::default().with_client(
+            authgate_devidp::DevClient::new("test", "test-secret").with_redirect_uri(redirect),
+        ),
+    )
+    .await
+    .unwrap();
+    let toml = config_toml(&reserved.url, idp.issuer_str(), "{db}", "", "inline");
+    let gw = start(reserved, &toml).await;
+    for name in ["Zoe First", "Zoe Renamed"] {
+        let mut b = Browser::new();
+        let r = b.get(&format!("{}auth/signin/op", gw.url)).await;
+        let callback =
+            authgate_testkit::login_with_dev_provider(&location(&r), "zoe", Some(name)).await;
+        let r = b.get(&callback).await;
+        assert_eq!(r.status(), 302);
+        let session: serde_json::Value = b
+            .get(gw.url.join("/auth/session").unwrap().as_str())
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(session["user"]["name"], name);
+    }
+}

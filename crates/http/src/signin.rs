@@ -597,7 +597,7 @@ async fn upsert(
                         .await
                         .map_err(store_failure)?
                         .ok_or_else(|| store_failure(StoreError::UserNotFound))?;
-                    return Ok((user, account));
+                    return Ok((refreshed_profile(inner, user, profile).await, account));
                 }
                 ReplaceOutcome::LostRace { .. } => continue,
             }
@@ -649,6 +649,29 @@ async fn upsert(
         .await
         .map_err(store_failure)?;
     Ok((user, account))
+}
+
+/// Brings a returning user's profile up to date with what the provider said
+/// now (an allow-list must judge today's address, not the first sign-in's).
+/// A field the provider no longer sends keeps its stored value; an address
+/// that another user already has is not taken over.
+async fn refreshed_profile(inner: &Inner, user: User, profile: &Profile) -> User {
+    let wanted = NewUser {
+        name: profile.name.clone().or_else(|| user.name.clone()),
+        email: profile.email.clone().or_else(|| user.email.clone()),
+        email_verified: user.email_verified,
+        image: profile.picture.clone().or_else(|| user.image.clone()),
+    };
+    if wanted.name == user.name && wanted.email == user.email && wanted.image == user.image {
+        return user;
+    }
+    match inner.store.update_user_profile(&user.id, wanted).await {
+        Ok(updated) => updated,
+        Err(error) => {
+            tracing::warn!(%error, user = user.id.as_str(), "could not update the user's profile; keeping the stored one");
+            user
+        }
+    }
 }
 
 /// Maps a provider failure during sign-in to what the browser sees.

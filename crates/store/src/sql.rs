@@ -294,6 +294,25 @@ macro_rules! impl_sql_store {
                 .map(user_from_row)
                 .transpose()
             }
+
+            async fn update_user_profile(&self, id: &UserId, profile: NewUser) -> Result<User, StoreError> {
+                sqlx::query(
+                    r#"UPDATE users SET name = $2, email = $3, "emailVerified" = $4, image = $5
+                       WHERE id = $1
+                       RETURNING id, name, email, "emailVerified", image"#,
+                )
+                .bind(id.as_str())
+                .bind(profile.name.as_deref())
+                .bind(profile.email.as_deref())
+                .bind(profile.email_verified.map(UnixTime::as_secs))
+                .bind(profile.image.as_deref())
+                .fetch_optional(&self.pool)
+                .await?
+                .as_ref()
+                .map(user_from_row)
+                .transpose()?
+                .ok_or(StoreError::UserNotFound)
+            }
         }
 
         #[async_trait]

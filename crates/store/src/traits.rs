@@ -23,6 +23,10 @@ pub trait UserStore: Send + Sync {
     async fn find_user(&self, id: &UserId) -> Result<Option<User>, StoreError>;
     /// The user with this e-mail address (exact match).
     async fn find_user_by_email(&self, email: &str) -> Result<Option<User>, StoreError>;
+    /// Replaces a user's profile (name, e-mail, image) with what the provider
+    /// said at the latest sign-in. Fails with [`StoreError::UserNotFound`], or
+    /// [`StoreError::AlreadyExists`] when the e-mail belongs to another user.
+    async fn update_user_profile(&self, id: &UserId, profile: NewUser) -> Result<User, StoreError>;
 }
 
 /// Provider accounts (Auth.js `linkAccount`, `getUserByAccount`).

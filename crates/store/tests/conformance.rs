@@ -41,6 +41,7 @@ macro_rules! conformance_suite {
 conformance_suite!(
     migrations_apply_twice_on_an_empty_database,
     users_are_found_by_id_and_email_and_emails_are_unique,
+    a_users_profile_is_replaced_and_emails_stay_unique,
     accounts_are_found_by_provider_and_by_user,
     linking_to_a_missing_user_or_twice_is_refused,
     tokens_round_trip_and_start_at_version_one,
@@ -94,6 +95,51 @@ async fn users_are_found_by_id_and_email_and_emails_are_unique(db: &TestDb) {
     let a = store.create_user(NewUser::default()).await.unwrap();
     let b = store.create_user(NewUser::default()).await.unwrap();
     assert_ne!(a.id, b.id);
+}
+
+async fn a_users_profile_is_replaced_and_emails_stay_unique(db: &TestDb) {
+    let store = db.open(keys()).await;
+    let u = user(&*store, "old@example.test").await;
+    let other = user(&*store, "taken@example.test").await;
+    let updated = store
+        .update_user_profile(
+            &u.id,
+            NewUser {
+                name: Some("New Name".into()),
+                email: Some("new@example.test".into()),
+                email_verified: None,
+                image: Some("https://img.example/new.png".into()),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(updated.id, u.id);
+    assert_eq!(updated.email.as_deref(), Some("new@example.test"));
+    assert_eq!(store.find_user(&u.id).await.unwrap(), Some(updated));
+    assert_eq!(
+        store.find_user_by_email("old@example.test").await.unwrap(),
+        None
+    );
+    let clash = store
+        .update_user_profile(
+            &u.id,
+            NewUser {
+                email: other.email.clone(),
+                ..NewUser::default()
+            },
+        )
+        .await;
+    assert!(
+        matches!(clash, Err(StoreError::AlreadyExists(_))),
+        "{clash:?}"
+    );
+    let missing = store
+        .update_user_profile(&UserId::new("missing"), NewUser::default())
+        .await;
+    assert!(
+        matches!(missing, Err(StoreError::UserNotFound)),
+        "{missing:?}"
+    );
 }
 
 async fn accounts_are_found_by_provider_and_by_user(db: &TestDb) {

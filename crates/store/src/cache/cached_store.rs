@@ -289,6 +289,10 @@ impl UserStore for CachedStore {
         self.inner.find_user(id).await
     }
 
+    async fn update_user_profile(&self, id: &UserId, profile: NewUser) -> Result<User, StoreError> {
+        self.inner.update_user_profile(id, profile).await
+    }
+
     async fn find_user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
         self.inner.find_user_by_email(email).await
     }

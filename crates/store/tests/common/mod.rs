@@ -328,6 +328,10 @@ impl UserStore for CountingStore {
         self.hit();
         self.inner.find_user_by_email(email).await
     }
+    async fn update_user_profile(&self, id: &UserId, profile: NewUser) -> Result<User, StoreError> {
+        self.hit();
+        self.inner.update_user_profile(id, profile).await
+    }
 }
 
 #[async_trait]
