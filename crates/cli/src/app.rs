@@ -99,10 +99,7 @@ impl App {
             .iter()
             .map(|s| s.as_bytes().to_vec())
             .collect();
-        let keys = match &config.store.encryption_keys {
-            Some(k) => KeyRing::from_secrets(&k.iter().map(|s| s.as_bytes()).collect::<Vec<_>>())?,
-            None => KeyRing::from_secrets(&secrets)?,
-        };
+        let keys = key_ring(config)?;
         let store = authgate_store::connect(config.store.url.as_str(), keys.clone()).await?;
         if store.backend() == Backend::Sqlite || migrations == Migrations::Apply {
             store.migrate().await?;
@@ -331,6 +328,17 @@ fn upstream(config: &Config) -> Result<Option<ReverseProxy>, AppError> {
         ..ProxySettings::default()
     };
     Ok(Some(ReverseProxy::new(url.clone(), settings)?))
+}
+
+/// The token encryption keys: `store.encryption_keys`, or derived from the
+/// session secrets when none are configured.
+pub fn key_ring(config: &Config) -> Result<KeyRing, authgate_store::CryptoError> {
+    let secrets = config
+        .store
+        .encryption_keys
+        .as_ref()
+        .unwrap_or(&config.session.secret);
+    KeyRing::from_secrets(&secrets.iter().map(|s| s.as_bytes()).collect::<Vec<_>>())
 }
 
 fn cache_options(cache: &CacheConfig) -> CacheOptions {

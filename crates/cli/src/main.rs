@@ -204,20 +204,8 @@ async fn demo(listen: std::net::SocketAddr) -> ExitCode {
 }
 
 async fn open_store(config: &Config) -> Result<std::sync::Arc<dyn authgate_store::Store>, String> {
-    let keys = match &config.store.encryption_keys {
-        Some(k) => authgate_store::KeyRing::from_secrets(
-            &k.iter().map(|s| s.as_bytes()).collect::<Vec<_>>(),
-        ),
-        None => authgate_store::KeyRing::from_secrets(
-            &config
-                .session
-                .secret
-                .iter()
-                .map(|s| s.as_bytes())
-                .collect::<Vec<_>>(),
-        ),
-    }
-    .map_err(|e| format!("store.encryption_keys: {e}"))?;
+    let keys =
+        authgate::app::key_ring(config).map_err(|e| format!("store.encryption_keys: {e}"))?;
     authgate_store::connect(config.store.url.as_str(), keys)
         .await
         .map_err(|e| format!("store.url: {e}"))
