@@ -9,7 +9,7 @@ use authgate_core::refresh::{RefreshSettings, RetryPolicy};
 use authgate_core::token::ExpiryPolicy;
 use authgate_http::{
     Access, AllowList, Gateway, GatewayParts, GatewaySettings, OwnedHeaders, ProxySettings,
-    RefreshMode, ReverseProxy, RouteRule, RouteRules, Routes, SessionStrategy, TrustedProxies,
+    RefreshMode, ReverseProxy, RouteRule, RouteRules, SessionStrategy, TrustedProxies,
 };
 use authgate_oauth::{Catalog, HttpClient, HttpSettings, Preset, ProviderSettings};
 use authgate_refresh::{
@@ -278,9 +278,8 @@ fn prometheus() -> Option<PrometheusHandle> {
         .clone()
 }
 
-fn routes(config: &Config) -> Result<Routes, AppError> {
+fn routes(config: &Config) -> Result<RouteRules, AppError> {
     let mut rules = Vec::with_capacity(config.routes.len());
-    let mut allow = Vec::with_capacity(config.routes.len());
     for (index, r) in config.routes.iter().enumerate() {
         let access = match r.access {
             authgate_config::RouteAccess::Public => Access::Public,
@@ -301,16 +300,12 @@ fn routes(config: &Config) -> Result<Routes, AppError> {
                 .collect::<Result<Vec<_>, _>>()?;
             rule = rule.with_methods(methods);
         }
-        rules.push(rule);
-        allow.push(AllowList {
+        rules.push(rule.with_allow(AllowList {
             emails: r.allow_emails.clone(),
             domains: r.allow_domains.clone(),
-        });
+        }));
     }
-    Ok(Routes {
-        rules: RouteRules::new(rules)?,
-        allow,
-    })
+    Ok(RouteRules::new(rules)?)
 }
 
 fn upstream(config: &Config) -> Result<Option<ReverseProxy>, AppError> {

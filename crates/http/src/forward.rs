@@ -5,7 +5,7 @@
 use crate::error::{HttpError, wants_json};
 use crate::gate::{Verdict, identity_headers};
 use crate::state::Gateway;
-use authgate_proxy::{ClientInfo, ErrorFormat, Scheme, normalize};
+use authgate_proxy::{AmbiguousPath, ClientInfo, ErrorFormat, Scheme, normalize};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::{CACHE_CONTROL, LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
@@ -55,13 +55,17 @@ pub(crate) async fn proxy(
                 .render(json, &back);
         }
     };
-    let (access, allow) = inner.routes.resolve(req.method(), &path);
+    let judgement = match inner.routes.judge(req.method(), &path) {
+        Ok(judgement) => judgement,
+        Err(error) => return ambiguous_path(&error, json, &back),
+    };
+    let access = judgement.access();
     let request_id = req
         .extensions()
         .get::<crate::request_id::RequestId>()
         .cloned();
     let decision = gw
-        .decide(access, &allow, req.headers(), &path.path_and_query())
+        .decide(access, &judgement, req.headers(), &path.path_and_query())
         .await;
     let response = match decision.verdict {
         Verdict::Allow(session) => {
@@ -91,6 +95,17 @@ pub(crate) async fn proxy(
     };
     record(access.as_str(), response.status(), started);
     response
+}
+
+/// 400 for a path some lenient reading of which cannot be judged (see
+/// `authgate_proxy::readings`). The log line names the reason, never the path.
+fn ambiguous_path(error: &AmbiguousPath, json: bool, back: &str) -> Response {
+    tracing::info!(%error, "refused an ambiguous request path");
+    HttpError::bad_request(
+        "AmbiguousPath",
+        "Servers read this request path in more than one way; send it without encoded separators, NUL or double encoding.",
+    )
+    .render(json, back)
 }
 
 /// The value of one of two headers naming the same thing: `Ok(None)` when
@@ -159,9 +174,17 @@ pub(crate) async fn verify(State(gw): State<Gateway>, headers: HeaderMap) -> Res
             .render(json, &back);
         }
     };
-    let (access, allow) = inner.routes.resolve(&method, &path);
+    let judgement = match inner.routes.judge(&method, &path) {
+        Ok(judgement) => judgement,
+        Err(error) => return ambiguous_path(&error, json, &back),
+    };
     let decision = gw
-        .decide(access, &allow, &headers, &path.path_and_query())
+        .decide(
+            judgement.access(),
+            &judgement,
+            &headers,
+            &path.path_and_query(),
+        )
         .await;
     let response = match decision.verdict {
         Verdict::Allow(session) => {

@@ -15,35 +15,11 @@ use crate::error::{HttpError, wants_json};
 use crate::session::{CurrentSession, Freshness, ensure_fresh, read_session, rewrite_cookie};
 use crate::settings::RefreshMode;
 use crate::state::{Gateway, Inner};
-use authgate_proxy::Access;
+pub use authgate_proxy::AllowList;
+use authgate_proxy::{Access, Permits};
 use axum::http::header::{CACHE_CONTROL, LOCATION};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-
-/// Who may use a route beyond having a session. Empty lists allow everyone.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AllowList {
-    /// Allowed e-mail addresses (lower case).
-    pub emails: Vec<String>,
-    /// Allowed e-mail domains (lower case, without `@`).
-    pub domains: Vec<String>,
-}
-
-impl AllowList {
-    /// Whether a user with `email` may pass.
-    pub fn permits(&self, email: Option<&str>) -> bool {
-        if self.emails.is_empty() && self.domains.is_empty() {
-            return true;
-        }
-        let Some(email) = email.map(str::to_ascii_lowercase) else {
-            return false;
-        };
-        self.emails.contains(&email)
-            || email
-                .rsplit_once('@')
-                .is_some_and(|(_, domain)| self.domains.iter().any(|d| d == domain))
-    }
-}
 
 /// What happens to the request.
 #[derive(Debug)]
@@ -89,12 +65,15 @@ impl Decision {
 }
 
 impl Gateway {
-    /// Decides a request to a route with `access` and `allow`. `return_to`
-    /// is where sign-in should come back to (path and query).
+    /// Decides a request to a route with `access`, whose signed-in users
+    /// must be permitted by `allow` (an [`AllowList`], or the
+    /// [`Judgement`](authgate_proxy::Judgement) of a request path, which
+    /// combines every reading's lists). `return_to` is where sign-in should
+    /// come back to (path and query).
     pub async fn decide(
         &self,
         access: Access,
-        allow: &AllowList,
+        allow: &(dyn Permits + Sync),
         headers: &HeaderMap,
         return_to: &str,
     ) -> Decision {

@@ -529,7 +529,7 @@ mod tests {
     use super::*;
     use crate::session::{AccountRef, SessionSource, new_claims, write_jwt};
     use crate::settings::GatewaySettings;
-    use crate::state::{GatewayParts, Routes};
+    use crate::state::GatewayParts;
     use authgate_core::cookie::CookieFormat;
     use authgate_core::token::ExpiryPolicy;
     use authgate_oauth::Catalog;
@@ -585,10 +585,7 @@ mod tests {
             catalog,
             refresh,
             clock: Arc::new(SystemClock),
-            routes: Routes {
-                rules: RouteRules::new(Vec::new()).unwrap(),
-                allow: Vec::new(),
-            },
+            routes: RouteRules::new(Vec::new()).unwrap(),
             upstream: None,
         })
         .unwrap();

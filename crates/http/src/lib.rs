@@ -15,9 +15,10 @@
 //! | `POST /signout` | revokes at the provider (RFC 7009), ends the session, expires every cookie |
 //! | `GET /verify` | forward-auth: 200 + identity headers, 401, or a sign-in redirect |
 //!
-//! [`Gateway::router`] adds the reverse proxy: every other path is matched
-//! against the route rules, decided by [`Gateway::decide`] (see [`gate`]),
-//! and forwarded with identity headers.
+//! [`Gateway::router`] adds the reverse proxy: every other path is judged by
+//! the route rules over every lenient reading ([`RouteRules::judge`]; an
+//! ambiguous spelling is refused with 400), decided by [`Gateway::decide`]
+//! (see [`gate`]), and forwarded with identity headers.
 //!
 //! The module split: [`session`] reads, refreshes and rewrites sessions;
 //! `signin` and `endpoints` are the handlers; [`cookies`], [`redirect`],
@@ -41,13 +42,13 @@ mod signin;
 mod state;
 
 pub use authgate_proxy::{
-    Access, OwnedHeaders, ProxyError, ProxySettings, ReverseProxy, RouteRule, RouteRules,
-    RuleError, TrustedProxies,
+    Access, AllowList, AmbiguousPath, Judgement, OwnedHeaders, Permits, ProxyError, ProxySettings,
+    ReverseProxy, RouteRule, RouteRules, RuleError, TrustedProxies,
 };
-pub use gate::{AllowList, Decision, Verdict};
+pub use gate::{Decision, Verdict};
 pub use layer::{AccessToken, AuthLayer, AuthRejection, AuthService, Session};
 pub use settings::{GatewaySettings, RefreshMode, SessionStrategy};
-pub use state::{Gateway, GatewayParts, Routes};
+pub use state::{Gateway, GatewayParts};
 
 /// The CSRF cookie's name for this gateway.
 pub(crate) fn csrf_cookie_name(inner: &state::Inner) -> &'static str {

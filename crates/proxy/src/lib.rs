@@ -1,10 +1,10 @@
 //! # authgate-proxy
 //!
 //! The request-forwarding core of the authgate gateway. This crate knows nothing about
-//! sessions, cookies or tokens: it decides which [`Access`] kind a request's route has,
-//! cleans headers, and forwards requests to one upstream application. The gateway crate
-//! (`authgate-http`) resolves the session, decides what to do for the route kind, and calls
-//! [`ReverseProxy::forward`] with the identity headers to add.
+//! sessions, cookies or tokens: it judges which [`Access`] kind and which allow-lists a
+//! request's path carries, cleans headers, and forwards requests to one upstream application.
+//! The gateway crate (`authgate-http`) resolves the session, decides what to do for the
+//! [`Judgement`], and calls [`ReverseProxy::forward`] with the identity headers to add.
 //!
 //! ## Modules
 //!
@@ -15,9 +15,15 @@
 //!   `/public/../protected/x` and `/%70rotected/x` both become `/protected/x`. Invalid paths
 //!   (`%00`, malformed escapes, raw control characters) are a typed [`PathError`] → 400.
 //! * [`rules`] — [`RouteRules`] compiles the `[[routes]]` list (glob patterns with `*` = one
-//!   segment and `**` = any number of segments, optional method filters). First match wins;
-//!   with no match the access is [`RouteRules::DEFAULT_ACCESS`] = [`Access::Protected`]
-//!   (fail closed).
+//!   segment and `**` = any number of segments, optional method filters, an [`AllowList`]
+//!   each). First match wins; with no match the access is [`RouteRules::DEFAULT_ACCESS`] =
+//!   [`Access::Protected`] (fail closed).
+//! * [`readings`] — the lenient readings of a path: letter case, `;` parameters, escaped
+//!   delimiters, double decoding, trailing dots and spaces, dot segments kept or resolved.
+//! * [`judge`] — [`RouteRules::judge`], the one call per request: the strictest answer over
+//!   every reading (a session if any reading needs one, every reading's allow-list), or
+//!   [`AmbiguousPath`] → 400 when a reading is not a valid path.
+//! * [`allow`] — [`AllowList`] and [`Permits`].
 //! * [`headers`] — pure header hygiene: stripping client copies of the identity headers the
 //!   gateway owns, including look-alikes an upstream framework would read as the same header
 //!   (`x_auth_request_user`, any letter case); hop-by-hop removal; `X-Forwarded-For/-Proto/
@@ -30,7 +36,7 @@
 //!
 //! ```no_run
 //! use authgate_proxy::{
-//!     Access, ClientInfo, ProxySettings, ReverseProxy, RouteRule, RouteRules, normalize,
+//!     Access, ClientInfo, Permits, ProxySettings, ReverseProxy, RouteRule, RouteRules, normalize,
 //! };
 //! use axum::{body::Body, extract::ConnectInfo, http::{HeaderMap, HeaderValue, Request}};
 //! use std::net::SocketAddr;
@@ -42,8 +48,14 @@
 //!     Err(_) => return authgate_proxy::error_response(
 //!         axum::http::StatusCode::BAD_REQUEST, Default::default(), None),
 //! };
-//! match rules.resolve(req.method(), &path) {
-//!     Access::Public | Access::Protected | Access::Api => { /* session checks elided */ }
+//! let Ok(judgement) = rules.judge(req.method(), &path) else {
+//!     return authgate_proxy::error_response(
+//!         axum::http::StatusCode::BAD_REQUEST, Default::default(), None);
+//! };
+//! let email: Option<&str> = None; // from the session, elided
+//! if judgement.requires_session() && !judgement.permits(email) {
+//!     return authgate_proxy::error_response(
+//!         axum::http::StatusCode::FORBIDDEN, Default::default(), None);
 //! }
 //! let mut identity = HeaderMap::new();
 //! identity.insert("x-auth-request-user", HeaderValue::from_static("alice"));
@@ -52,11 +64,15 @@
 //! # let _ = (RouteRule::new("/**", Access::Public), ProxySettings::default());
 //! ```
 
+pub mod allow;
 pub mod forward;
 pub mod headers;
+pub mod judge;
 pub mod path;
+pub mod readings;
 pub mod rules;
 
+pub use allow::{AllowList, Permits};
 pub use forward::{
     ClientInfo, ErrorFormat, ProxyError, ProxySettings, ReverseProxy, UpstreamErrorKind,
     error_response,
@@ -65,5 +81,7 @@ pub use headers::{
     OwnedHeaders, Scheme, TrustedProxies, client_ip, generate_request_id, request_id,
     strip_identity_headers,
 };
+pub use judge::Judgement;
 pub use path::{NormalizedPath, PathError, normalize};
-pub use rules::{Access, RouteRule, RouteRules, RuleError, RuleMatch};
+pub use readings::{AmbiguousPath, ReadingStep};
+pub use rules::{Access, RouteRule, RouteRules, RuleError};

@@ -25,9 +25,16 @@
 //! segment, and `normalize` is idempotent on its own output.
 //!
 //! Encoded separators (`%2F`, `%5C`, and a raw `\`) are refused: upstreams disagree on
-//! whether they split segments, so the route judged might not be the route served.
-//! Matching is case-sensitive, as paths are; the gateway also judges the case-folded
-//! and `;`-parameter-stripped readings of a public path (see `authgate-http`).
+//! whether they split segments, so the route judged might not be the route served. So are
+//! overlong UTF-8 encodings (`%C0%AF`, `%E0%80%AF`, …), which old decoders turned into `/`
+//! or `.`.
+//!
+//! Normalisation gives one spelling; it does not make the path mean one thing to every
+//! server. Route rules are therefore judged on every *lenient reading* of the path (letter
+//! case, `;` parameters, double decoding, trailing dots and spaces — see
+//! [`readings`](crate::readings)), starting from both the normalised path and the path as
+//! written ([`NormalizedPath::written`]), which a server that does not resolve dot segments
+//! routes as is.
 
 use std::fmt;
 
@@ -51,6 +58,10 @@ pub enum PathError {
     /// was judged might not be the one served.
     #[error("encoded path separator")]
     EncodedSeparator,
+    /// An overlong UTF-8 encoding (`%C0`, `%C1`, `%E0` + `%80`–`%9F`, `%F0` + `%80`–`%8F`):
+    /// never valid UTF-8, and decoded by lenient servers into `/`, `.` or `\`.
+    #[error("overlong UTF-8 encoding at byte {0}")]
+    OverlongEncoding(usize),
 }
 
 /// A request target after [`normalize`]: the canonical path plus the untouched query.
@@ -58,12 +69,21 @@ pub enum PathError {
 pub struct NormalizedPath {
     path: String,
     query: Option<String>,
+    written: Option<String>,
 }
 
 impl NormalizedPath {
     /// The canonical path; always starts with `/`.
     pub fn path(&self) -> &str {
         &self.path
+    }
+
+    /// The path as written, in canonical characters but with its dot segments and repeated
+    /// slashes kept — `Some` only when that differs from [`path`](Self::path)
+    /// (`/public/../admin` is written `/public/../admin` and normalised to `/admin`). A server
+    /// that does not resolve dot segments routes this spelling, so it is judged too.
+    pub fn written(&self) -> Option<&str> {
+        self.written.as_deref()
     }
 
     /// The query string without its leading `?`, exactly as the client sent it
@@ -107,28 +127,33 @@ pub fn normalize(raw: &str) -> Result<NormalizedPath, PathError> {
         Some((p, q)) => (p, Some(q.to_owned())),
         None => (raw, None),
     };
-    let canonical = canonical_chars(raw_path)?;
+    let canonical = canonical_path(raw_path)?;
+    let path = remove_dot_segments(&canonical);
+    let written = (!canonical.is_empty() && canonical != path).then_some(canonical);
+    Ok(NormalizedPath {
+        path,
+        query,
+        written,
+    })
+}
+
+/// A path in canonical characters (see [`canonical_segment_chars`]) with its dot segments
+/// and repeated slashes kept; encoded separators are refused.
+pub(crate) fn canonical_path(raw: &str) -> Result<String, PathError> {
+    let bytes = raw.as_bytes();
+    if !bytes.is_empty() && bytes[0] != b'/' {
+        return Err(PathError::NotOriginForm);
+    }
+    let canonical = canonical_segment_chars(raw)?;
     if canonical.contains("%2F") || canonical.contains("%5C") {
         return Err(PathError::EncodedSeparator);
     }
-    Ok(NormalizedPath {
-        path: remove_dot_segments(&canonical),
-        query,
-    })
+    Ok(canonical)
 }
 
 /// Canonicalises one path segment (or a pattern literal): decodes unreserved escapes,
 /// upper-cases the others and encodes characters that are not `pchar`. `/` is not expected
 /// here but would be kept as is.
-pub(crate) fn canonical_chars(raw: &str) -> Result<String, PathError> {
-    let bytes = raw.as_bytes();
-    if !bytes.is_empty() && bytes[0] != b'/' {
-        return Err(PathError::NotOriginForm);
-    }
-    canonical_segment_chars(raw)
-}
-
-/// Like [`canonical_chars`] without the leading-slash requirement.
 pub(crate) fn canonical_segment_chars(raw: &str) -> Result<String, PathError> {
     let bytes = raw.as_bytes();
     let mut out = String::with_capacity(bytes.len());
@@ -144,6 +169,9 @@ pub(crate) fn canonical_segment_chars(raw: &str) -> Result<String, PathError> {
             let decoded = (hi << 4) | lo;
             if decoded < 0x20 || decoded == 0x7f {
                 return Err(PathError::EncodedControlCharacter(i));
+            }
+            if is_overlong(decoded, escaped_byte(bytes, i + 3)) {
+                return Err(PathError::OverlongEncoding(i));
             }
             if is_unreserved(decoded) {
                 out.push(char::from(decoded));
@@ -166,8 +194,28 @@ pub(crate) fn canonical_segment_chars(raw: &str) -> Result<String, PathError> {
     Ok(out)
 }
 
+/// The byte a `%XX` escape at `at` encodes, if there is one.
+fn escaped_byte(bytes: &[u8], at: usize) -> Option<u8> {
+    if bytes.get(at) != Some(&b'%') {
+        return None;
+    }
+    let hi = bytes.get(at + 1).and_then(|c| hex_value(*c))?;
+    let lo = bytes.get(at + 2).and_then(|c| hex_value(*c))?;
+    Some((hi << 4) | lo)
+}
+
+/// Whether a UTF-8 lead byte (followed by the escaped byte `next`) starts an overlong encoding.
+fn is_overlong(lead: u8, next: Option<u8>) -> bool {
+    match lead {
+        0xC0 | 0xC1 => true,
+        0xE0 => next.is_some_and(|n| (0x80..=0x9F).contains(&n)),
+        0xF0 => next.is_some_and(|n| (0x80..=0x8F).contains(&n)),
+        _ => false,
+    }
+}
+
 /// Resolves `.`/`..`, collapses empty segments and keeps a single trailing slash.
-fn remove_dot_segments(canonical: &str) -> String {
+pub(crate) fn remove_dot_segments(canonical: &str) -> String {
     let mut stack: Vec<&str> = Vec::new();
     let mut trailing_slash = false;
     // The input starts with '/' (or is empty), so the first split item is always empty.
@@ -208,7 +256,7 @@ fn push_escape(out: &mut String, byte: u8) {
     out.push(char::from(HEX[usize::from(byte & 0x0f)]));
 }
 
-fn hex_value(c: u8) -> Option<u8> {
+pub(crate) fn hex_value(c: u8) -> Option<u8> {
     match c {
         b'0'..=b'9' => Some(c - b'0'),
         b'a'..=b'f' => Some(c - b'a' + 10),
@@ -317,8 +365,31 @@ mod tests {
         assert_eq!(normalize("/a b"), Err(PathError::InvalidCharacter(2)));
         assert_eq!(normalize("/a\tb"), Err(PathError::InvalidCharacter(2)));
         assert_eq!(normalize("/a#b"), Err(PathError::InvalidCharacter(2)));
+        assert_eq!(normalize("/%C0%AF"), Err(PathError::OverlongEncoding(1)));
+        assert_eq!(normalize("/a%c1%9c"), Err(PathError::OverlongEncoding(2)));
+        assert_eq!(normalize("/%E0%80%AF"), Err(PathError::OverlongEncoding(1)));
+        assert_eq!(
+            normalize("/%f0%80%80%af"),
+            Err(PathError::OverlongEncoding(1))
+        );
+        assert_eq!(p("/%E0%A4%85"), "/%E0%A4%85");
+        assert_eq!(p("/%F0%9F%98%80"), "/%F0%9F%98%80");
         assert_eq!(normalize("a/b"), Err(PathError::NotOriginForm));
         assert_eq!(normalize("*"), Err(PathError::NotOriginForm));
+    }
+
+    #[test]
+    fn the_written_form_is_kept_only_when_it_differs() {
+        let written = |raw: &str| normalize(raw).map(|n| n.written().map(str::to_owned));
+        assert_eq!(written("/admin/x"), Ok(None));
+        assert_eq!(written("/a/"), Ok(None));
+        assert_eq!(written(""), Ok(None));
+        assert_eq!(
+            written("/public/../%61dmin"),
+            Ok(Some("/public/../admin".into()))
+        );
+        assert_eq!(written("//admin"), Ok(Some("//admin".into())));
+        assert_eq!(written("/a/%2e/b?x"), Ok(Some("/a/./b".into())));
     }
 
     #[test]

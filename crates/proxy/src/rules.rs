@@ -1,11 +1,11 @@
-//! Route rules: which [`Access`] kind applies to a request.
+//! Route rules: which [`Access`] kind and [`AllowList`] apply to a reading of a path.
 //!
 //! Rules come from the `[[routes]]` tables of the configuration, in order; the **first rule
 //! that matches wins**. A rule matches when its method filter (if any) contains the request
-//! method and its glob pattern matches the [normalised](crate::path) path:
+//! method (in any letter case) and its glob pattern matches the path:
 //!
-//! * a literal segment matches the same segment exactly (case-sensitive; literals are
-//!   canonicalised like paths, so `/%70rotected` in a pattern means `/protected`);
+//! * a literal segment matches the same segment (literals are canonicalised like paths, so
+//!   `/%70rotected` in a pattern means `/protected`);
 //! * `*` matches exactly one segment, whatever it contains (never a `/`); it also matches an
 //!   empty trailing segment, so `/protected/*` matches `/protected/`;
 //! * `**` matches any number of segments, including zero: `/api/**` matches `/api`,
@@ -19,9 +19,13 @@
 //! than a final trailing slash), no `?` and no `#`.
 //!
 //! When no rule matches, the request gets [`RouteRules::DEFAULT_ACCESS`], which is
-//! [`Access::Protected`]: forgetting a rule must fail closed (a sign-in redirect) rather than
-//! expose an application. Configurations normally end with an explicit catch-all such as
-//! `/**` → `public`; [`RouteRules::with_default`] changes the fallback.
+//! [`Access::Protected`] with no allow-list: forgetting a rule must fail closed (a sign-in
+//! redirect) rather than expose an application. [`RouteRules::with_default`] changes the
+//! fallback.
+//!
+//! Requests are judged with [`RouteRules::judge`] (module [`judge`](crate::judge)): every
+//! [lenient reading](crate::readings) of the path is matched, exactly and ignoring letter
+//! case, and the strictest answer wins.
 //!
 //! A method filter is an exact list: a rule for `GET` does not match `HEAD`. With the usual
 //! "public rule first, protected catch-all last" layout this errs on the protected side.
@@ -32,7 +36,9 @@ use std::str::FromStr;
 use axum::http::Method;
 use serde::{Deserialize, Serialize};
 
-use crate::path::{NormalizedPath, PathError, canonical_segment_chars};
+use crate::allow::AllowList;
+use crate::path::{PathError, canonical_segment_chars};
+use crate::readings::fold_non_ascii;
 
 /// What the gateway does with a request on a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -90,16 +96,25 @@ pub struct RouteRule {
     pub access: Access,
     /// When set, the rule matches only these methods (must not be empty).
     pub methods: Option<Vec<Method>>,
+    /// Who may pass beyond having a session (ignored on `public` rules).
+    pub allow: AllowList,
 }
 
 impl RouteRule {
-    /// A rule for every method.
+    /// A rule for every method and every signed-in user.
     pub fn new(pattern: impl Into<String>, access: Access) -> Self {
         RouteRule {
             pattern: pattern.into(),
             access,
             methods: None,
+            allow: AllowList::default(),
         }
+    }
+
+    /// Restricts the rule to the users `allow` permits.
+    pub fn with_allow(mut self, allow: AllowList) -> Self {
+        self.allow = allow;
+        self
     }
 
     /// Restricts the rule to the given methods.
@@ -175,7 +190,11 @@ pub enum RuleError {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Segment {
-    Literal(String),
+    /// A literal, canonical, and case-folded (for matching ignoring case).
+    Literal {
+        exact: String,
+        folded: String,
+    },
     Star,
     DoubleStar,
 }
@@ -186,20 +205,14 @@ struct CompiledRule {
     segments: Vec<Segment>,
 }
 
-/// The outcome of [`RouteRules::find`]: the first matching rule and its position.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RuleMatch<'a> {
-    /// Position of the rule in the configured list.
-    pub index: usize,
-    /// The rule itself.
-    pub rule: &'a RouteRule,
-}
-
 /// An ordered, compiled list of route rules; first match wins.
 #[derive(Debug, Clone)]
 pub struct RouteRules {
     rules: Vec<CompiledRule>,
     default: Access,
+    /// Whether some literal differs from its case-folded form (then even a lower-case path
+    /// is also matched ignoring case).
+    literals_fold: bool,
 }
 
 impl RouteRules {
@@ -217,9 +230,14 @@ impl RouteRules {
                 Ok(CompiledRule { rule, segments })
             })
             .collect::<Result<Vec<_>, RuleError>>()?;
+        let literals_fold = compiled
+            .iter()
+            .flat_map(|c| &c.segments)
+            .any(|s| matches!(s, Segment::Literal { exact, folded } if exact != folded));
         Ok(RouteRules {
             rules: compiled,
             default: Self::DEFAULT_ACCESS,
+            literals_fold,
         })
     }
 
@@ -239,34 +257,50 @@ impl RouteRules {
         self.rules.iter().map(|c| &c.rule)
     }
 
-    /// The first rule matching `method` and `path`, if any.
-    pub fn find(&self, method: &Method, path: &NormalizedPath) -> Option<RuleMatch<'_>> {
-        let segments: Vec<&str> = path.path().split('/').skip(1).collect();
-        let without_trailing = match segments.split_last() {
-            Some((&"", rest)) if !rest.is_empty() => Some(rest),
-            _ => None,
-        };
-        self.rules.iter().enumerate().find_map(|(index, c)| {
+    /// Whether a reading needs matching ignoring case too (it, or a literal, has letters
+    /// whose case folds).
+    pub(crate) fn needs_folded_match(&self, reading: &str) -> bool {
+        if self.literals_fold {
+            return true;
+        }
+        let bytes = reading.as_bytes();
+        let mut i = 0;
+        while i < bytes.len() {
+            match bytes[i] {
+                b'%' => i += 3,
+                b if b.is_ascii_uppercase() => return true,
+                _ => i += 1,
+            }
+        }
+        false
+    }
+
+    /// The access and allow-list of one reading (a path in canonical characters, possibly
+    /// with dot segments, which are then matched as literal segments): the first matching
+    /// rule's, else the default with no allow-list. `folded` matches literals ignoring case.
+    pub(crate) fn lookup(
+        &self,
+        method: &Method,
+        reading: &str,
+        folded: bool,
+    ) -> (Access, Option<&AllowList>) {
+        let rest = reading.strip_prefix('/').unwrap_or(reading);
+        let without_trailing = rest.strip_suffix('/');
+        let found = self.rules.iter().find(|c| {
             if let Some(methods) = &c.rule.methods
                 && !methods
                     .iter()
                     .any(|m| m.as_str().eq_ignore_ascii_case(method.as_str()))
             {
-                return None;
+                return false;
             }
-            let hit = glob_match(&c.segments, &segments)
-                || without_trailing.is_some_and(|s| glob_match(&c.segments, s));
-            hit.then_some(RuleMatch {
-                index,
-                rule: &c.rule,
-            })
-        })
-    }
-
-    /// The access for `method` and `path`: the first matching rule's, else the default.
-    pub fn resolve(&self, method: &Method, path: &NormalizedPath) -> Access {
-        self.find(method, path)
-            .map_or(self.default, |m| m.rule.access)
+            glob_match(&c.segments, Some(rest), folded)
+                || without_trailing.is_some_and(|r| glob_match(&c.segments, Some(r), folded))
+        });
+        match found {
+            Some(c) => (c.rule.access, Some(&c.rule.allow)),
+            None => (self.default, None),
+        }
     }
 }
 
@@ -302,7 +336,10 @@ fn compile(index: usize, rule: &RouteRule) -> Result<Vec<Segment>, RuleError> {
                 if literal == "." || literal == ".." {
                     return Err(RuleError::DotSegment { index, pattern });
                 }
-                Segment::Literal(literal)
+                Segment::Literal {
+                    folded: fold_literal(&literal),
+                    exact: literal,
+                }
             }
         };
         // `**/**` is the same as `**`; collapsing keeps matching linear-ish.
@@ -314,16 +351,65 @@ fn compile(index: usize, rule: &RouteRule) -> Result<Vec<Segment>, RuleError> {
     Ok(segments)
 }
 
-fn glob_match(pattern: &[Segment], path: &[&str]) -> bool {
+/// A canonical literal with its letter case folded: non-ASCII characters spelled in UTF-8
+/// escapes folded like [`fold_non_ascii`] does for paths, then ASCII letters lowered (the
+/// hexadecimal digits of escapes stay upper case, as in canonical paths).
+fn fold_literal(literal: &str) -> String {
+    let folded = fold_non_ascii(literal);
+    let text = folded.as_deref().unwrap_or(literal);
+    let mut out = String::with_capacity(text.len());
+    let mut hex_digits_left = 0;
+    for c in text.chars() {
+        if hex_digits_left > 0 {
+            hex_digits_left -= 1;
+            out.push(c);
+        } else {
+            hex_digits_left = if c == '%' { 2 } else { 0 };
+            out.push(c.to_ascii_lowercase());
+        }
+    }
+    out
+}
+
+/// Whether `pattern` matches the segments of `path` (`None`: no segments; `Some(s)`: the
+/// segments `s.split('/')`), without allocating.
+fn glob_match(pattern: &[Segment], path: Option<&str>, folded: bool) -> bool {
+    fn split(path: &str) -> (&str, Option<&str>) {
+        match path.split_once('/') {
+            Some((head, tail)) => (head, Some(tail)),
+            None => (path, None),
+        }
+    }
     match pattern.split_first() {
-        None => path.is_empty(),
+        None => path.is_none(),
         Some((Segment::DoubleStar, rest)) => {
-            (0..=path.len()).any(|skip| glob_match(rest, &path[skip..]))
+            let mut remaining = path;
+            loop {
+                if glob_match(rest, remaining, folded) {
+                    return true;
+                }
+                match remaining {
+                    None => return false,
+                    Some(p) => remaining = split(p).1,
+                }
+            }
         }
-        Some((Segment::Star, rest)) => !path.is_empty() && glob_match(rest, &path[1..]),
-        Some((Segment::Literal(lit), rest)) => {
-            path.first() == Some(&lit.as_str()) && glob_match(rest, &path[1..])
-        }
+        Some((Segment::Star, rest)) => path.is_some_and(|p| glob_match(rest, split(p).1, folded)),
+        Some((
+            Segment::Literal {
+                exact,
+                folded: lowered,
+            },
+            rest,
+        )) => path.is_some_and(|p| {
+            let (head, tail) = split(p);
+            let same = if folded {
+                head.eq_ignore_ascii_case(lowered)
+            } else {
+                head == exact
+            };
+            same && glob_match(rest, tail, folded)
+        }),
     }
 }
 
@@ -339,7 +425,7 @@ mod tests {
 
     fn access(r: &RouteRules, method: Method, path: &str) -> Access {
         let n = normalize(path).unwrap_or_else(|e| panic!("{e}"));
-        r.resolve(&method, &n)
+        r.lookup(&method, n.path(), false).0
     }
 
     fn single(pattern: &str, path: &str) -> bool {
@@ -418,13 +504,48 @@ mod tests {
         assert_eq!(access(&r, Method::GET, "/elsewhere"), Access::Public);
         let empty = rules(&[]);
         assert_eq!(access(&empty, Method::GET, "/"), Access::Protected);
-        let n = normalize("/a/b").unwrap_or_else(|e| panic!("{e}"));
+        let listed = RouteRules::new(vec![
+            RouteRule::new("/x", Access::Api),
+            RouteRule::new("/a/*", Access::Api).with_allow(AllowList {
+                emails: vec!["ann@example.com".into()],
+                domains: vec![],
+            }),
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        let (access, allow) = listed.lookup(&Method::GET, "/a/b", false);
+        assert_eq!(access, Access::Api);
+        assert_eq!(allow.map(|l| l.emails.len()), Some(1));
         assert_eq!(
-            rules(&[("/x", Access::Api), ("/a/*", Access::Api)])
-                .find(&Method::GET, &n)
-                .map(|m| m.index),
-            Some(1)
+            listed.lookup(&Method::GET, "/b", false),
+            (Access::Protected, None)
         );
+    }
+
+    #[test]
+    fn a_folded_match_ignores_letter_case_and_a_literal_match_keeps_dot_segments() {
+        let r = rules(&[("/admin/**", Access::Api), ("/%C3%A9t%C3%A9", Access::Api)]);
+        assert_eq!(
+            r.lookup(&Method::GET, "/ADMIN/x", false).0,
+            Access::Protected
+        );
+        assert_eq!(r.lookup(&Method::GET, "/ADMIN/x", true).0, Access::Api);
+        assert_eq!(
+            r.lookup(&Method::GET, "/%C3%89T%C3%89", true).0,
+            Access::Protected
+        );
+        assert_eq!(
+            r.lookup(&Method::GET, "/%C3%A9T%C3%A9", true).0,
+            Access::Api
+        );
+        assert_eq!(r.lookup(&Method::GET, "/admin/../x", false).0, Access::Api);
+        assert_eq!(
+            r.lookup(&Method::GET, "//admin/x", false).0,
+            Access::Protected
+        );
+        assert!(r.needs_folded_match("/A"));
+        assert!(!r.needs_folded_match("/a/%C3%89"));
+        let upper = rules(&[("/Admin", Access::Api)]);
+        assert!(upper.needs_folded_match("/admin"));
     }
 
     #[test]

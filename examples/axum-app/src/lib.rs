@@ -17,7 +17,7 @@ use authgate_core::cookie::CookieFormat;
 use authgate_core::token::ExpiryPolicy;
 use authgate_devidp::{DevClient, DevIdp, DevIdpConfig};
 use authgate_http::{
-    AccessToken, AuthLayer, Gateway, GatewayParts, GatewaySettings, RouteRules, Routes, Session,
+    AccessToken, AuthLayer, Gateway, GatewayParts, GatewaySettings, RouteRules, Session,
 };
 use authgate_oauth::{Catalog, HttpClient, HttpSettings, ProviderSettings};
 use authgate_refresh::{
@@ -163,10 +163,7 @@ pub async fn build_app(public_url: Url, options: Options) -> Result<(Router, Exa
         refresh,
         clock: Arc::new(SystemClock),
         // Route rules are for the reverse proxy; here the layers decide.
-        routes: Routes {
-            rules: RouteRules::new(Vec::new())?,
-            allow: Vec::new(),
-        },
+        routes: RouteRules::new(Vec::new())?,
         upstream: None,
     })?;
 
