@@ -123,10 +123,10 @@ impl ReadingStep {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AmbiguousPath {
     /// A lenient reading of the path is itself not a valid path (`%252F` reads as `%2F`).
-    #[error("a lenient reading of the path ({step}) is not a valid path: {source}")]
+    #[error("a lenient reading of the path ({}) is not a valid path: {source}", step.as_str())]
     InvalidReading {
         /// The step that produced the invalid reading.
-        step: &'static str,
+        step: ReadingStep,
         /// What is wrong with that reading.
         source: PathError,
     },
@@ -168,10 +168,7 @@ pub(crate) fn readings(path: &NormalizedPath) -> Result<Readings<'_>, AmbiguousP
                 Ok(Some(reading)) => found.push(reading),
                 Ok(None) => {}
                 Err(source) => {
-                    return Err(AmbiguousPath::InvalidReading {
-                        step: step.as_str(),
-                        source,
-                    });
+                    return Err(AmbiguousPath::InvalidReading { step, source });
                 }
             }
         }
@@ -398,11 +395,24 @@ mod tests {
     fn readings_that_are_not_paths_are_refused() {
         for raw in ["/admin%252fusers", "/a%2500", "/a%255cb", "/%25C0%25AE"] {
             assert!(
-                matches!(all(raw), Err(AmbiguousPath::InvalidReading { .. })),
+                matches!(
+                    all(raw),
+                    Err(AmbiguousPath::InvalidReading {
+                        step: ReadingStep::DoubleDecoded,
+                        ..
+                    })
+                ),
                 "{raw}: {:?}",
                 all(raw)
             );
         }
+        let error = all("/admin%252fusers").err().map(|e| e.to_string());
+        assert_eq!(
+            error.as_deref(),
+            Some(
+                "a lenient reading of the path (double-decoded) is not a valid path: encoded path separator"
+            )
+        );
     }
 
     #[test]
