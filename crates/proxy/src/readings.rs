@@ -36,8 +36,9 @@
 //! best-fit and compatibility mappings of full-width characters. Configure routes for such
 //! upstreams with a fail-closed default (no public catch-all).
 //!
-//! A path without `;`, `%`, a segment ending in `.`, a dot segment or `//` — nearly every
-//! path — has only one reading, and is judged without building any.
+//! A path without `;`, a segment ending in `.` or `%20`, an escaped `%`, delimiter or
+//! non-ASCII byte, a dot segment or `//` — nearly every path — has only one reading, and is
+//! judged without building any.
 
 use crate::path::{NormalizedPath, PathError, canonical_path, hex_value, remove_dot_segments};
 
@@ -185,12 +186,22 @@ pub(crate) fn readings(path: &NormalizedPath) -> Result<Readings<'_>, AmbiguousP
     Ok(Readings::Several(all))
 }
 
-/// Whether some step could change `path` (a normalised path: no dot segments, no `//`).
+/// Whether some step could change `path` (a normalised path: no dot segments, no `//`):
+/// a `;`, a segment ending in `.` or `%20`, or an escape of `%`, of a delimiter or of a
+/// non-ASCII byte.
 fn has_lenient_features(path: &str) -> bool {
     let bytes = path.as_bytes();
+    let ends_segment = |at: usize| bytes.get(at).is_none_or(|b| *b == b'/');
     bytes.iter().enumerate().any(|(i, b)| match b {
-        b';' | b'%' => true,
-        b'.' => bytes.get(i + 1).is_none_or(|next| *next == b'/'),
+        b';' => true,
+        b'.' => ends_segment(i + 1),
+        b'%' => match escaped(bytes, i) {
+            Some(b' ') => ends_segment(i + 3),
+            Some(decoded) => {
+                decoded == b'%' || decoded >= 0x80 || decoded_delimiter(decoded).is_some()
+            }
+            None => false,
+        },
         _ => false,
     })
 }
