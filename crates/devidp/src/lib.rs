@@ -21,9 +21,11 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Layout: [`grants`] holds every token rule as pure functions of `now`; the HTTP layer
-//! (`server`) is a thin shell that authenticates clients, parses forms, reads the clock
-//! and renders responses.
+//! Layout: [`grants`] holds every token rule as pure functions of `now`; the HTTP layer is
+//! a thin shell: `state` (configuration, keys, counters, client authentication, ID-token
+//! claims), `params` (form and query parsing), `login` (the login form's fields),
+//! `error` (RFC 6749 error responses), `page` (HTML) and `handlers` (one per endpoint),
+//! which read the clock and render outcomes.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -32,12 +34,17 @@ use std::time::Duration;
 
 use url::Url;
 
+mod error;
 pub mod grants;
+mod handlers;
 mod keys;
+mod login;
 mod page;
-mod server;
+mod params;
+mod state;
 
-pub use server::{DevIdpState, router};
+pub use handlers::router;
+pub use state::DevIdpState;
 
 /// Errors from starting the provider.
 #[derive(Debug, thiserror::Error)]

@@ -3,6 +3,10 @@
 
 use std::fmt::Write as _;
 
+use axum::http::header::CACHE_CONTROL;
+use axum::http::{HeaderName, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+
 /// Escape text for HTML element content and double-quoted attribute values.
 pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -127,6 +131,28 @@ pub(crate) fn error(title: &str, message: &str) -> String {
         escape(message)
     );
     document(title, &body)
+}
+
+pub(crate) fn html(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [
+            (CACHE_CONTROL, "no-store"),
+            (
+                HeaderName::from_static("content-security-policy"),
+                "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
+            ),
+            (HeaderName::from_static("x-frame-options"), "DENY"),
+            (HeaderName::from_static("x-content-type-options"), "nosniff"),
+            (HeaderName::from_static("referrer-policy"), "no-referrer"),
+        ],
+        Html(body),
+    )
+        .into_response()
+}
+
+pub(crate) fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
+    html(status, error(title, message))
 }
 
 #[cfg(test)]
