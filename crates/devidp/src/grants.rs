@@ -69,8 +69,9 @@ pub struct AuthorizationRequest {
     pub code_challenge: Option<String>,
 }
 
-/// Who signed in.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Who signed in, and the identity claims the provider states about them (the login
+/// form sets each one, so tests can play the cases a real provider produces).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Identity {
     /// Subject identifier (the user name typed into the form).
     pub sub: String,
@@ -78,6 +79,17 @@ pub struct Identity {
     pub name: Option<String>,
     /// Email address.
     pub email: Option<String>,
+    /// `email_verified` as stated with the address: `Some(true)`, `Some(false)`, or
+    /// `None` to leave the claim out.
+    pub email_verified: Option<bool>,
+    /// Google-style `hd` (hosted domain) claim.
+    pub hosted_domain: Option<String>,
+    /// Entra-style `tid` (tenant id) claim; with
+    /// [`DevIdpConfig::tenant_issuer_template`](crate::DevIdpConfig::tenant_issuer_template)
+    /// it also fills the issuer's tenant segment.
+    pub tenant_id: Option<String>,
+    /// Entra-style `xms_edov` (email domain owner verified) claim.
+    pub domain_owner_verified: Option<bool>,
 }
 
 /// Tokens issued by a code exchange or a refresh.

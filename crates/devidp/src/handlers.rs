@@ -219,9 +219,7 @@ fn login_page(
             redirect_uri: &request.redirect_uri,
             scope: &request.scope,
             error,
-            username: &form.username,
-            name: &form.name,
-            email: &form.email,
+            form,
         }),
     )
 }
@@ -412,7 +410,12 @@ async fn userinfo(State(st): St, headers: HeaderMap) -> Response {
     }
     if has("email") && identity.email.is_some() {
         body["email"] = json!(identity.email);
-        body["email_verified"] = json!(true);
+        if let Some(verified) = identity.email_verified {
+            body["email_verified"] = json!(verified);
+        }
+    }
+    if let Some(hd) = &identity.hosted_domain {
+        body["hd"] = json!(hd);
     }
     (no_store(), axum::Json(body)).into_response()
 }

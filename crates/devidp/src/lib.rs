@@ -163,6 +163,11 @@ pub struct DevIdpConfig {
     pub clients: Vec<DevClient>,
     /// Require PKCE S256 on every authorization request (default true).
     pub require_pkce: bool,
+    /// Play a multi-tenant Entra endpoint (default false): the issuer's first path
+    /// segment (e.g. `common` in `http://127.0.0.1:PORT/common/v2.0`) is published as
+    /// `{tenantid}` in discovery, and each ID token's `iss` carries the signed-in user's
+    /// `tid` there instead.
+    pub tenant_issuer_template: bool,
 }
 
 impl Default for DevIdpConfig {
@@ -177,6 +182,7 @@ impl Default for DevIdpConfig {
             login_ttl: Duration::from_secs(600),
             clients: Vec::new(),
             require_pkce: true,
+            tenant_issuer_template: false,
         }
     }
 }
@@ -185,6 +191,19 @@ impl DevIdpConfig {
     /// Add a client.
     pub fn with_client(mut self, client: DevClient) -> Self {
         self.clients.push(client);
+        self
+    }
+
+    /// Serve under `base_path` (e.g. `"/common/v2.0"`).
+    pub fn with_base_path(mut self, base_path: impl Into<String>) -> Self {
+        self.base_path = base_path.into();
+        self
+    }
+
+    /// Publish the issuer as a multi-tenant template (see
+    /// [`DevIdpConfig::tenant_issuer_template`]).
+    pub fn with_tenant_issuer_template(mut self) -> Self {
+        self.tenant_issuer_template = true;
         self
     }
 }

@@ -40,6 +40,8 @@ pub struct DevIdpState {
     pub(crate) config: DevIdpConfig,
     issuer: Url,
     pub(crate) issuer_str: String,
+    /// In multi-tenant mode, where the tenant goes into the issuer.
+    tenant_template: Option<TenantTemplate>,
     pub(crate) key: SigningKey,
     grants: Mutex<Grants>,
     pub(crate) counters: Counters,
@@ -98,9 +100,21 @@ impl DevIdpState {
             ));
         }
         let issuer_str = issuer.as_str().trim_end_matches('/').to_owned();
+        let tenant_template = if config.tenant_issuer_template {
+            Some(TenantTemplate::of(&issuer_str).ok_or_else(|| {
+                Error::InvalidConfig(
+                    "tenant_issuer_template needs an issuer with a path, e.g. /common/v2.0".into(),
+                )
+            })?)
+        } else {
+            None
+        };
+        let published_issuer = tenant_template
+            .as_ref()
+            .map_or_else(|| issuer_str.clone(), |t| t.fill("{tenantid}"));
         let endpoint = |path: &str| format!("{issuer_str}{path}");
         let discovery = json!({
-            "issuer": issuer_str,
+            "issuer": published_issuer,
             "authorization_endpoint": endpoint("/authorize"),
             "token_endpoint": endpoint("/token"),
             "userinfo_endpoint": endpoint("/userinfo"),
@@ -120,7 +134,7 @@ impl DevIdpState {
             "scopes_supported": SUPPORTED_SCOPES,
             "claims_supported": [
                 "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "azp", "at_hash",
-                "name", "preferred_username", "email", "email_verified"
+                "name", "preferred_username", "email", "email_verified", "hd", "tid", "xms_edov"
             ],
             "prompt_values_supported": ["none", "login", "consent"],
             "authorization_response_iss_parameter_supported": true,
@@ -134,6 +148,7 @@ impl DevIdpState {
             counters: Counters::default(),
             issuer,
             issuer_str,
+            tenant_template,
             discovery,
             config,
         }))
@@ -241,11 +256,14 @@ impl DevIdpState {
         let digest = Sha256::digest(issued.access_token.as_bytes());
         let at_hash = URL_SAFE_NO_PAD.encode(&digest[..16]);
         let profile = has("profile");
-        let email = has("email")
-            .then_some(issued.identity.email.as_deref())
-            .flatten();
+        let identity = &issued.identity;
+        let email = has("email").then_some(identity.email.as_deref()).flatten();
+        let iss = match (&self.tenant_template, &identity.tenant_id) {
+            (Some(template), Some(tid)) => template.fill(tid),
+            _ => self.issuer_str.clone(),
+        };
         let claims = IdTokenClaims {
-            iss: &self.issuer_str,
+            iss: &iss,
             sub: &issued.identity.sub,
             aud: &issued.client_id,
             azp: &issued.client_id,
@@ -257,7 +275,11 @@ impl DevIdpState {
             name: profile.then_some(issued.identity.name.as_deref()).flatten(),
             preferred_username: profile.then_some(issued.identity.sub.as_str()),
             email,
-            email_verified: email.map(|_| true),
+            email_verified: email.and(identity.email_verified),
+            hd: identity.hosted_domain.as_deref(),
+            tid: identity.tenant_id.as_deref(),
+            // Like Entra: only with an address.
+            xms_edov: email.and(identity.domain_owner_verified),
         };
         self.key
             .sign(&claims)
@@ -286,6 +308,40 @@ struct IdTokenClaims<'a> {
     email: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     email_verified: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    hd: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tid: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    xms_edov: Option<bool>,
+}
+
+/// A multi-tenant issuer: the issuer with its first path segment (the tenant) cut out.
+#[derive(Debug, Clone)]
+struct TenantTemplate {
+    /// Everything before the tenant segment, including the slash.
+    before: String,
+    /// Everything after it (e.g. `/v2.0`).
+    after: String,
+}
+
+impl TenantTemplate {
+    /// Splits `http://host:port/tenant/rest` around `tenant`; `None` without a path.
+    fn of(issuer: &str) -> Option<Self> {
+        let path_start = issuer.find("://").map(|i| i + 3)?;
+        let slash = path_start + issuer[path_start..].find('/')?;
+        let rest = &issuer[slash + 1..];
+        let end = rest.find('/').unwrap_or(rest.len());
+        (end > 0).then(|| TenantTemplate {
+            before: issuer[..=slash].to_owned(),
+            after: rest[end..].to_owned(),
+        })
+    }
+
+    /// The issuer of `tenant`.
+    fn fill(&self, tenant: &str) -> String {
+        format!("{}{tenant}{}", self.before, self.after)
+    }
 }
 
 /// Compare secrets without an early exit on the first differing byte.
@@ -302,4 +358,20 @@ pub(crate) fn unix_now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_tenant_template_replaces_the_first_path_segment() {
+        let t = TenantTemplate::of("http://127.0.0.1:9/common/v2.0").unwrap();
+        assert_eq!(t.fill("{tenantid}"), "http://127.0.0.1:9/{tenantid}/v2.0");
+        assert_eq!(t.fill("abc-1"), "http://127.0.0.1:9/abc-1/v2.0");
+        let t = TenantTemplate::of("http://127.0.0.1:9/common").unwrap();
+        assert_eq!(t.fill("x"), "http://127.0.0.1:9/x");
+        assert!(TenantTemplate::of("http://127.0.0.1:9").is_none());
+    }
 }

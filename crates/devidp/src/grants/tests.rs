@@ -32,6 +32,8 @@ fn alice() -> Identity {
         sub: "alice".into(),
         name: Some("Alice".into()),
         email: Some("alice@example.com".into()),
+        email_verified: Some(true),
+        ..Identity::default()
     }
 }
 
