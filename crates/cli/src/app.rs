@@ -363,7 +363,10 @@ fn provider_settings(p: &ProviderConfig) -> Result<ProviderSettings, AppError> {
         revocation: p.endpoints.revocation.clone(),
         jwks_uri: p.endpoints.jwks.clone(),
         introspection: None,
+        emails: p.endpoints.emails.clone(),
     };
+    s.tenant = p.tenant.clone();
+    s.link_by_email = p.link_by_email;
     Ok(s)
 }
 

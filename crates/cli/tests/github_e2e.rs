@@ -1,7 +1,8 @@
 //! A plain OAuth 2.0 provider with GitHub's quirks (the `github` preset,
 //! pointed at a local fake with `[providers.endpoints]`): sign-in through the
 //! profile API, refresh, and GitHub's HTTP-200 `bad_refresh_token` answer
-//! ending the session as `RefreshTokenError`.
+//! ending the session as `RefreshTokenError`; the user's address comes from
+//! `GET /user/emails` (its `verified` flag), never from the public profile.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -22,6 +23,12 @@ struct FakeGitHub {
     refresh_calls: u32,
     /// `expires_in` of the next token response.
     expires_in: u64,
+    /// The public profile's `email` (`null` for a private address).
+    public_email: Option<&'static str>,
+    /// `GET /user/emails`: `(email, primary, verified)`.
+    emails: Vec<(&'static str, bool, bool)>,
+    /// Bearer tokens `GET /user/emails` was called with.
+    emails_tokens: Vec<String>,
 }
 
 type Shared = Arc<Mutex<FakeGitHub>>;
@@ -59,34 +66,58 @@ async fn access_token(State(s): State<Shared>, Form(f): Form<HashMap<String, Str
     .into_response()
 }
 
-async fn user() -> Json<Value> {
+async fn user(State(s): State<Shared>) -> Json<Value> {
     Json(json!({
         "id": 583_231,
         "login": "octocat",
         "name": "The Octocat",
-        "email": "octocat@github.example",
+        "email": s.lock().unwrap().public_email,
         "avatar_url": "https://avatars.github.example/u/583231",
     }))
 }
 
-#[tokio::test]
-async fn a_github_style_provider_signs_in_refreshes_and_its_200_error_ends_the_session() {
-    let state: Shared = Arc::new(Mutex::new(FakeGitHub {
-        expires_in: 1,
-        ..Default::default()
-    }));
+/// GitHub's `GET /user/emails` (needs the `user:email` scope).
+async fn user_emails(State(s): State<Shared>, headers: axum::http::HeaderMap) -> Json<Value> {
+    let mut s = s.lock().unwrap();
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    s.emails_tokens.push(token);
+    Json(Value::Array(
+        s.emails
+            .iter()
+            .map(|(email, primary, verified)| {
+                json!({"email": email, "primary": primary, "verified": verified,
+                    "visibility": if *primary { Some("private") } else { None }})
+            })
+            .collect(),
+    ))
+}
+
+/// The fake GitHub on 127.0.0.1 and a gateway whose `github` provider uses it
+/// (only the userinfo endpoint is overridden: `/user/emails` follows it).
+async fn github_stack(
+    state: &Shared,
+) -> (
+    Gateway,
+    String,
+    tokio::task::JoinHandle<()>,
+    tokio::task::JoinHandle<()>,
+) {
     let fake = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let fake_url = format!("http://{}", fake.local_addr().unwrap());
     let app = Router::new()
         .route("/login/oauth/authorize", get(authorize))
         .route("/login/oauth/access_token", post(access_token))
         .route("/user", get(user))
-        .with_state(Arc::clone(&state));
-    let _fake_task = tokio::spawn(async move {
+        .route("/user/emails", get(user_emails))
+        .with_state(Arc::clone(state));
+    let fake_task = tokio::spawn(async move {
         let _ = axum::serve(fake, app).await;
     });
-    let (upstream, _upstream_task) = echo_upstream().await;
-
+    let (upstream, upstream_task) = echo_upstream().await;
     let reserved = reserve().await;
     let public = reserved.url.as_str().trim_end_matches('/').to_owned();
     let toml = format!(
@@ -107,12 +138,119 @@ client_id = "Iv1.fake"
 client_secret = "fake-secret"
 endpoints = {{ authorization = "{fake_url}/login/oauth/authorize", token = "{fake_url}/login/oauth/access_token", userinfo = "{fake_url}/user" }}
 [[routes]]
+path = "/staff/**"
+access = "protected"
+allow_domains = ["corp.example"]
+[[routes]]
 path = "/**"
 access = "protected"
 "#,
         upstream = upstream.as_str().trim_end_matches('/'),
     );
     let gw = start(reserved, &toml).await;
+    (gw, fake_url, fake_task, upstream_task)
+}
+
+/// Signs in through the fake GitHub; returns the browser.
+async fn github_sign_in(public: &str) -> Browser {
+    let mut b = Browser::new();
+    let r = b
+        .get(&format!("{public}/auth/signin/github?callbackUrl=/repos"))
+        .await;
+    assert_eq!(r.status(), 302);
+    let r = b.client.get(location(&r)).send().await.unwrap();
+    let r = b.get(&location(&r)).await;
+    assert_eq!(r.status(), 302, "{}", r.text().await.unwrap_or_default());
+    b
+}
+
+#[tokio::test]
+async fn a_private_github_address_comes_verified_from_the_address_list() {
+    let state: Shared = Arc::new(Mutex::new(FakeGitHub {
+        expires_in: 3600,
+        public_email: None,
+        emails: vec![
+            ("octo@users.noreply.github.example", false, true),
+            ("octo@corp.example", true, true),
+        ],
+        ..Default::default()
+    }));
+    let (gw, _fake_url, _fake, _upstream) = github_stack(&state).await;
+    let public = gw.url.as_str().trim_end_matches('/').to_owned();
+    let mut b = github_sign_in(&public).await;
+    let session: Value = b
+        .get(&format!("{public}/auth/session"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(session["user"]["email"], "octo@corp.example");
+    let r = b.get(&format!("{public}/staff/page")).await;
+    assert_eq!(
+        r.status(),
+        200,
+        "the verified address passes the domain rule"
+    );
+    let seen: Value = r.json().await.unwrap();
+    assert_eq!(
+        seen["headers"]["x-auth-request-email"][0],
+        "octo@corp.example"
+    );
+    assert_eq!(
+        state.lock().unwrap().emails_tokens,
+        vec!["Bearer gho_0".to_owned()],
+        "fetched once, with the sign-in's access token"
+    );
+}
+
+#[tokio::test]
+async fn an_unverified_primary_github_address_is_not_used_even_if_public() {
+    let state: Shared = Arc::new(Mutex::new(FakeGitHub {
+        expires_in: 3600,
+        public_email: Some("ceo@corp.example"),
+        emails: vec![
+            ("ceo@corp.example", true, false),
+            ("me@elsewhere.example", false, true),
+        ],
+        ..Default::default()
+    }));
+    let (gw, _fake_url, _fake, _upstream) = github_stack(&state).await;
+    let public = gw.url.as_str().trim_end_matches('/').to_owned();
+    let mut b = github_sign_in(&public).await;
+    let session: Value = b
+        .get(&format!("{public}/auth/session"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(session["user"]["email"].is_null(), "{session}");
+    let r = b.get(&format!("{public}/staff/page")).await;
+    assert_eq!(r.status(), 403);
+    let r = b.get(&format!("{public}/repos")).await;
+    let seen: Value = r.json().await.unwrap();
+    assert!(
+        seen["headers"].get("x-auth-request-email").is_none(),
+        "{seen}"
+    );
+    assert!(
+        gw.store
+            .find_user_by_email("ceo@corp.example")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn a_github_style_provider_signs_in_refreshes_and_its_200_error_ends_the_session() {
+    let state: Shared = Arc::new(Mutex::new(FakeGitHub {
+        expires_in: 1,
+        public_email: Some("octocat@github.example"),
+        emails: vec![("octocat@github.example", true, true)],
+        ..Default::default()
+    }));
+    let (gw, fake_url, _fake_task, _upstream_task) = github_stack(&state).await;
+    let public = gw.url.as_str().trim_end_matches('/').to_owned();
 
     let mut b = Browser::new();
     let r = b

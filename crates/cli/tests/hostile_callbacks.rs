@@ -59,6 +59,9 @@ enum IdTokenFault {
     UnknownKid,
     /// Not a fault of the token: `email_verified: false`.
     UnverifiedEmail,
+    /// Not a fault of the token: no `email_verified` claim (OIDC Core §5.1:
+    /// unverified), as Microsoft Entra ID sends it.
+    EmailVerifiedAbsent,
 }
 
 /// How the fake's token endpoint answers.
@@ -253,6 +256,7 @@ async fn token(
         "exp": now + 600,
         "nonce": nonce,
         "email": FAKE_EMAIL,
+        "email_verified": true,
         "name": "Mallory",
     });
     let id_token = match fault {
@@ -282,6 +286,10 @@ async fn token(
         Some(IdTokenFault::UnknownKid) => s.stranger.sign(&claims),
         Some(IdTokenFault::UnverifiedEmail) => {
             claims["email_verified"] = json!(false);
+            s.key.sign(&claims)
+        }
+        Some(IdTokenFault::EmailVerifiedAbsent) => {
+            claims.as_object_mut().unwrap().remove("email_verified");
             s.key.sign(&claims)
         }
     };
@@ -850,6 +858,27 @@ async fn an_address_the_provider_did_not_verify_is_not_used() {
     // address (the fake's userinfo repeats it without a verification flag).
     let (gw, fake) = gateway_with_fake("").await;
     fake.answer(TokenAnswer::BadIdToken(IdTokenFault::UnverifiedEmail));
+    let (mut b, callback) = begin_at_fake(&gw.url, Some("/home")).await;
+    let r = b.get(callback.as_str()).await;
+    assert_eq!(r.status(), 302, "{}", r.text().await.unwrap_or_default());
+    let session = session_json(&gw.url, &mut b).await;
+    assert_eq!(session["user"]["name"], "Mallory");
+    assert!(session["user"]["email"].is_null(), "{session}");
+    assert!(
+        gw.store
+            .find_user_by_email(FAKE_EMAIL)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn an_address_without_email_verified_is_not_used() {
+    // OIDC Core §5.1: an absent `email_verified` is not a verification. The
+    // fake's userinfo repeats the address without a flag, so nothing vouches.
+    let (gw, fake) = gateway_with_fake("").await;
+    fake.answer(TokenAnswer::BadIdToken(IdTokenFault::EmailVerifiedAbsent));
     let (mut b, callback) = begin_at_fake(&gw.url, Some("/home")).await;
     let r = b.get(callback.as_str()).await;
     assert_eq!(r.status(), 302, "{}", r.text().await.unwrap_or_default());

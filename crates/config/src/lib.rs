@@ -327,7 +327,7 @@ pub enum ProviderPreset {
     /// GitHub (OAuth 2.0, not OIDC).
     #[serde(rename = "github")]
     GitHub,
-    /// Microsoft Entra ID (OIDC); `issuer` selects the tenant.
+    /// Microsoft Entra ID (OIDC); `tenant` (or `issuer`) selects the directory.
     #[serde(rename = "microsoft-entra-id")]
     MicrosoftEntraId,
     /// GitLab (OIDC); `issuer` for self-managed instances.
@@ -397,6 +397,18 @@ pub struct ProviderConfig {
     /// (GitHub Enterprise, a provider without discovery).
     #[serde(default)]
     pub endpoints: ProviderEndpoints,
+    /// `microsoft-entra-id` only: the directory whose users may sign in — its
+    /// tenant ID, or `"common"`, `"organizations"` or `"consumers"` to admit
+    /// other directories (never a default: anyone can set any e-mail address
+    /// in a directory of their own). Every ID token's `tid` is checked
+    /// against it.
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// Link a new account at this provider whose verified e-mail address
+    /// belongs to an existing user (whose address is verified too) to that
+    /// user, instead of refusing the sign-in. Default `false`.
+    #[serde(default)]
+    pub link_by_email: bool,
 }
 
 /// `[providers.endpoints]`: explicit endpoint URLs.
@@ -418,6 +430,10 @@ pub struct ProviderEndpoints {
     /// JWKS of an OpenID Connect provider.
     #[serde(default, deserialize_with = "de_opt_url")]
     pub jwks: Option<Url>,
+    /// The user's e-mail addresses with their verification (GitHub's
+    /// `GET /user/emails`; default: the userinfo endpoint + `/emails`).
+    #[serde(default, deserialize_with = "de_opt_url")]
+    pub emails: Option<Url>,
 }
 
 /// What a route requires (`routes[].access`).

@@ -139,6 +139,12 @@ impl Config {
             if let Some(issuer) = &p.issuer {
                 writeln!(out, "  issuer          = {issuer}")?;
             }
+            if let Some(tenant) = &p.tenant {
+                writeln!(out, "  tenant          = {tenant}")?;
+            }
+            if p.link_by_email {
+                writeln!(out, "  link_by_email   = true")?;
+            }
             writeln!(out, "  client_id       = {}", p.client_id)?;
             writeln!(out, "  client_secret   = {}", p.client_secret.redacted())?;
             if p.scopes.is_empty() {
@@ -161,6 +167,7 @@ impl Config {
                 ("userinfo", &e.userinfo),
                 ("revocation", &e.revocation),
                 ("jwks", &e.jwks),
+                ("emails", &e.emails),
             ] {
                 if let Some(url) = url {
                     writeln!(out, "  endpoints.{name} = {url}")?;

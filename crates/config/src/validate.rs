@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use crate::error::{Origin, Problem};
 use crate::tree::{Node, env_var_for};
-use crate::{Config, MIN_SECRET_BYTES, RouteAccess, Secret, url_from_listen};
+use crate::{Config, MIN_SECRET_BYTES, ProviderPreset, RouteAccess, Secret, url_from_listen};
 
 struct Checker<'a> {
     tree: &'a Node,
@@ -209,6 +209,21 @@ fn providers(c: &mut Checker<'_>, config: &Config) {
                     "preset {:?} needs `issuer` (the tenant or realm URL)",
                     preset.as_str()
                 ),
+            ),
+            _ => {}
+        }
+        let entra = p.preset == Some(ProviderPreset::MicrosoftEntraId);
+        match (&p.tenant, entra) {
+            (Some(_), false) => c.fail(
+                format!("{key}.tenant"),
+                "applies only to preset \"microsoft-entra-id\"",
+            ),
+            (Some(t), true) if t.trim().is_empty() => {
+                c.fail(format!("{key}.tenant"), "must not be empty")
+            }
+            (None, true) if p.issuer.is_none() => c.fail(
+                format!("{key}.tenant"),
+                "preset \"microsoft-entra-id\" needs `tenant`: your directory (tenant) ID, or \"common\", \"organizations\" or \"consumers\" to admit users of other directories",
             ),
             _ => {}
         }

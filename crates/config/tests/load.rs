@@ -606,3 +606,45 @@ fn debug_and_summary_never_contain_secrets() {
     assert!(summary.contains("skew            = 2s"), "{summary}");
     assert!(summary.contains("/api/**"), "{summary}");
 }
+
+#[test]
+fn entra_needs_a_tenant_and_only_entra_takes_one() {
+    let toml = CANONICAL.replace(
+        "issuer = \"http://127.0.0.1:4000\"",
+        "preset = \"microsoft-entra-id\"",
+    );
+    let p = load_err(&toml, &[]).problems()[0].clone();
+    assert_eq!(p.key, "providers[0].tenant");
+    assert!(p.message.contains("needs `tenant`"), "{}", p.message);
+    assert!(p.message.contains("\"common\""), "{}", p.message);
+
+    let c = load(&toml, &[("AUTHGATE_PROVIDERS__0__TENANT", "common")]).unwrap();
+    assert_eq!(c.providers[0].tenant.as_deref(), Some("common"));
+    assert!(!c.providers[0].link_by_email, "linking by e-mail is opt-in");
+
+    let toml = CANONICAL.replace(
+        "issuer = \"http://127.0.0.1:4000\"",
+        "issuer = \"http://127.0.0.1:4000\"\ntenant = \"common\"",
+    );
+    let p = load_err(&toml, &[]).problems()[0].clone();
+    assert_eq!(p.key, "providers[0].tenant");
+    assert!(p.message.contains("only to preset"), "{}", p.message);
+}
+
+#[test]
+fn link_by_email_and_the_address_list_endpoint_are_provider_keys() {
+    let toml = CANONICAL.replace(
+        "issuer = \"http://127.0.0.1:4000\"",
+        "preset = \"github\"\nlink_by_email = true\nendpoints = { emails = \"http://127.0.0.1:5000/user/emails\" }",
+    );
+    let c = load(&toml, &[]).unwrap();
+    let p = &c.providers[0];
+    assert!(p.link_by_email);
+    assert_eq!(
+        p.endpoints.emails.as_ref().map(|u| u.as_str()),
+        Some("http://127.0.0.1:5000/user/emails")
+    );
+    let summary = c.redacted_summary();
+    assert!(summary.contains("link_by_email   = true"), "{summary}");
+    assert!(summary.contains("endpoints.emails"), "{summary}");
+}

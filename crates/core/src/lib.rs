@@ -12,6 +12,8 @@
 //! - [`pkce`]: PKCE (S256) verifiers and challenges, state and nonce values.
 //! - [`provider_error`]: the taxonomy of provider failures (what ends a grant, what is retried).
 //! - [`refresh`]: the refresh state machine, retry policy and circuit breaker.
+//! - [`signin`]: the sign-in decision: which address the provider vouches for,
+//!   and whether to create, link, update or refuse.
 //! - [`token`]: provider token sets and the expiry policy.
 //! - [`secret`]: credential strings that never print.
 //! - [`time`]: time as a value.
@@ -22,5 +24,6 @@ pub mod pkce;
 pub mod provider_error;
 pub mod refresh;
 pub mod secret;
+pub mod signin;
 pub mod time;
 pub mod token;

@@ -21,9 +21,11 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Layout: [`grants`] holds every token rule as pure functions of `now`; the HTTP layer
-//! (`server`) is a thin shell that authenticates clients, parses forms, reads the clock
-//! and renders responses.
+//! Layout: [`grants`] holds every token rule as pure functions of `now`; the HTTP layer is
+//! a thin shell: `state` (configuration, keys, counters, client authentication, ID-token
+//! claims), `params` (form and query parsing), `login` (the login form's fields),
+//! `error` (RFC 6749 error responses), `page` (HTML) and `handlers` (one per endpoint),
+//! which read the clock and render outcomes.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -32,12 +34,17 @@ use std::time::Duration;
 
 use url::Url;
 
+mod error;
 pub mod grants;
+mod handlers;
 mod keys;
+mod login;
 mod page;
-mod server;
+mod params;
+mod state;
 
-pub use server::{DevIdpState, router};
+pub use handlers::router;
+pub use state::DevIdpState;
 
 /// Errors from starting the provider.
 #[derive(Debug, thiserror::Error)]
@@ -156,6 +163,11 @@ pub struct DevIdpConfig {
     pub clients: Vec<DevClient>,
     /// Require PKCE S256 on every authorization request (default true).
     pub require_pkce: bool,
+    /// Play a multi-tenant Entra endpoint (default false): the issuer's first path
+    /// segment (e.g. `common` in `http://127.0.0.1:PORT/common/v2.0`) is published as
+    /// `{tenantid}` in discovery, and each ID token's `iss` carries the signed-in user's
+    /// `tid` there instead.
+    pub tenant_issuer_template: bool,
 }
 
 impl Default for DevIdpConfig {
@@ -170,6 +182,7 @@ impl Default for DevIdpConfig {
             login_ttl: Duration::from_secs(600),
             clients: Vec::new(),
             require_pkce: true,
+            tenant_issuer_template: false,
         }
     }
 }
@@ -178,6 +191,19 @@ impl DevIdpConfig {
     /// Add a client.
     pub fn with_client(mut self, client: DevClient) -> Self {
         self.clients.push(client);
+        self
+    }
+
+    /// Serve under `base_path` (e.g. `"/common/v2.0"`).
+    pub fn with_base_path(mut self, base_path: impl Into<String>) -> Self {
+        self.base_path = base_path.into();
+        self
+    }
+
+    /// Publish the issuer as a multi-tenant template (see
+    /// [`DevIdpConfig::tenant_issuer_template`]).
+    pub fn with_tenant_issuer_template(mut self) -> Self {
+        self.tenant_issuer_template = true;
         self
     }
 }

@@ -3,6 +3,12 @@
 
 use std::fmt::Write as _;
 
+use axum::http::header::CACHE_CONTROL;
+use axum::http::{HeaderName, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+
+use crate::login::LoginForm;
+
 /// Escape text for HTML element content and double-quoted attribute values.
 pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
@@ -28,7 +34,8 @@ p{margin:.25rem 0 1rem;color:#4a5263}\
 .badge{display:inline-block;font-size:.75rem;font-weight:600;letter-spacing:.04em;text-transform:uppercase;color:#8a4b00;background:#fff1db;border-radius:.25rem;padding:.1rem .4rem}\
 label{display:block;font-weight:600;margin:1rem 0 .25rem}\
 .hint{font-weight:400;color:#5d6576;font-size:.875rem}\
-input{width:100%;padding:.55rem .7rem;font:inherit;border:1px solid #aab1bf;border-radius:.4rem}\
+input,select{width:100%;padding:.55rem .7rem;font:inherit;border:1px solid #aab1bf;border-radius:.4rem}\
+summary{margin-top:1rem;cursor:pointer;color:#4a5263}\
 input:focus,button:focus{outline:3px solid #7aa7ff;outline-offset:1px}\
 .actions{display:flex;gap:.75rem;margin-top:1.5rem}\
 button{flex:1;padding:.6rem;font:inherit;font-weight:600;border-radius:.4rem;border:1px solid #2456c8;cursor:pointer}\
@@ -61,11 +68,23 @@ pub(crate) struct LoginPage<'a> {
     /// An error to show above the form (after a rejected submission).
     pub error: Option<&'a str>,
     /// Values to pre-fill after a rejected submission.
-    pub username: &'a str,
-    /// Pre-filled display name.
-    pub name: &'a str,
-    /// Pre-filled email.
-    pub email: &'a str,
+    pub form: &'a LoginForm,
+}
+
+/// `<option>`s for a select whose value is `current`; the first option is the default.
+fn options(current: &str, choices: &[(&str, &str)]) -> String {
+    let mut out = String::new();
+    for (i, (value, label)) in choices.iter().enumerate() {
+        let selected = current == *value || (i == 0 && current.is_empty());
+        let _ = write!(
+            out,
+            "<option value=\"{}\"{}>{}</option>",
+            escape(value),
+            if selected { " selected" } else { "" },
+            escape(label)
+        );
+    }
+    out
 }
 
 /// The login form: any user name is accepted.
@@ -100,15 +119,35 @@ pub(crate) fn login(page: &LoginPage<'_>) -> String {
 <input id=\"name\" name=\"name\" autocomplete=\"name\" maxlength=\"128\" value=\"{name}\">\
 <label for=\"email\">Email <span class=\"hint\">(optional; defaults to user name @example.com)</span></label>\
 <input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"email\" maxlength=\"254\" value=\"{email}\">\
+<details><summary>Identity claims (for testing)</summary>\
+<label for=\"email_verified\">email_verified</label>\
+<select id=\"email_verified\" name=\"email_verified\">{verified}</select>\
+<label for=\"hd\">hd <span class=\"hint\">(Google hosted domain; optional)</span></label>\
+<input id=\"hd\" name=\"hd\" maxlength=\"253\" value=\"{hd}\">\
+<label for=\"tid\">tid <span class=\"hint\">(Entra tenant id; optional)</span></label>\
+<input id=\"tid\" name=\"tid\" maxlength=\"64\" value=\"{tid}\">\
+<label for=\"xms_edov\">xms_edov <span class=\"hint\">(Entra: email domain owner verified)</span></label>\
+<select id=\"xms_edov\" name=\"xms_edov\">{edov}</select>\
+</details>\
 <div class=\"actions\">\
 <button class=\"primary\" type=\"submit\" name=\"action\" value=\"allow\">Sign in</button>\
 <button class=\"secondary\" type=\"submit\" name=\"action\" value=\"deny\" formnovalidate>Deny access</button>\
 </div></form>",
         action = escape(page.action),
         request = escape(page.request_id),
-        username = escape(page.username),
-        name = escape(page.name),
-        email = escape(page.email),
+        username = escape(&page.form.username),
+        name = escape(&page.form.name),
+        email = escape(&page.form.email),
+        verified = options(
+            &page.form.email_verified,
+            &[("true", "true"), ("false", "false"), ("absent", "(absent)")]
+        ),
+        hd = escape(&page.form.hd),
+        tid = escape(&page.form.tid),
+        edov = options(
+            &page.form.xms_edov,
+            &[("", "(absent)"), ("true", "true"), ("false", "false")]
+        ),
     );
     let _ = write!(
         body,
@@ -127,6 +166,28 @@ pub(crate) fn error(title: &str, message: &str) -> String {
         escape(message)
     );
     document(title, &body)
+}
+
+pub(crate) fn html(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [
+            (CACHE_CONTROL, "no-store"),
+            (
+                HeaderName::from_static("content-security-policy"),
+                "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
+            ),
+            (HeaderName::from_static("x-frame-options"), "DENY"),
+            (HeaderName::from_static("x-content-type-options"), "nosniff"),
+            (HeaderName::from_static("referrer-policy"), "no-referrer"),
+        ],
+        Html(body),
+    )
+        .into_response()
+}
+
+pub(crate) fn error_page(status: StatusCode, title: &str, message: &str) -> Response {
+    html(status, error(title, message))
 }
 
 #[cfg(test)]
@@ -151,15 +212,27 @@ mod tests {
             redirect_uri: "http://127.0.0.1/cb?a=1&b=\"2\"",
             scope: &scope,
             error: Some("<b>bad</b>"),
-            username: "\"><script>",
-            name: "",
-            email: "",
+            form: &LoginForm {
+                username: "\"><script>".into(),
+                hd: "<i>".into(),
+                email_verified: "\"><b>".into(),
+                ..LoginForm::default()
+            },
         });
         assert!(!html.contains("<script>"));
         assert!(!html.contains("<img"));
         assert!(!html.contains("<b>bad"));
         assert!(html.contains("value=\"r&quot;id\""));
-        for id in ["username", "name", "email"] {
+        assert!(!html.contains("<i>") && !html.contains("<b>"));
+        for id in [
+            "username",
+            "name",
+            "email",
+            "email_verified",
+            "hd",
+            "tid",
+            "xms_edov",
+        ] {
             assert!(html.contains(&format!("<label for=\"{id}\"")));
             assert!(html.contains(&format!("id=\"{id}\"")));
         }

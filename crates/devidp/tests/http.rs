@@ -76,6 +76,17 @@ fn authorize_url(idp: &DevIdp, scope: &str, nonce: &str) -> String {
 
 /// GET the login page, submit the form like a browser; returns the redirect's query.
 async fn sign_in(idp: &DevIdp, scope: &str, nonce: &str, action: &str) -> HashMap<String, String> {
+    sign_in_as(idp, scope, nonce, action, &[]).await
+}
+
+/// Like [`sign_in`] as alice, with extra login form fields (identity claims).
+async fn sign_in_as(
+    idp: &DevIdp,
+    scope: &str,
+    nonce: &str,
+    action: &str,
+    extra: &[(&str, &str)],
+) -> HashMap<String, String> {
     let c = http();
     let page = c
         .get(authorize_url(idp, scope, nonce))
@@ -92,18 +103,16 @@ async fn sign_in(idp: &DevIdp, scope: &str, nonce: &str, action: &str) -> HashMa
     let html = page.text().await.unwrap();
     let form_action = attr_after(&html, "<form method=\"post\" action=\"");
     let request = attr_after(&html, "name=\"request\" value=\"");
-    let res = c
-        .post(form_action)
-        .form(&[
-            ("request", request.as_str()),
-            ("username", "alice"),
-            ("name", "Alice Liddell"),
-            ("email", ""),
-            ("action", action),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let mut form = vec![
+        ("request", request.as_str()),
+        ("username", "alice"),
+        ("name", "Alice Liddell"),
+        ("email", ""),
+        ("action", action),
+    ];
+    form.retain(|(name, _)| !extra.iter().any(|(e, _)| e == name));
+    form.extend_from_slice(extra);
+    let res = c.post(form_action).form(&form).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::FOUND);
     let location = res.headers()["location"].to_str().unwrap().to_owned();
     assert!(location.starts_with(REDIRECT), "{location}");
@@ -803,4 +812,143 @@ async fn base_path_is_part_of_the_issuer_and_shutdown_stops_serving() {
         .send()
         .await;
     assert!(refused.is_err());
+}
+
+/// The ID token's claims, checked against the JWKS but not the issuer.
+async fn id_token_claims(idp: &DevIdp, body: &Value) -> Value {
+    let id_token = s(&body["id_token"]);
+    let header = jsonwebtoken::decode_header(id_token).unwrap();
+    let jwks: JwkSet = http()
+        .get(url(idp, "/jwks"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let jwk = jwks.find(header.kid.as_deref().unwrap()).unwrap();
+    let mut validation = Validation::new(Algorithm::ES256);
+    validation.set_audience(&[CLIENT_ID]);
+    jsonwebtoken::decode::<Value>(id_token, &DecodingKey::from_jwk(jwk).unwrap(), &validation)
+        .unwrap()
+        .claims
+}
+
+async fn tokens_as(idp: &DevIdp, extra: &[(&str, &str)]) -> Value {
+    let q = sign_in_as(idp, ALL, "nonce-1", "allow", extra).await;
+    let (status, body) = exchange(idp, &q["code"], VERIFIER).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body
+}
+
+async fn userinfo_of(idp: &DevIdp, body: &Value) -> Value {
+    http()
+        .get(url(idp, "/userinfo"))
+        .bearer_auth(s(&body["access_token"]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn identity_claims_chosen_at_login_reach_the_id_token_and_userinfo() {
+    let idp = start().await;
+    // Defaults: a verified address, no provider extensions.
+    let body = tokens_as(&idp, &[]).await;
+    let claims = id_token_claims(&idp, &body).await;
+    assert_eq!(claims["email_verified"], true);
+    for absent in ["hd", "tid", "xms_edov"] {
+        assert!(claims.get(absent).is_none(), "{absent}: {claims}");
+    }
+
+    let body = tokens_as(
+        &idp,
+        &[
+            ("email", "ceo@corp.example"),
+            ("email_verified", "false"),
+            ("hd", "corp.example"),
+            ("tid", "tenant-1"),
+            ("xms_edov", "true"),
+        ],
+    )
+    .await;
+    let claims = id_token_claims(&idp, &body).await;
+    assert_eq!(claims["email"], "ceo@corp.example");
+    assert_eq!(claims["email_verified"], false);
+    assert_eq!(claims["hd"], "corp.example");
+    assert_eq!(claims["tid"], "tenant-1");
+    assert_eq!(claims["xms_edov"], true);
+    assert_eq!(claims["iss"], idp.issuer_str(), "no template: one issuer");
+    let info = userinfo_of(&idp, &body).await;
+    assert_eq!(info["email_verified"], false);
+    assert_eq!(info["hd"], "corp.example");
+
+    // `absent` leaves the claim out of both answers, as Entra does.
+    let body = tokens_as(&idp, &[("email_verified", "absent")]).await;
+    let claims = id_token_claims(&idp, &body).await;
+    assert_eq!(claims["email"], "alice@example.com");
+    assert!(claims.get("email_verified").is_none(), "{claims}");
+    let info = userinfo_of(&idp, &body).await;
+    assert!(info.get("email_verified").is_none(), "{info}");
+
+    // A bad value shows the form again with the message.
+    let c = http();
+    let html = c
+        .get(authorize_url(&idp, ALL, "n"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let request = attr_after(&html, "name=\"request\" value=\"");
+    let res = c
+        .post(url(&idp, "/authorize"))
+        .form(&[
+            ("request", request.as_str()),
+            ("username", "alice"),
+            ("email_verified", "perhaps"),
+            ("action", "allow"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
+    assert!(res.text().await.unwrap().contains("email_verified must be"));
+}
+
+#[tokio::test]
+async fn a_tenant_issuer_template_plays_a_multi_tenant_entra_endpoint() {
+    let cfg = config()
+        .with_base_path("/common/v2.0")
+        .with_tenant_issuer_template();
+    let idp = DevIdp::bind("127.0.0.1:0".parse().unwrap(), cfg)
+        .await
+        .unwrap();
+    let origin = format!("http://{}", idp.local_addr());
+    let doc: Value = http()
+        .get(url(&idp, "/.well-known/openid-configuration"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["issuer"], format!("{origin}/{{tenantid}}/v2.0"));
+    assert_eq!(doc["token_endpoint"], format!("{origin}/common/v2.0/token"));
+    let body = tokens_as(&idp, &[("tid", "tenant-9")]).await;
+    let claims = id_token_claims(&idp, &body).await;
+    assert_eq!(claims["iss"], format!("{origin}/tenant-9/v2.0"));
+    assert_eq!(claims["tid"], "tenant-9");
+
+    // Without a path there is no tenant to template.
+    let mut bad = config().with_tenant_issuer_template();
+    bad.issuer = Some(Url::parse("http://127.0.0.1:1").unwrap());
+    assert!(matches!(
+        authgate_devidp::DevIdpState::new(bad),
+        Err(Error::InvalidConfig(_))
+    ));
 }

@@ -25,6 +25,7 @@
 //! [`pages`] and [`error`] are the small pieces they share. No refresh or
 //! crypto logic lives here: that is `authgate-refresh` and `authgate-core`.
 
+mod account;
 mod background;
 pub mod cookies;
 mod endpoints;

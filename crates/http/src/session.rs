@@ -38,6 +38,21 @@ pub struct Identity {
     pub image: Option<String>,
 }
 
+impl Identity {
+    /// The identity of a stored user. Its e-mail is the user's address only
+    /// when a provider verified it (`email_verified` is set): an address
+    /// stored before verification was enforced, or by another application
+    /// without it, never reaches an allow-list or the upstream.
+    pub fn of(user: &authgate_store::User) -> Identity {
+        Identity {
+            id: user.id.as_str().to_owned(),
+            name: user.name.clone(),
+            email: user.email.clone().filter(|_| user.email_verified.is_some()),
+            image: user.image.clone(),
+        }
+    }
+}
+
 /// The provider account whose tokens this session keeps fresh.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountRef {

@@ -6,6 +6,7 @@
 //! `nonce`), each bound to the provider it was issued for and valid 15
 //! minutes. Nothing is stored until every check has passed.
 
+use crate::account;
 use crate::cookies::{cookie_value, request_cookies};
 use crate::error::{HttpError, wants_json};
 use crate::pages::{self, ProviderButton};
@@ -18,9 +19,8 @@ use authgate_core::csrf::{issue_csrf, verified_cookie_token, verify_csrf};
 use authgate_core::pkce::{Pkce, random_value};
 use authgate_core::provider_error::{ProviderError, ProviderErrorKind};
 use authgate_core::time::UnixTime;
-use authgate_core::token::TokenSet;
-use authgate_oauth::{IdTokenError, Provider, ProviderKind};
-use authgate_store::{Account, NewAccount, NewUser, ReplaceOutcome, StoreError, User};
+use authgate_oauth::ProviderKind;
+use authgate_store::StoreError;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::header::{CACHE_CONTROL, LOCATION, SET_COOKIE};
@@ -393,22 +393,12 @@ async fn finish(
         .exchange_code(code, &verifier, &redirect_uri(inner, provider_id), now)
         .await
         .map_err(|e| provider_failure(&e, "code exchange"))?;
-    let profile = profile(
-        inner,
-        provider,
-        &response.tokens,
-        &cookies,
-        provider_id,
-        now,
-    )
-    .await?;
-    let (user, account) = upsert(inner, provider, &profile, response.tokens.clone()).await?;
-    let identity = Identity {
-        id: user.id.as_str().to_owned(),
-        name: user.name.clone(),
-        email: user.email.clone(),
-        image: user.image.clone(),
-    };
+    // Compute a plan from what the provider vouches for, then execute it.
+    let answers = account::answers(inner, provider, &response.tokens, &cookies, now).await?;
+    let profile = account::profile(provider, &answers)?;
+    let (user, account) =
+        account::sign_in(inner, provider, &profile, response.tokens.clone(), now).await?;
+    let identity = Identity::of(&user);
     inner.users.insert(identity.id.clone(), identity.clone());
     let account_ref = AccountRef {
         id: account.id.clone(),
@@ -456,224 +446,6 @@ async fn finish(
     Ok(response_out)
 }
 
-/// Who signed in, from the verified ID token, completed by userinfo.
-struct Profile {
-    sub: String,
-    name: Option<String>,
-    email: Option<String>,
-    /// The ID token said the address is not verified: userinfo must then
-    /// vouch for it explicitly.
-    email_unverified: bool,
-    picture: Option<String>,
-    kind: &'static str,
-}
-
-async fn profile(
-    inner: &Inner,
-    provider: &Provider,
-    tokens: &TokenSet,
-    cookies: &[(String, String)],
-    provider_id: &str,
-    now: UnixTime,
-) -> Result<Profile, HttpError> {
-    let mut profile = match provider.kind() {
-        ProviderKind::Oidc => {
-            let id_token = tokens.id_token.as_ref().ok_or_else(|| {
-                HttpError::new(
-                    StatusCode::BAD_GATEWAY,
-                    "ProviderError",
-                    "The identity provider returned no ID token.",
-                )
-            })?;
-            let nonce_raw = cookie_value(cookies, inner.checks.cookie_name(CheckKind::Nonce))
-                .ok_or_else(|| {
-                    HttpError::bad_request(
-                        "InvalidCheck",
-                        "The sign-in attempt expired. Please try again.",
-                    )
-                })?;
-            let nonce = inner
-                .checks
-                .open(CheckKind::Nonce, provider_id, nonce_raw, now)
-                .map_err(|_| {
-                    HttpError::bad_request(
-                        "InvalidCheck",
-                        "The sign-in attempt expired. Please try again.",
-                    )
-                })?;
-            let claims = provider
-                .verify_id_token(id_token.expose(), Some(&nonce), now)
-                .await
-                .map_err(id_token_failure)?;
-            // An address the provider says it did not verify is not used:
-            // allow-lists and account e-mails must not trust it.
-            let verified = claims.email_verified != Some(false);
-            Profile {
-                sub: claims.sub.clone(),
-                name: claims.name.clone(),
-                email: claims.email.clone().filter(|_| verified),
-                email_unverified: !verified,
-                picture: claims.picture.clone(),
-                kind: "oidc",
-            }
-        }
-        ProviderKind::OAuth2 => Profile {
-            sub: String::new(),
-            name: None,
-            email: None,
-            email_unverified: false,
-            picture: None,
-            kind: "oauth",
-        },
-    };
-    let needs_userinfo =
-        profile.sub.is_empty() || profile.email.is_none() || profile.name.is_none();
-    if needs_userinfo && provider.endpoints().userinfo.is_some() {
-        match provider.userinfo(&tokens.access_token).await {
-            Ok(info) => {
-                if profile.sub.is_empty() {
-                    profile.sub = info.sub;
-                } else if info.sub != profile.sub {
-                    return Err(HttpError::new(
-                        StatusCode::BAD_GATEWAY,
-                        "ProviderError",
-                        "The identity provider's user info belongs to another user.",
-                    ));
-                }
-                profile.name = profile.name.or(info.name);
-                let vouched = match info.email_verified {
-                    Some(v) => v,
-                    None => !profile.email_unverified,
-                };
-                if vouched {
-                    profile.email = profile.email.or(info.email);
-                }
-                profile.picture = profile.picture.or(info.picture);
-            }
-            Err(e) if profile.sub.is_empty() => return Err(provider_failure(&e, "userinfo")),
-            Err(e) => {
-                tracing::warn!(error = %e, "userinfo failed; continuing with the ID token's claims")
-            }
-        }
-    }
-    if profile.sub.is_empty() {
-        return Err(HttpError::new(
-            StatusCode::BAD_GATEWAY,
-            "ProviderError",
-            "The identity provider did not identify the user.",
-        ));
-    }
-    Ok(profile)
-}
-
-/// Finds or creates the user and account, storing the sign-in's tokens.
-async fn upsert(
-    inner: &Inner,
-    provider: &Provider,
-    profile: &Profile,
-    tokens: TokenSet,
-) -> Result<(User, Account), HttpError> {
-    let store = &inner.store;
-    if let Some(account) = store
-        .find_account_by_provider(provider.id(), &profile.sub)
-        .await
-        .map_err(store_failure)?
-    {
-        // A new sign-in is a new grant: replace whatever is stored.
-        for _ in 0..5 {
-            let version = store
-                .read_tokens(&account.id)
-                .await
-                .map_err(store_failure)?
-                .map_or(0, |v| v.version);
-            match store
-                .replace_tokens(&account.id, version, &tokens, None)
-                .await
-                .map_err(store_failure)?
-            {
-                ReplaceOutcome::Replaced { .. } => {
-                    let user = store
-                        .find_user(&account.user_id)
-                        .await
-                        .map_err(store_failure)?
-                        .ok_or_else(|| store_failure(StoreError::UserNotFound))?;
-                    return Ok((refreshed_profile(inner, user, profile).await, account));
-                }
-                ReplaceOutcome::LostRace { .. } => continue,
-            }
-        }
-        return Err(HttpError::unavailable(
-            "StoreBusy",
-            "Please try signing in again.",
-            std::time::Duration::from_secs(1),
-        ));
-    }
-    if let Some(email) = &profile.email
-        && store
-            .find_user_by_email(email)
-            .await
-            .map_err(store_failure)?
-            .is_some()
-    {
-        return Err(HttpError::new(
-            StatusCode::CONFLICT,
-            "OAuthAccountNotLinked",
-            "This e-mail address already belongs to an account that signs in another way.",
-        ));
-    }
-    let user = store
-        .create_user(NewUser {
-            name: profile.name.clone(),
-            email: profile.email.clone(),
-            email_verified: None,
-            image: profile.picture.clone(),
-        })
-        .await
-        .map_err(|e| match e {
-            StoreError::AlreadyExists(_) => HttpError::new(
-                StatusCode::CONFLICT,
-                "OAuthAccountNotLinked",
-                "This e-mail address already belongs to another account.",
-            ),
-            other => store_failure(other),
-        })?;
-    let account = store
-        .link_account(NewAccount {
-            user_id: user.id.clone(),
-            kind: profile.kind.to_owned(),
-            provider: provider.id().to_owned(),
-            provider_account_id: profile.sub.clone(),
-            tokens,
-            session_state: None,
-        })
-        .await
-        .map_err(store_failure)?;
-    Ok((user, account))
-}
-
-/// Brings a returning user's profile up to date with what the provider said
-/// now (an allow-list must judge today's address, not the first sign-in's).
-/// A field the provider no longer sends keeps its stored value; an address
-/// that another user already has is not taken over.
-async fn refreshed_profile(inner: &Inner, user: User, profile: &Profile) -> User {
-    let wanted = NewUser {
-        name: profile.name.clone().or_else(|| user.name.clone()),
-        email: profile.email.clone().or_else(|| user.email.clone()),
-        email_verified: user.email_verified,
-        image: profile.picture.clone().or_else(|| user.image.clone()),
-    };
-    if wanted.name == user.name && wanted.email == user.email && wanted.image == user.image {
-        return user;
-    }
-    match inner.store.update_user_profile(&user.id, wanted).await {
-        Ok(updated) => updated,
-        Err(error) => {
-            tracing::warn!(%error, user = user.id.as_str(), "could not update the user's profile; keeping the stored one");
-            user
-        }
-    }
-}
-
 /// Maps a provider failure during sign-in to what the browser sees.
 pub(crate) fn provider_failure(e: &ProviderError, during: &str) -> HttpError {
     tracing::warn!(error = %e, during, "provider call failed");
@@ -692,19 +464,6 @@ pub(crate) fn provider_failure(e: &ProviderError, during: &str) -> HttpError {
             "ProviderError",
             "The identity provider refused this gateway's request. An administrator needs to check the configuration.",
         ),
-    }
-}
-
-fn id_token_failure(e: IdTokenError) -> HttpError {
-    match e {
-        IdTokenError::Jwks(inner) => provider_failure(&inner, "jwks"),
-        other => {
-            tracing::warn!(error = %other, "ID token rejected");
-            HttpError::bad_request(
-                "InvalidIdToken",
-                "The identity provider's answer could not be verified. Please try again.",
-            )
-        }
     }
 }
 

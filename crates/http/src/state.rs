@@ -143,12 +143,7 @@ impl Inner {
             return Ok(Some(identity));
         }
         Ok(self.store.find_user(user).await?.map(|u| {
-            let identity = Identity {
-                id: u.id.as_str().to_owned(),
-                name: u.name,
-                email: u.email,
-                image: u.image,
-            };
+            let identity = Identity::of(&u);
             self.users
                 .insert(user.as_str().to_owned(), identity.clone());
             identity

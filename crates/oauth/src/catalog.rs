@@ -68,6 +68,22 @@ pub enum CatalogError {
         #[source]
         source: Box<ProviderError>,
     },
+    /// The preset's tenant setting is missing, multi-directory by implication,
+    /// invalid, or contradicts the issuer.
+    #[error("provider {provider:?}: {source}")]
+    Tenant {
+        /// Provider id.
+        provider: String,
+        /// What is wrong with it.
+        #[source]
+        source: crate::tenant::TenantError,
+    },
+    /// `tenant` is set on a provider without directories.
+    #[error("provider {provider:?}: `tenant` applies only to the microsoft-entra-id preset")]
+    TenantNotSupported {
+        /// Provider id.
+        provider: String,
+    },
     /// The discovery document names another issuer than the configured one.
     #[error("provider {provider:?}: discovery returned issuer {found:?}, expected {expected:?}")]
     IssuerMismatch {

@@ -9,7 +9,8 @@
 //! cannot turn authgate into a JWKS hammer); the key's type, curve and
 //! declared `alg` must fit the token's `alg`; then the signature; then the
 //! claims: `iss`, `aud` (and `azp`), `exp`/`nbf`/`iat` against the *passed*
-//! `now` with a leeway, and `nonce`.
+//! `now` with a leeway, `nonce`, and — for a provider with tenants — that
+//! `tid` names an admitted directory ([`crate::tenant`]).
 //!
 //! The rate limit is measured in the same `now` the caller passes, so this
 //! module never reads the clock.
@@ -117,6 +118,13 @@ pub enum IdTokenError {
     /// A nonce was expected and the token has none or another one.
     #[error("ID-token nonce mismatch")]
     NonceMismatch,
+    /// The token's `tid` is missing or names a directory the provider's
+    /// `tenant` setting does not admit.
+    #[error("ID token from a directory this provider does not admit (tid {found:?})")]
+    WrongTenant {
+        /// The token's `tid` (at most 64 characters), if any.
+        found: Option<String>,
+    },
     /// The JWKS could not be fetched or parsed.
     #[error("cannot get the provider's signing keys")]
     Jwks(#[source] ProviderError),
@@ -531,6 +539,14 @@ impl Provider {
             && claims.nonce.as_deref() != Some(expected)
         {
             return Err(IdTokenError::NonceMismatch);
+        }
+        if let Some(tenant) = &self.tenant {
+            let tid = claims.extra.get("tid").and_then(Value::as_str);
+            if !tenant.admits(tid) {
+                return Err(IdTokenError::WrongTenant {
+                    found: tid.map(|t| t.chars().take(64).collect()),
+                });
+            }
         }
         Ok(())
     }

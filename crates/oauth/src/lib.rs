@@ -26,10 +26,21 @@
 //! - explicit endpoints ([`EndpointOverrides`]), which also override a
 //!   preset's or the discovered URLs (tests point GitHub at a local fake).
 //!
-//! Provider quirks are data in the preset ([`Quirks`]): GitHub's extra
-//! grant-ending codes (`bad_refresh_token`, `bad_verification_code`),
-//! Google's alternate issuer, Microsoft's `{tenantid}` issuer template. The
-//! flow code never asks which provider it talks to. Some quirks need no data
+//! Provider quirks are data in the preset ([`Quirks`], [`PresetSpec`]):
+//! GitHub's extra grant-ending codes (`bad_refresh_token`,
+//! `bad_verification_code`), Google's alternate issuer, Microsoft's tenants
+//! and `{tenantid}` issuer template, and how each vouches for e-mail
+//! addresses ([`authgate_core::signin::Vouching`]: Google's `hd`, GitHub's
+//! `GET /user/emails`, Entra's `xms_edov`). The flow code never asks which
+//! provider it talks to.
+//!
+//! # Identity
+//!
+//! [`identity`] reads what a provider says about the user in the core's
+//! terms ([`IdTokenClaims::signin_claims`], [`UserInfo::signin_claims`],
+//! [`Provider::addresses`]); [`Provider::signin_facts`] says how it vouches.
+//! A provider with tenants checks every ID token's `tid` against its
+//! [`TenantPolicy`] ([`tenant`]): `common` and its kin are never a default. Some quirks need no data
 //! at all because the rules are general: an OAuth error body is classified
 //! whatever its HTTP status (GitHub's 200, Auth0's 403), form-encoded token
 //! answers are parsed as well as JSON, and `Accept: application/json` is
@@ -44,7 +55,8 @@
 //! `refresh_token` in the answer → `None`, keep the old one with
 //! [`TokenSet::merge_refreshed`](authgate_core::token::TokenSet::merge_refreshed)),
 //! [`revoke`](Provider::revoke) (RFC 7009), [`userinfo`](Provider::userinfo),
-//! and [`verify_id_token`](Provider::verify_id_token) (see [`id_token`]).
+//! [`addresses`](Provider::addresses), and
+//! [`verify_id_token`](Provider::verify_id_token) (see [`id_token`]).
 //! Time is always a parameter: nothing here reads the clock, not even the
 //! JWKS refetch rate limit.
 //!
@@ -71,9 +83,11 @@ pub mod catalog;
 pub mod discovery;
 pub mod http;
 pub mod id_token;
+pub mod identity;
 pub mod preset;
 pub mod provider;
 mod response;
+pub mod tenant;
 pub mod token;
 pub mod userinfo;
 
@@ -81,10 +95,12 @@ pub use authgate_core::provider_error::ProviderError;
 pub use catalog::{Catalog, CatalogError};
 pub use http::{HttpClient, HttpClientError, HttpSettings, USER_AGENT};
 pub use id_token::{ALLOWED_ALGORITHMS, IdTokenClaims, IdTokenError, IdTokenSettings};
-pub use preset::{FixedEndpoints, Preset, PresetSource, PresetSpec, UnknownPreset};
+pub use identity::parse_address_list;
+pub use preset::{FixedEndpoints, Preset, PresetSource, PresetSpec, TenantSpec, UnknownPreset};
 pub use provider::{
     EndpointOverrides, Endpoints, Provider, ProviderKind, ProviderSettings, Quirks,
     TokenEndpointAuthMethod,
 };
+pub use tenant::{TenantError, TenantPolicy};
 pub use token::{TokenResponse, TokenTypeHint};
 pub use userinfo::UserInfo;

@@ -5,10 +5,13 @@
 //! default or required issuer, or fixed URLs for plain OAuth 2.0), which
 //! scopes and authorization parameters to ask for by default, and which
 //! provider-specific answers mean what (GitHub's `bad_refresh_token` ends a
-//! grant just like `invalid_grant`). The flow code reads this data; it never
-//! asks *which* provider it is talking to.
+//! grant just like `invalid_grant`), and how it vouches for e-mail addresses
+//! ([`Vouching`]: Google's `hd`, GitHub's address list, Entra's `xms_edov`
+//! and tenants). The flow code reads this data; it never asks *which*
+//! provider it is talking to.
 
 use crate::provider::TokenEndpointAuthMethod;
+use authgate_core::signin::Vouching;
 use std::fmt;
 use std::str::FromStr;
 
@@ -20,7 +23,9 @@ pub enum Preset {
     Google,
     /// GitHub (plain OAuth 2.0, GitHub Apps with expiring user tokens).
     GitHub,
-    /// Microsoft Entra ID (OIDC); `issuer` selects the tenant, default `common`.
+    /// Microsoft Entra ID (OIDC); `tenant` (or `issuer`) selects the directory.
+    /// Multi-directory endpoints (`common`, `organizations`, `consumers`)
+    /// must be written out in `tenant`.
     MicrosoftEntraId,
     /// GitLab (OIDC); `issuer` for self-managed instances, default gitlab.com.
     GitLab,
@@ -77,12 +82,32 @@ pub struct PresetSpec {
     /// Extra `iss` values the provider puts into ID tokens besides its
     /// discovered issuer (Google's historic `accounts.google.com`).
     pub alternate_issuers: &'static [&'static str],
-    /// The discovered issuer may contain a `{tenantid}` placeholder that an
-    /// ID token's `tid` claim fills in (Microsoft's multi-tenant endpoints).
-    pub tenant_issuer_template: bool,
+    /// The provider's directories, when it has them (Microsoft): the
+    /// configured tenant decides the issuer and which ID-token `tid`s are
+    /// admitted, and the discovered issuer may contain a `{tenantid}`
+    /// placeholder that `tid` fills in.
+    pub tenants: Option<TenantSpec>,
     /// Client authentication at the token endpoint, when the preset fixes it
     /// (otherwise discovery decides).
     pub token_endpoint_auth: Option<TokenEndpointAuthMethod>,
+    /// How the provider vouches for the user's e-mail address.
+    pub vouching: Vouching,
+    /// Where the provider lists the user's addresses with their verification
+    /// (GitHub's `GET /user/emails`), as a path appended to the userinfo
+    /// endpoint, so that overriding `userinfo` (GitHub Enterprise, tests)
+    /// moves it along.
+    pub address_list_path: Option<&'static str>,
+}
+
+/// The directories of a multi-directory provider (see [`crate::tenant`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TenantSpec {
+    /// The issuer of one directory; `{tenant}` stands for its id.
+    pub issuer_template: &'static str,
+    /// Endpoints that admit users of many directories; never a default.
+    pub multi_tenant: &'static [&'static str],
+    /// The directory id of personal (consumer) accounts.
+    pub consumer_tenant: &'static str,
 }
 
 const OIDC_SCOPES: &[&str] = &["openid", "email", "profile"];
@@ -97,8 +122,12 @@ const GOOGLE: PresetSpec = PresetSpec {
     authorization_params: &[("access_type", "offline"), ("prompt", "consent")],
     revoking_codes: &[],
     alternate_issuers: &["accounts.google.com"],
-    tenant_issuer_template: false,
+    tenants: None,
     token_endpoint_auth: None,
+    vouching: Vouching::HostedDomain {
+        provider_domains: &["gmail.com", "googlemail.com"],
+    },
+    address_list_path: None,
 };
 
 const GITHUB: PresetSpec = PresetSpec {
@@ -114,21 +143,29 @@ const GITHUB: PresetSpec = PresetSpec {
     authorization_params: &[],
     revoking_codes: &["bad_refresh_token", "bad_verification_code"],
     alternate_issuers: &[],
-    tenant_issuer_template: false,
+    tenants: None,
     token_endpoint_auth: Some(TokenEndpointAuthMethod::ClientSecretPost),
+    vouching: Vouching::AddressList,
+    address_list_path: Some("/emails"),
 };
 
 const MICROSOFT_ENTRA_ID: PresetSpec = PresetSpec {
     name: "Microsoft",
     source: PresetSource::Discovery {
-        default_issuer: Some("https://login.microsoftonline.com/common/v2.0"),
+        default_issuer: None,
     },
     default_scopes: OIDC_OFFLINE_SCOPES,
     authorization_params: &[],
     revoking_codes: &[],
     alternate_issuers: &[],
-    tenant_issuer_template: true,
+    tenants: Some(TenantSpec {
+        issuer_template: "https://login.microsoftonline.com/{tenant}/v2.0",
+        multi_tenant: &["common", "organizations", "consumers"],
+        consumer_tenant: "9188040d-6c67-4c5b-b112-36a304b66dad",
+    }),
     token_endpoint_auth: None,
+    vouching: Vouching::DomainOwner,
+    address_list_path: None,
 };
 
 const GITLAB: PresetSpec = PresetSpec {
@@ -140,8 +177,10 @@ const GITLAB: PresetSpec = PresetSpec {
     authorization_params: &[],
     revoking_codes: &[],
     alternate_issuers: &[],
-    tenant_issuer_template: false,
+    tenants: None,
     token_endpoint_auth: None,
+    vouching: Vouching::EmailVerifiedClaim,
+    address_list_path: None,
 };
 
 const KEYCLOAK: PresetSpec = PresetSpec {
@@ -153,8 +192,10 @@ const KEYCLOAK: PresetSpec = PresetSpec {
     authorization_params: &[],
     revoking_codes: &[],
     alternate_issuers: &[],
-    tenant_issuer_template: false,
+    tenants: None,
     token_endpoint_auth: None,
+    vouching: Vouching::EmailVerifiedClaim,
+    address_list_path: None,
 };
 
 const OKTA: PresetSpec = PresetSpec {
@@ -166,8 +207,10 @@ const OKTA: PresetSpec = PresetSpec {
     authorization_params: &[],
     revoking_codes: &[],
     alternate_issuers: &[],
-    tenant_issuer_template: false,
+    tenants: None,
     token_endpoint_auth: None,
+    vouching: Vouching::EmailVerifiedClaim,
+    address_list_path: None,
 };
 
 /// Auth0 answers a reused or revoked refresh token with HTTP 403
@@ -182,8 +225,10 @@ const AUTH0: PresetSpec = PresetSpec {
     authorization_params: &[],
     revoking_codes: &[],
     alternate_issuers: &[],
-    tenant_issuer_template: false,
+    tenants: None,
     token_endpoint_auth: None,
+    vouching: Vouching::EmailVerifiedClaim,
+    address_list_path: None,
 };
 
 impl Preset {
@@ -225,14 +270,17 @@ impl Preset {
         }
     }
 
-    /// Whether the configuration must name an `issuer` for this preset.
+    /// Whether the configuration must name an `issuer` for this preset (a
+    /// preset with tenants takes it from `tenant` instead).
     pub fn requires_issuer(self) -> bool {
-        matches!(
-            self.spec().source,
-            PresetSource::Discovery {
-                default_issuer: None
-            }
-        )
+        let spec = self.spec();
+        spec.tenants.is_none()
+            && matches!(
+                spec.source,
+                PresetSource::Discovery {
+                    default_issuer: None
+                }
+            )
     }
 }
 
@@ -268,6 +316,46 @@ mod tests {
             assert_eq!(p.as_str().parse::<Preset>(), Ok(p));
         }
         assert!("facebook".parse::<Preset>().is_err());
+    }
+
+    #[test]
+    fn presets_say_how_they_vouch_for_addresses() {
+        let vouching = |p: Preset| p.spec().vouching;
+        assert!(matches!(
+            vouching(Preset::Google),
+            Vouching::HostedDomain { provider_domains } if provider_domains.contains(&"gmail.com")
+        ));
+        assert_eq!(vouching(Preset::GitHub), Vouching::AddressList);
+        assert_eq!(Preset::GitHub.spec().address_list_path, Some("/emails"));
+        assert!(
+            Preset::GitHub.spec().default_scopes.contains(&"user:email"),
+            "private addresses need the user:email scope"
+        );
+        assert_eq!(vouching(Preset::MicrosoftEntraId), Vouching::DomainOwner);
+        for p in [
+            Preset::GitLab,
+            Preset::Keycloak,
+            Preset::Okta,
+            Preset::Auth0,
+        ] {
+            assert_eq!(vouching(p), Vouching::EmailVerifiedClaim, "{p}");
+        }
+    }
+
+    #[test]
+    fn only_microsoft_has_tenants_and_none_is_multi_tenant_by_default() {
+        for p in Preset::ALL {
+            let spec = p.spec();
+            assert_eq!(spec.tenants.is_some(), p == Preset::MicrosoftEntraId, "{p}");
+            if let PresetSource::Discovery {
+                default_issuer: Some(issuer),
+            } = spec.source
+            {
+                for keyword in ["/common/", "/organizations/", "/consumers/"] {
+                    assert!(!issuer.contains(keyword), "{p}: {issuer}");
+                }
+            }
+        }
     }
 
     #[test]

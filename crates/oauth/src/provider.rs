@@ -6,8 +6,10 @@ use crate::discovery::{self, DiscoveryDocument};
 use crate::http::HttpClient;
 use crate::id_token::{IdTokenSettings, JwksCache};
 use crate::preset::{Preset, PresetSource};
+use crate::tenant::{self, TenantPolicy};
 use authgate_core::pkce::PKCE_METHOD;
 use authgate_core::secret::Secret;
+use authgate_core::signin::{ProviderFacts, Vouching};
 use std::collections::BTreeMap;
 use std::fmt;
 use url::Url;
@@ -54,6 +56,15 @@ pub struct ProviderSettings {
     pub token_endpoint_auth_method: Option<TokenEndpointAuthMethod>,
     /// ID-token validation knobs (leeway, JWKS refetch interval).
     pub id_token: IdTokenSettings,
+    /// The directory whose users may sign in, for presets with tenants
+    /// (Microsoft): a tenant id, or `common` / `organizations` / `consumers`
+    /// written out (see [`crate::tenant`]).
+    pub tenant: Option<String>,
+    /// Link a new account whose verified address belongs to an existing user
+    /// (whose address is verified too) to that user instead of refusing the
+    /// sign-in. Off by default: a provider's verification says someone
+    /// controlled the mailbox once, not that they still do.
+    pub link_by_email: bool,
 }
 
 impl ProviderSettings {
@@ -76,6 +87,8 @@ impl ProviderSettings {
             endpoints: EndpointOverrides::default(),
             token_endpoint_auth_method: None,
             id_token: IdTokenSettings::default(),
+            tenant: None,
+            link_by_email: false,
         }
     }
 }
@@ -95,6 +108,9 @@ pub struct EndpointOverrides {
     pub jwks_uri: Option<Url>,
     /// RFC 7662 introspection endpoint.
     pub introspection: Option<Url>,
+    /// The list of the user's addresses with their verification (GitHub's
+    /// `GET /user/emails`).
+    pub emails: Option<Url>,
 }
 
 /// Whether a provider speaks OpenID Connect or only OAuth 2.0.
@@ -145,6 +161,9 @@ pub struct Endpoints {
     pub introspection: Option<Url>,
     /// RP-initiated logout.
     pub end_session: Option<Url>,
+    /// The user's addresses with their verification (presets with an
+    /// address list).
+    pub emails: Option<Url>,
 }
 
 /// Provider-specific behaviour, taken from the preset's data.
@@ -180,6 +199,9 @@ pub struct Provider {
     pub(crate) authorization_params: BTreeMap<String, String>,
     pub(crate) quirks: Quirks,
     pub(crate) id_token_settings: IdTokenSettings,
+    pub(crate) tenant: Option<TenantPolicy>,
+    pub(crate) vouching: Vouching,
+    pub(crate) link_by_email: bool,
     pub(crate) http: HttpClient,
     pub(crate) jwks: JwksCache,
 }
@@ -251,6 +273,20 @@ impl Provider {
     pub fn quirks(&self) -> &Quirks {
         &self.quirks
     }
+    /// The admitted directories (presets with tenants).
+    pub fn tenant(&self) -> Option<&TenantPolicy> {
+        self.tenant.as_ref()
+    }
+    /// What the sign-in decision needs to know: how this provider vouches for
+    /// addresses, whether it is pinned to one directory, whether it links by
+    /// e-mail.
+    pub fn signin_facts(&self) -> ProviderFacts {
+        ProviderFacts {
+            vouching: self.vouching,
+            tenant_pinned: self.tenant.as_ref().is_some_and(TenantPolicy::is_pinned),
+            link_by_email: self.link_by_email,
+        }
+    }
 
     pub(crate) fn revoking_codes(&self) -> Vec<&str> {
         self.quirks
@@ -279,8 +315,28 @@ impl Provider {
         }
         let spec = settings.preset.map(Preset::spec);
 
+        // A preset with tenants takes its issuer from the tenant.
+        let tenant_spec = spec.and_then(|s| s.tenants);
+        let (tenant, tenant_issuer) = match (&tenant_spec, &settings.tenant) {
+            (Some(t), configured) => {
+                let (policy, issuer) =
+                    tenant::resolve(t, configured.as_deref(), settings.issuer.as_ref()).map_err(
+                        |source| CatalogError::Tenant {
+                            provider: id.clone(),
+                            source,
+                        },
+                    )?;
+                (Some(policy), Some(issuer))
+            }
+            (None, Some(_)) => return Err(CatalogError::TenantNotSupported { provider: id }),
+            (None, None) => (None, None),
+        };
+
         // Where the endpoints come from.
-        let issuer = match (settings.issuer.clone(), spec.map(|s| s.source)) {
+        let issuer = match (
+            tenant_issuer.or_else(|| settings.issuer.clone()),
+            spec.map(|s| s.source),
+        ) {
             (Some(issuer), Some(PresetSource::Discovery { .. }) | None) => Some(issuer),
             (None, Some(PresetSource::Discovery { default_issuer })) => match default_issuer {
                 Some(d) => Some(Url::parse(d).map_err(|_| CatalogError::InvalidEndpoint {
@@ -300,7 +356,7 @@ impl Provider {
             (None, Some(PresetSource::Fixed(_)) | None) => None,
         };
 
-        let tenant_template = spec.is_some_and(|s| s.tenant_issuer_template);
+        let tenant_template = tenant_spec.is_some();
         let (kind, mut endpoints, discovered_issuer, doc) = if let Some(issuer) = &issuer {
             let doc = discovery::fetch(http, &id, issuer)
                 .await
@@ -340,6 +396,7 @@ impl Provider {
                 jwks_uri: None,
                 introspection: None,
                 end_session: None,
+                emails: None,
             };
             (ProviderKind::OAuth2, endpoints, None, None)
         } else {
@@ -358,6 +415,7 @@ impl Provider {
                 jwks_uri: None,
                 introspection: None,
                 end_session: None,
+                emails: None,
             };
             (ProviderKind::OAuth2, endpoints, None, None)
         };
@@ -369,6 +427,16 @@ impl Provider {
         override_opt(&mut endpoints.revocation, &o.revocation);
         override_opt(&mut endpoints.jwks_uri, &o.jwks_uri);
         override_opt(&mut endpoints.introspection, &o.introspection);
+        // The address list lives under the (final) userinfo endpoint.
+        endpoints.emails = match (&o.emails, spec.and_then(|s| s.address_list_path)) {
+            (Some(explicit), _) => Some(explicit.clone()),
+            (None, Some(path)) => endpoints.userinfo.as_ref().map(|u| {
+                let mut list = u.clone();
+                list.set_path(&format!("{}{path}", u.path().trim_end_matches('/')));
+                list
+            }),
+            (None, None) => None,
+        };
 
         let supports_pkce = match (&doc, spec.map(|s| s.source)) {
             (Some(doc), _) => doc
@@ -429,7 +497,7 @@ impl Provider {
                     .iter()
                     .map(|c| (*c).to_owned())
                     .collect(),
-                tenant_issuer_template: s.tenant_issuer_template,
+                tenant_issuer_template: s.tenants.is_some(),
             })
             .unwrap_or_default();
 
@@ -455,6 +523,9 @@ impl Provider {
             authorization_params,
             quirks,
             id_token_settings: settings.id_token,
+            tenant,
+            vouching: spec.map_or(Vouching::EmailVerifiedClaim, |s| s.vouching),
+            link_by_email: settings.link_by_email,
             http: http.clone(),
         })
     }
@@ -541,6 +612,7 @@ fn endpoints_from_discovery(id: &str, doc: &DiscoveryDocument) -> Result<Endpoin
         jwks_uri: Some(parse(&doc.jwks_uri, "jwks_uri")?),
         introspection: opt(&doc.introspection_endpoint, "introspection")?,
         end_session: opt(&doc.end_session_endpoint, "end_session")?,
+        emails: None,
     })
 }
 

@@ -46,11 +46,7 @@ impl UserInfo {
             Some(Value::Number(n)) => Some(n.to_string()),
             _ => None,
         })?;
-        let email_verified = match claims.get("email_verified") {
-            Some(Value::Bool(b)) => Some(*b),
-            Some(Value::String(s)) => s.parse().ok(),
-            _ => None,
-        };
+        let email_verified = crate::identity::claim_flag(claims.get("email_verified"));
         Some(UserInfo {
             sub,
             email: text(&["email"]),

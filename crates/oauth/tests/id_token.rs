@@ -348,6 +348,7 @@ async fn entra_tenant_issuer_template_is_filled_from_tid() {
     let mut s = fake.oidc_settings("entra");
     s.preset = Some(authgate_oauth::Preset::MicrosoftEntraId);
     s.issuer = Some(fake.url("/common/v2.0"));
+    s.tenant = Some("common".into());
     let p = resolve(s).await;
     let c = with(
         claims(&fake),
@@ -364,4 +365,137 @@ async fn entra_tenant_issuer_template_is_filled_from_tid() {
         .await
         .unwrap_err();
     assert!(matches!(e, IdTokenError::WrongIssuer { .. }), "{e:?}");
+}
+
+const TENANT: &str = "0b0c9a4e-5a6f-4a1e-9d3c-2f1e0d9c8b7a";
+const OTHER_TENANT: &str = "11111111-2222-3333-4444-555555555555";
+
+#[tokio::test]
+async fn entra_common_is_refused_unless_the_tenant_setting_says_so() {
+    let fake = FakeProvider::start().await;
+    let base = fake.base();
+    *fake.state.issuer.lock().unwrap() = format!("{base}/{{tenantid}}/v2.0");
+    let mut s = fake.oidc_settings("entra");
+    s.preset = Some(authgate_oauth::Preset::MicrosoftEntraId);
+    s.issuer = Some(fake.url("/common/v2.0"));
+    let e = Provider::resolve(s.clone(), &common::http())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &e,
+            authgate_oauth::CatalogError::Tenant {
+                source: authgate_oauth::TenantError::MultiTenantImplicit(t),
+                ..
+            } if t == "common"
+        ),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("tenant = \"common\""), "{e}");
+    // Nothing at all names a directory: refused too, before any network use.
+    s.issuer = None;
+    let e = Provider::resolve(s, &common::http()).await.unwrap_err();
+    assert!(
+        matches!(
+            e,
+            authgate_oauth::CatalogError::Tenant {
+                source: authgate_oauth::TenantError::Missing,
+                ..
+            }
+        ),
+        "{e:?}"
+    );
+}
+
+#[tokio::test]
+async fn entra_pinned_to_one_tenant_refuses_id_tokens_from_another_tid() {
+    let key = TestKey::es256("k1");
+    let fake = FakeProvider::start().await;
+    fake.set_jwks(&[&key]);
+    let issuer = format!("{}/{TENANT}/v2.0", fake.base());
+    *fake.state.issuer.lock().unwrap() = issuer.clone();
+    let mut s = fake.oidc_settings("entra");
+    s.preset = Some(authgate_oauth::Preset::MicrosoftEntraId);
+    s.issuer = Some(url::Url::parse(&issuer).unwrap());
+    s.tenant = Some(TENANT.to_ascii_uppercase());
+    let p = resolve(s).await;
+    assert!(p.signin_facts().tenant_pinned);
+    let c = with(claims(&fake), "iss", json!(issuer));
+    let ok = with(c.clone(), "tid", json!(TENANT));
+    p.verify_id_token(&key.sign(&ok), None, now())
+        .await
+        .unwrap();
+    // Same issuer, another directory's tid: refused by the tenant check.
+    let other = with(c.clone(), "tid", json!(OTHER_TENANT));
+    let e = p
+        .verify_id_token(&key.sign(&other), None, now())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&e, IdTokenError::WrongTenant { found: Some(t) } if t == OTHER_TENANT),
+        "{e:?}"
+    );
+    // No tid at all: refused.
+    let e = p
+        .verify_id_token(&key.sign(&c), None, now())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, IdTokenError::WrongTenant { found: None }),
+        "{e:?}"
+    );
+}
+
+#[tokio::test]
+async fn entra_organizations_refuses_personal_accounts() {
+    let key = TestKey::es256("k1");
+    let fake = FakeProvider::start().await;
+    fake.set_jwks(&[&key]);
+    let base = fake.base();
+    *fake.state.issuer.lock().unwrap() = format!("{base}/{{tenantid}}/v2.0");
+    let mut s = fake.oidc_settings("entra");
+    s.preset = Some(authgate_oauth::Preset::MicrosoftEntraId);
+    s.issuer = Some(fake.url("/organizations/v2.0"));
+    s.tenant = Some("organizations".into());
+    let p = resolve(s).await;
+    assert!(!p.signin_facts().tenant_pinned);
+    let consumer = "9188040d-6c67-4c5b-b112-36a304b66dad";
+    let token = |tid: &str| {
+        let c = with(claims(&fake), "iss", json!(format!("{base}/{tid}/v2.0")));
+        key.sign(&with(c, "tid", json!(tid)))
+    };
+    p.verify_id_token(&token(TENANT), None, now())
+        .await
+        .unwrap();
+    let e = p
+        .verify_id_token(&token(consumer), None, now())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, IdTokenError::WrongTenant { .. }), "{e:?}");
+}
+
+#[tokio::test]
+async fn a_tenant_on_a_provider_without_directories_is_refused() {
+    let fake = FakeProvider::start().await;
+    let mut s = fake.oidc_settings("op");
+    s.tenant = Some(TENANT.into());
+    let e = Provider::resolve(s, &common::http()).await.unwrap_err();
+    assert!(
+        matches!(e, authgate_oauth::CatalogError::TenantNotSupported { .. }),
+        "{e:?}"
+    );
+}
+
+#[tokio::test]
+async fn google_hd_and_entra_xms_edov_reach_the_sign_in_claims() {
+    let key = TestKey::es256("k1");
+    let (fake, p) = setup(&[&key]).await;
+    let c = with(claims(&fake), "hd", json!("corp.example"));
+    let c = with(c, "xms_edov", json!(true));
+    let verified = p.verify_id_token(&key.sign(&c), None, now()).await.unwrap();
+    let sc = verified.signin_claims();
+    assert_eq!(sc.hosted_domain.as_deref(), Some("corp.example"));
+    assert_eq!(sc.domain_owner_verified, Some(true));
+    assert_eq!(sc.email_verified, Some(true));
+    assert_eq!(sc.sub.as_deref(), Some("user-1"));
 }

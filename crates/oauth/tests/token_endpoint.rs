@@ -481,3 +481,68 @@ async fn userinfo_github_profile_and_errors() {
         ProviderErrorKind::Protocol
     );
 }
+
+#[tokio::test]
+async fn github_addresses_are_read_from_the_list_under_the_userinfo_endpoint() {
+    let fake = FakeProvider::start().await;
+    fake.script(
+        "emails",
+        Scripted::json(
+            200,
+            json!([
+                {"email": "octo@users.noreply.example", "primary": false, "verified": true, "visibility": null},
+                {"email": "octo@corp.example", "primary": true, "verified": true, "visibility": "private"},
+            ]),
+        ),
+    );
+    let p = resolve(github_settings(&fake)).await;
+    assert_eq!(
+        p.endpoints().emails.as_ref().map(Url::as_str),
+        Some(fake.url("/userinfo/emails").as_str()),
+        "the list moves with an overridden userinfo endpoint"
+    );
+    let list = p.addresses(&Secret::new("gho-1")).await.unwrap();
+    assert_eq!(list.len(), 2);
+    assert!(list[1].primary && list[1].verified);
+    assert_eq!(
+        fake.last("emails").header("authorization").as_deref(),
+        Some("Bearer gho-1")
+    );
+    assert_eq!(
+        p.signin_facts().vouching,
+        authgate_core::signin::Vouching::AddressList
+    );
+
+    // Without the user:email scope GitHub answers 404; outages are transient.
+    fake.script(
+        "emails",
+        Scripted::json(404, json!({"message": "Not Found"})),
+    );
+    let e = p.addresses(&Secret::new("gho-1")).await.unwrap_err();
+    assert_eq!(e.kind, ProviderErrorKind::Protocol);
+    fake.script("emails", Scripted::raw(503, "text/plain", "down"));
+    assert!(
+        p.addresses(&Secret::new("gho-1"))
+            .await
+            .unwrap_err()
+            .kind
+            .is_retryable()
+    );
+    fake.script(
+        "emails",
+        Scripted::json(200, json!({"email": "x@y.example"})),
+    );
+    assert_eq!(
+        p.addresses(&Secret::new("gho-1")).await.unwrap_err().kind,
+        ProviderErrorKind::Protocol
+    );
+}
+
+#[tokio::test]
+async fn providers_without_an_address_list_refuse_to_fetch_one() {
+    let fake = FakeProvider::start().await;
+    let p = resolve(fake.oauth2_settings("op")).await;
+    assert!(p.endpoints().emails.is_none());
+    let e = p.addresses(&Secret::new("at")).await.unwrap_err();
+    assert_eq!(e.kind, ProviderErrorKind::Misconfigured);
+}

@@ -3,7 +3,9 @@
 //! - [`require_url`]: service URLs from the environment, never skipping silently in CI.
 //! - [`OidcProviderPeer`]: the real `oidc-provider` npm package (OpenID Certified), with strict
 //!   refresh-token rotation, counted grants and an injectable refresh delay.
-//! - [`login_with_dev_interactions`]: signs in at that provider with a plain HTTP client.
+//! - [`login_with_dev_interactions`]: signs in at that provider with a plain HTTP client;
+//!   [`login_with_dev_provider_fields`] at the built-in development provider, choosing the
+//!   identity claims it states.
 //! - [`RedisInstance`]: a private `redis-server` that can be killed and restarted on its port.
 //! - [`FaultProxy`]: a fault-injecting HTTP proxy in front of a provider's token endpoint (5xx,
 //!   429, resets, hangs, delays, provider error dialects, lost responses).
@@ -19,7 +21,10 @@ mod redis;
 
 pub use env::{REQUIRE_SERVICES_VAR, ensure_node_modules, free_port, interop_dir, require_url};
 pub use fault_proxy::{Fault, FaultProxy, FaultProxyStats};
-pub use login::{Pkce, login_with_dev_interactions, login_with_dev_provider, random_token};
+pub use login::{
+    Pkce, login_with_dev_interactions, login_with_dev_provider, login_with_dev_provider_fields,
+    random_token,
+};
 pub use nginx::{Nginx, nginx_binary};
 pub use peer::{OidcProviderPeer, PeerClient, PeerError, PeerOptions, PeerStats, TokenResponse};
 pub use redis::RedisInstance;

@@ -181,6 +181,21 @@ pub async fn login_with_dev_provider(
     username: &str,
     name: Option<&str>,
 ) -> String {
+    let mut fields = vec![("username", username)];
+    if let Some(name) = name {
+        fields.push(("name", name));
+    }
+    login_with_dev_provider_fields(authorize_url, &fields).await
+}
+
+/// Like [`login_with_dev_provider`], with any login form fields: `username`,
+/// `name`, `email`, and the identity claims the provider should state —
+/// `email_verified` (`true`, `false`, `absent`), `hd`, `tid`, `xms_edov`
+/// (`true`, `false`).
+pub async fn login_with_dev_provider_fields(
+    authorize_url: &str,
+    fields: &[(&str, &str)],
+) -> String {
     let client = Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
@@ -201,14 +216,8 @@ pub async fn login_with_dev_provider(
         .unwrap_or_else(|| panic!("no request id in the login form:\n{page}"))
         .to_owned();
     let action = authorize_url.split('?').next().unwrap_or(authorize_url);
-    let mut form = vec![
-        ("request", request_id.as_str()),
-        ("username", username),
-        ("action", "allow"),
-    ];
-    if let Some(name) = name {
-        form.push(("name", name));
-    }
+    let mut form = vec![("request", request_id.as_str()), ("action", "allow")];
+    form.extend_from_slice(fields);
     let response = client
         .post(action)
         .form(&form)

@@ -181,15 +181,16 @@ impl FakeProvider {
         };
         let router = Router::new()
             .route("/.well-known/openid-configuration", get(discovery.clone()))
-            // A multi-tenant issuer path (Microsoft's `common`).
+            // Tenant issuer paths (Microsoft's `common`, or one tenant id).
             .route(
-                "/common/v2.0/.well-known/openid-configuration",
+                "/{tenant}/v2.0/.well-known/openid-configuration",
                 get(discovery),
             )
             .route("/jwks", get(jwks))
             .route("/token", post(route("token")))
             .route("/revoke", post(route("revoke")))
             .route("/userinfo", get(route("userinfo")))
+            .route("/userinfo/emails", get(route("emails")))
             .route(
                 "/elsewhere",
                 post(route("elsewhere")).get(route("elsewhere")),

@@ -1,0 +1,369 @@
+//! The account side of a sign-in callback: I/O around the core's pure
+//! decision ([`authgate_core::signin`]).
+//!
+//! 1. [`answers`] fetches what the provider says: the validated ID token,
+//!    userinfo when the ID token is incomplete, and the provider's address
+//!    list when it vouches through one (GitHub's `GET /user/emails`).
+//! 2. The core turns that into a [`Profile`] whose address is verified only
+//!    when the provider vouches for it.
+//! 3. [`sign_in`] looks up what the store holds, asks the core for a
+//!    [`Plan`], and executes it: create, link, or update a returning user
+//!    (releasing an address from a user who holds it unverified).
+//!
+//! The invariant "an identity is only what the provider vouches for" is
+//! decided in `core::signin` and enforced here by storing only the plan's
+//! fields: a user's e-mail is only ever an address some provider verified
+//! (with `email_verified` set). [`Identity::of`](crate::session::Identity::of),
+//! the only way a stored user becomes a session identity, drops any other.
+
+use crate::error::HttpError;
+use crate::signin::{provider_failure, store_failure};
+use crate::state::Inner;
+use authgate_core::cookie::CheckKind;
+use authgate_core::signin::{
+    self, Claims, Found, ListedAddress, Plan, Profile, ProfileFields, ProviderAnswers, Refusal,
+    Release, StoredUser,
+};
+use authgate_core::time::UnixTime;
+use authgate_core::token::TokenSet;
+use authgate_oauth::{IdTokenError, Provider, ProviderKind};
+use authgate_store::{Account, NewAccount, NewUser, ReplaceOutcome, StoreError, User, UserId};
+use axum::http::StatusCode;
+
+/// What the provider said during one sign-in.
+pub(crate) struct Answers {
+    id_token: Option<Claims>,
+    userinfo: Option<Claims>,
+    addresses: Option<Vec<ListedAddress>>,
+}
+
+impl Answers {
+    fn borrowed(&self) -> ProviderAnswers<'_> {
+        ProviderAnswers {
+            id_token: self.id_token.as_ref(),
+            userinfo: self.userinfo.as_ref(),
+            addresses: self.addresses.as_deref(),
+        }
+    }
+}
+
+/// Fetches what the provider says about the user (the ID token is checked
+/// against the sealed nonce cookie among `cookies`).
+pub(crate) async fn answers(
+    inner: &Inner,
+    provider: &Provider,
+    tokens: &TokenSet,
+    cookies: &[(String, String)],
+    now: UnixTime,
+) -> Result<Answers, HttpError> {
+    let facts = provider.signin_facts();
+    let id_token = match provider.kind() {
+        ProviderKind::Oidc => Some(id_token_claims(inner, provider, tokens, cookies, now).await?),
+        ProviderKind::OAuth2 => None,
+    };
+    let userinfo = if signin::needs_userinfo(id_token.as_ref(), &facts)
+        && provider.endpoints().userinfo.is_some()
+    {
+        match provider.userinfo(&tokens.access_token).await {
+            Ok(info) => Some(info.signin_claims()),
+            Err(e) if id_token.is_none() => return Err(provider_failure(&e, "userinfo")),
+            Err(e) => {
+                tracing::warn!(error = %e, "userinfo failed; continuing with the ID token's claims");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let addresses = if signin::needs_address_list(&facts) && provider.endpoints().emails.is_some() {
+        match provider.addresses(&tokens.access_token).await {
+            Ok(list) => Some(list),
+            // A passing failure must not sign the user in without an address.
+            Err(e) if e.kind.is_retryable() => return Err(provider_failure(&e, "address list")),
+            Err(e) => {
+                tracing::warn!(error = %e, "the provider's address list is not readable (is the user:email scope granted?); no address is used");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    Ok(Answers {
+        id_token,
+        userinfo,
+        addresses,
+    })
+}
+
+async fn id_token_claims(
+    inner: &Inner,
+    provider: &Provider,
+    tokens: &TokenSet,
+    cookies: &[(String, String)],
+    now: UnixTime,
+) -> Result<Claims, HttpError> {
+    let id_token = tokens.id_token.as_ref().ok_or_else(|| {
+        HttpError::new(
+            StatusCode::BAD_GATEWAY,
+            "ProviderError",
+            "The identity provider returned no ID token.",
+        )
+    })?;
+    let expired = || {
+        HttpError::bad_request(
+            "InvalidCheck",
+            "The sign-in attempt expired. Please try again.",
+        )
+    };
+    let nonce_raw =
+        crate::cookies::cookie_value(cookies, inner.checks.cookie_name(CheckKind::Nonce))
+            .ok_or_else(expired)?;
+    let nonce = inner
+        .checks
+        .open(CheckKind::Nonce, provider.id(), nonce_raw, now)
+        .map_err(|_| expired())?;
+    let claims = provider
+        .verify_id_token(id_token.expose(), Some(&nonce), now)
+        .await
+        .map_err(id_token_failure)?;
+    Ok(claims.signin_claims())
+}
+
+fn id_token_failure(e: IdTokenError) -> HttpError {
+    match e {
+        IdTokenError::Jwks(inner) => provider_failure(&inner, "jwks"),
+        other => {
+            tracing::warn!(error = %other, "ID token rejected");
+            HttpError::bad_request(
+                "InvalidIdToken",
+                "The identity provider's answer could not be verified. Please try again.",
+            )
+        }
+    }
+}
+
+/// Who signed in, as far as the provider vouches.
+pub(crate) fn profile(provider: &Provider, answers: &Answers) -> Result<Profile, HttpError> {
+    let profile = signin::profile(answers.borrowed(), &provider.signin_facts()).map_err(refused)?;
+    if matches!(profile.email, signin::Address::Unverified) {
+        tracing::info!(
+            provider = provider.id(),
+            "the provider does not vouch for the user's e-mail address; it is not used"
+        );
+    }
+    Ok(profile)
+}
+
+/// Finds or creates the user and account for `profile` as the core plans it,
+/// and stores the sign-in's tokens.
+pub(crate) async fn sign_in(
+    inner: &Inner,
+    provider: &Provider,
+    profile: &Profile,
+    tokens: TokenSet,
+    now: UnixTime,
+) -> Result<(User, Account), HttpError> {
+    let store = &inner.store;
+    let returning = match store
+        .find_account_by_provider(provider.id(), &profile.sub)
+        .await
+        .map_err(store_failure)?
+    {
+        Some(account) => {
+            let user = store
+                .find_user(&account.user_id)
+                .await
+                .map_err(store_failure)?
+                .ok_or_else(|| store_failure(StoreError::UserNotFound))?;
+            Some((account, user))
+        }
+        None => None,
+    };
+    let holder = match profile.email.verified() {
+        Some(address) => store
+            .find_user_by_email(address)
+            .await
+            .map_err(store_failure)?,
+        None => None,
+    };
+    let found = Found {
+        returning: returning.as_ref().map(|(_, u)| stored(u)),
+        address_holder: holder.as_ref().map(stored),
+    };
+    let plan = signin::plan(profile, found, &provider.signin_facts(), now).map_err(refused)?;
+    match (plan, returning) {
+        (
+            Plan::Returning {
+                update, release, ..
+            },
+            Some((account, user)),
+        ) => {
+            replace_tokens(inner, &account, &tokens).await?;
+            release_address(inner, release).await?;
+            let user = match update {
+                Some(fields) => updated(inner, user, fields).await,
+                None => user,
+            };
+            Ok((user, account))
+        }
+        // The planner returns `Returning` exactly when an account was found.
+        (Plan::Returning { .. }, None) => Err(store_failure(StoreError::UserNotFound)),
+        (Plan::Link { user: id }, _) => {
+            let Some(user) = holder.filter(|h| h.id == id) else {
+                return Err(store_failure(StoreError::UserNotFound));
+            };
+            tracing::info!(
+                provider = provider.id(),
+                user = user.id.as_str(),
+                "linked a new account to the user with the same verified address"
+            );
+            let account = link(inner, provider, profile, &user, tokens).await?;
+            Ok((user, account))
+        }
+        (Plan::Create { user, release }, _) => {
+            release_address(inner, release).await?;
+            let user = store
+                .create_user(new_user(user))
+                .await
+                .map_err(|e| match e {
+                    StoreError::AlreadyExists(_) => HttpError::new(
+                        StatusCode::CONFLICT,
+                        "OAuthAccountNotLinked",
+                        "This e-mail address already belongs to another account.",
+                    ),
+                    other => store_failure(other),
+                })?;
+            let account = link(inner, provider, profile, &user, tokens).await?;
+            Ok((user, account))
+        }
+    }
+}
+
+fn refused(refusal: Refusal) -> HttpError {
+    tracing::info!(reason = refusal.as_str(), "sign-in refused");
+    match refusal {
+        Refusal::NoSubject => HttpError::new(
+            StatusCode::BAD_GATEWAY,
+            "ProviderError",
+            "The identity provider did not identify the user.",
+        ),
+        Refusal::SubjectMismatch => HttpError::new(
+            StatusCode::BAD_GATEWAY,
+            "ProviderError",
+            "The identity provider's user info belongs to another user.",
+        ),
+        Refusal::AccountNotLinked => HttpError::new(
+            StatusCode::CONFLICT,
+            "OAuthAccountNotLinked",
+            "This e-mail address already belongs to an account that signs in another way.",
+        ),
+    }
+}
+
+fn stored(user: &User) -> StoredUser<UserId> {
+    StoredUser {
+        id: user.id.clone(),
+        name: user.name.clone(),
+        email: user.email.clone(),
+        email_verified: user.email_verified,
+        image: user.image.clone(),
+    }
+}
+
+fn new_user(fields: ProfileFields) -> NewUser {
+    NewUser {
+        name: fields.name,
+        email: fields.email,
+        email_verified: fields.email_verified,
+        image: fields.image,
+    }
+}
+
+/// A new sign-in is a new grant: replaces whatever tokens are stored.
+async fn replace_tokens(
+    inner: &Inner,
+    account: &Account,
+    tokens: &TokenSet,
+) -> Result<(), HttpError> {
+    let store = &inner.store;
+    for _ in 0..5 {
+        let version = store
+            .read_tokens(&account.id)
+            .await
+            .map_err(store_failure)?
+            .map_or(0, |v| v.version);
+        match store
+            .replace_tokens(&account.id, version, tokens, None)
+            .await
+            .map_err(store_failure)?
+        {
+            ReplaceOutcome::Replaced { .. } => return Ok(()),
+            ReplaceOutcome::LostRace { .. } => continue,
+        }
+    }
+    Err(HttpError::unavailable(
+        "StoreBusy",
+        "Please try signing in again.",
+        std::time::Duration::from_secs(1),
+    ))
+}
+
+/// Takes an address away from a user who holds it without verification, so
+/// that its verified owner can have it.
+async fn release_address(inner: &Inner, release: Option<Release<UserId>>) -> Result<(), HttpError> {
+    let Some(Release { user, fields }) = release else {
+        return Ok(());
+    };
+    inner
+        .store
+        .update_user_profile(&user, new_user(fields))
+        .await
+        .map_err(store_failure)?;
+    inner.users.invalidate(user.as_str());
+    tracing::info!(
+        user = user.as_str(),
+        "released an unverified e-mail address to its verified owner"
+    );
+    Ok(())
+}
+
+/// Writes a returning user's new profile; on failure (another user took the
+/// address meanwhile, a store error) the stored profile stays.
+async fn updated(inner: &Inner, user: User, fields: ProfileFields) -> User {
+    match inner
+        .store
+        .update_user_profile(&user.id, new_user(fields))
+        .await
+    {
+        Ok(updated) => updated,
+        Err(error) => {
+            tracing::warn!(%error, user = user.id.as_str(), "could not update the user's profile; keeping the stored one");
+            user
+        }
+    }
+}
+
+async fn link(
+    inner: &Inner,
+    provider: &Provider,
+    profile: &Profile,
+    user: &User,
+    tokens: TokenSet,
+) -> Result<Account, HttpError> {
+    let kind = match provider.kind() {
+        ProviderKind::Oidc => "oidc",
+        ProviderKind::OAuth2 => "oauth",
+    };
+    inner
+        .store
+        .link_account(NewAccount {
+            user_id: user.id.clone(),
+            kind: kind.to_owned(),
+            provider: provider.id().to_owned(),
+            provider_account_id: profile.sub.clone(),
+            tokens,
+            session_state: None,
+        })
+        .await
+        .map_err(store_failure)
+}
