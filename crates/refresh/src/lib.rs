@@ -26,13 +26,13 @@
 //!   so a client that disconnects cannot abandon a rotated refresh token.
 //! - **Only a definitive answer ends a grant**: see `core::refresh`.
 
-mod clock;
 mod metrics;
 mod service;
 mod signal;
 
 pub use authgate_core::refresh::{Outcome, RefreshSettings, RetryPolicy};
-pub use clock::{Clock, SystemClock};
+/// The clock moved to `authgate-core`; re-exported for the refresh service's users.
+pub use authgate_core::time::{Clock, SystemClock};
 pub use service::{
     BreakerSettings, CatalogRefresher, MIN_LEASE_TTL, RefreshDeps, RefreshService, TokenRefresher,
 };

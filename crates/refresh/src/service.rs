@@ -1,6 +1,5 @@
 //! The refresh service and the driver that executes the pure machine's commands.
 
-use crate::clock::Clock;
 use crate::metrics::{
     CIRCUIT_STATE, COALESCED, LEASE_RENEWALS, LOCK_WAIT, PROVIDER_CALLS, REFRESH_DURATION,
     REFRESH_TOTAL,
@@ -13,7 +12,7 @@ use authgate_core::refresh::{
     WriteResult,
 };
 use authgate_core::secret::Secret;
-use authgate_core::time::UnixTime;
+use authgate_core::time::{Clock, UnixTime};
 use authgate_core::token::TokenSet;
 use authgate_store::{AccountId, ReplaceOutcome, Store, StoreError, VersionedTokens};
 use futures_util::FutureExt;
