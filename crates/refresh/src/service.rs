@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use authgate_core::provider_error::{ProviderError, ProviderErrorKind};
 use authgate_core::refresh::{
     CircuitBreaker, Command, Event, Outcome, RefreshMachine, RefreshSettings, TokenSnapshot,
-    WriteResult,
+    WriteResult, lease_renewal_interval,
 };
 use authgate_core::secret::Secret;
 use authgate_core::time::{Clock, UnixTime};
@@ -435,7 +435,7 @@ impl Inner {
         held
     }
 
-    /// Runs `work` while renewing the lease every third of its lifetime, and
+    /// Runs `work` while renewing the lease every [`lease_renewal_interval`], and
     /// stops it (as a store failure) as soon as the lease is found taken.
     async fn renewing<F: std::future::Future<Output = Event>>(
         &self,
@@ -446,7 +446,7 @@ impl Inner {
     ) -> Event {
         let renew = async {
             loop {
-                tokio::time::sleep(ttl / 3).await;
+                tokio::time::sleep(lease_renewal_interval(ttl)).await;
                 if !self.renew_once(account, owner, ttl).await {
                     return;
                 }
