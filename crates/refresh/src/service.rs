@@ -167,6 +167,20 @@ impl RefreshService {
         self.fly(account, provider, settings).await
     }
 
+    /// The account's tokens as the gateway reads them (through the cache in
+    /// front of the store), stale or not; `None` when the grant ended
+    /// (revoked, cleared, or no such account). With [`Self::refresh`], this
+    /// is how the HTTP edge gets tokens: it never reads the store itself.
+    pub async fn current_tokens(
+        &self,
+        account: &AccountId,
+    ) -> Result<Option<TokenSet>, StoreError> {
+        let stored = self.inner.deps.writer.read_tokens(account).await?;
+        Ok(stored
+            .filter(|v| v.revoked_at.is_none())
+            .and_then(|v| v.tokens))
+    }
+
     async fn fly(&self, account: &AccountId, provider: &str, settings: RefreshSettings) -> Outcome {
         let flight = {
             let mut flights = self.inner.flights.lock().unwrap_or_else(|p| p.into_inner());
