@@ -5,9 +5,7 @@
 //! the build here, never a string comparison at run time).
 
 use crate::app::AppError;
-use authgate_config::{
-    CacheConfig, Config, ProviderConfig, ProviderPreset, RouteAccess, Secret,
-};
+use authgate_config::{CacheConfig, Config, ProviderConfig, ProviderPreset, RouteAccess, Secret};
 use authgate_core::cookie::CookieFormat;
 use authgate_core::refresh::{RefreshSettings, RetryPolicy};
 use authgate_core::token::ExpiryPolicy;
@@ -223,14 +221,18 @@ mod tests {
     use std::str::FromStr;
 
     fn config(session: &str, rest: &str) -> Config {
-        let text =
-            format!("[session]\nsecret = [\"test-secret-at-least-32-chars-long!!\"]\n{session}{rest}");
+        let text = format!(
+            "[session]\nsecret = [\"test-secret-at-least-32-chars-long!!\"]\n{session}{rest}"
+        );
         Config::from_sources(Some(("test.toml", &text)), Vec::new()).unwrap()
     }
 
     #[test]
     fn the_hidden_refresh_decisions_follow_the_named_constants() {
-        let c = config("", "[refresh]\ntimeout = \"7s\"\nretries = 2\nskew = \"3s\"\n");
+        let c = config(
+            "",
+            "[refresh]\ntimeout = \"7s\"\nretries = 2\nskew = \"3s\"\n",
+        );
         let r = refresh_settings(&c);
         assert_eq!(r.lease_ttl, Duration::from_secs(7) + LEASE_MARGIN);
         assert_eq!(r.deadline, Duration::from_secs(14));

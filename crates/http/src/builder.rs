@@ -25,8 +25,8 @@ use authgate_core::time::{Clock, SystemClock};
 use authgate_oauth::{Catalog, CatalogError};
 use authgate_proxy::{ProxyError, ProxySettings, ReverseProxy, RouteRules, RuleError};
 use authgate_refresh::{
-    ActiveAccounts, BreakerSettings, CatalogRefresher, PollingSignal, RefreshDeps,
-    RefreshService, RefreshSignal, TokenRefresher,
+    ActiveAccounts, BreakerSettings, CatalogRefresher, PollingSignal, RefreshDeps, RefreshService,
+    RefreshSignal, TokenRefresher,
 };
 use authgate_store::Store;
 use authgate_store::sweep::{SESSION_SWEEP_INTERVAL, spawn_session_sweep};
@@ -265,7 +265,11 @@ impl GatewayBuilder {
             );
         }
         if sweep {
-            spawn_session_sweep(&inner.store, Arc::clone(&inner.clock), SESSION_SWEEP_INTERVAL);
+            spawn_session_sweep(
+                &inner.store,
+                Arc::clone(&inner.clock),
+                SESSION_SWEEP_INTERVAL,
+            );
         }
         Ok(gateway)
     }

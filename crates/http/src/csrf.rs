@@ -69,7 +69,11 @@ pub(crate) fn csrf_ok(
 
 /// Whether a state-changing request comes from this site: a valid CSRF
 /// token, or an `Origin` equal to the gateway's public origin.
-pub(crate) fn same_site(inner: &Inner, headers: &HeaderMap, fields: &HashMap<String, String>) -> bool {
+pub(crate) fn same_site(
+    inner: &Inner,
+    headers: &HeaderMap,
+    fields: &HashMap<String, String>,
+) -> bool {
     if csrf_ok(inner, headers, fields) {
         return true;
     }

@@ -13,8 +13,8 @@
 //! [`STORE_RETRY_AFTER`].
 
 use crate::pages;
-use axum::Json;
 use authgate_proxy::ErrorFormat;
+use axum::Json;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};

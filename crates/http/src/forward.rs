@@ -168,7 +168,10 @@ pub(crate) async fn verify(State(gw): State<Gateway>, headers: HeaderMap) -> Res
         Verdict::Allow(session) => {
             let mut response = StatusCode::OK.into_response();
             if let Some(s) = &session {
-                append_all(response.headers_mut(), &identity_headers(&inner.settings, s));
+                append_all(
+                    response.headers_mut(),
+                    &identity_headers(&inner.settings, s),
+                );
             }
             append_all(response.headers_mut(), &decision.cookies);
             response

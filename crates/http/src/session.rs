@@ -94,6 +94,10 @@ pub struct CurrentSession {
     /// proxy's forwarded token, the `AccessToken` extractor — uses these
     /// instead of reading the store again.
     pub(crate) tokens: Option<TokenSet>,
+    /// This request already refreshed the tokens: whatever their expiry
+    /// says (a token that lives less than the skew), asking the provider
+    /// again in the same request cannot do better.
+    pub(crate) refreshed: bool,
 }
 
 /// The names of the request's cookies that are pieces of the session cookie.
@@ -162,6 +166,7 @@ pub(crate) async fn read_session(
                 source: SessionSource::Jwt(Box::new(claims)),
                 cookie_names,
                 tokens: None,
+                refreshed: false,
             }))
         }
         SessionStrategy::Database => {
@@ -226,6 +231,7 @@ async fn read_database_session(
         source: SessionSource::Database(token),
         cookie_names,
         tokens,
+        refreshed: false,
     }))
 }
 

@@ -123,7 +123,10 @@ impl Gateway {
 impl Inner {
     /// The first secret: it signs CSRF tokens.
     pub fn signing_secret(&self) -> &[u8] {
-        self.secrets.first().map(Secret::as_bytes).unwrap_or_default()
+        self.secrets
+            .first()
+            .map(Secret::as_bytes)
+            .unwrap_or_default()
     }
 
     /// The provider of an account, from the in-process cache or the store.

@@ -13,7 +13,9 @@
 //! ```
 //!
 //! Whatever this reads or refreshes stays on the `CurrentSession`, so a
-//! request never reads the store or refreshes a second time. The HTTP edge
+//! request never reads the store or refreshes a second time (not even when
+//! the provider's tokens live less than the skew, and so look stale as soon
+//! as they are issued). The HTTP edge
 //! never reads the store's tokens itself: it asks the refresh service.
 
 use crate::rejection::AuthRejection;
@@ -40,10 +42,11 @@ pub(crate) async fn ensure_fresh(
     let Some(account) = session.account.clone() else {
         return Ok(());
     };
-    if !inner
-        .settings
-        .policy
-        .is_stale(session.access_expires_at, now)
+    if session.refreshed
+        || !inner
+            .settings
+            .policy
+            .is_stale(session.access_expires_at, now)
     {
         return Ok(());
     }
@@ -65,7 +68,7 @@ pub(crate) async fn fresh_tokens(
     ensure_fresh(inner, session, now, may_refresh).await?;
     let policy = inner.settings.policy;
     if let Some(tokens) = &session.tokens
-        && !policy.is_stale(tokens.expires_at, now)
+        && (session.refreshed || !policy.is_stale(tokens.expires_at, now))
     {
         return Ok(tokens.clone());
     }
@@ -104,5 +107,6 @@ async fn refresh(
     let tokens = AuthRejection::from_resolution(resolution)?;
     session.access_expires_at = tokens.expires_at;
     session.tokens = Some(tokens.clone());
+    session.refreshed = true;
     Ok(tokens)
 }

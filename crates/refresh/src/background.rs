@@ -54,7 +54,9 @@ impl ActiveAccounts {
         let mut map = self.entries();
         let entry = map.get_mut(account.as_str())?;
         entry.last_seen = now;
-        (entry.expires_at > known).then_some(entry.expires_at).flatten()
+        (entry.expires_at > known)
+            .then_some(entry.expires_at)
+            .flatten()
     }
 
     /// Records `account` (of `provider`) seen on a request at `now`, with

@@ -46,7 +46,9 @@ pub fn spawn_session_sweep(
             match sweep_expired_sessions(&*store, clock.now()).await {
                 Ok(0) => {}
                 Ok(removed) => tracing::info!(removed, "expired sessions removed"),
-                Err(error) => tracing::warn!(%error, "expired-session sweep failed; retrying later"),
+                Err(error) => {
+                    tracing::warn!(%error, "expired-session sweep failed; retrying later")
+                }
             }
         }
     })

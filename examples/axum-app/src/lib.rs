@@ -102,8 +102,11 @@ pub async fn build_app(public_url: Url, options: Options) -> Result<(Router, Exa
     let mut provider = ProviderSettings::new(PROVIDER_ID, "authgate-example", client_secret);
     provider.name = Some("Development provider".to_owned());
     provider.issuer = Some(idp.issuer());
-    provider.scopes = ["openid", "email", "profile", "offline_access"].map(str::to_owned).to_vec();
-    let catalog = Catalog::resolve(vec![provider], &HttpClient::new(&HttpSettings::default())?).await?;
+    provider.scopes = ["openid", "email", "profile", "offline_access"]
+        .map(str::to_owned)
+        .to_vec();
+    let catalog =
+        Catalog::resolve(vec![provider], &HttpClient::new(&HttpSettings::default())?).await?;
 
     // The store is the source of truth for tokens (encrypted at rest; here
     // SQLite in a temporary directory); the gateway reads it through an

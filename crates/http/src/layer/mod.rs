@@ -139,4 +139,3 @@ impl<S> Layer<S> for AuthLayer {
         AuthService::new(inner, self.gateway.clone(), Arc::clone(&self.policy))
     }
 }
-
