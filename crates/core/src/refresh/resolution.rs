@@ -52,14 +52,6 @@ impl Resolution {
     pub fn ends_grant(&self) -> bool {
         matches!(self, Resolution::GrantEnded)
     }
-
-    /// The fresh tokens, or the resolution that has none.
-    pub fn into_tokens(self) -> Result<TokenSet, Resolution> {
-        match self {
-            Resolution::Fresh(tokens) => Ok(tokens),
-            other => Err(other),
-        }
-    }
 }
 
 impl From<Outcome> for Resolution {
@@ -133,17 +125,19 @@ mod tests {
     }
 
     #[test]
-    fn only_fresh_carries_tokens_and_retry_keeps_the_hint() {
-        assert_eq!(Resolution::Fresh(tokens()).into_tokens(), Ok(tokens()));
+    fn fresh_carries_the_tokens_and_retry_keeps_the_hint() {
+        assert_eq!(
+            Resolution::from(Outcome::AlreadyFresh {
+                tokens: tokens(),
+                version: 1
+            }),
+            Resolution::Fresh(tokens())
+        );
         assert_eq!(
             Resolution::from(Outcome::Unavailable {
                 retry_after: Duration::from_secs(7)
             }),
             Resolution::RetryAfter(Duration::from_secs(7))
-        );
-        assert_eq!(
-            Resolution::GrantEnded.into_tokens(),
-            Err(Resolution::GrantEnded)
         );
     }
 }
