@@ -30,7 +30,9 @@ pub(crate) fn de_opt_url<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Optio
     }
 }
 
-pub(crate) fn de_socket_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+pub(crate) fn de_socket_addr<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<SocketAddr, D::Error> {
     let text = String::deserialize(d)?;
     text.trim().parse().map_err(|_| {
         serde::de::Error::custom(format!(

@@ -77,7 +77,10 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     /// Address to listen on. Default `127.0.0.1:4180`.
-    #[serde(default = "default_listen", deserialize_with = "fields::de_socket_addr")]
+    #[serde(
+        default = "default_listen",
+        deserialize_with = "fields::de_socket_addr"
+    )]
     pub listen: SocketAddr,
     /// The URL browsers use to reach authgate (callback URLs are built from it).
     /// Default: `http://` + `listen` (required when `listen` is a wildcard address).

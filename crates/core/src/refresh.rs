@@ -275,8 +275,9 @@ pub struct RefreshMachine {
     last_retry_hint: Option<Duration>,
 }
 
-/// The retry hint given when nothing better is known.
-const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
+/// The retry hint given when a provider is unreachable and said nothing
+/// better: the refresh machine's, and the sign-in flow's too.
+pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
 
 impl RefreshMachine {
     /// A machine for one refresh attempt.

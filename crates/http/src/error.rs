@@ -9,7 +9,8 @@
 //! [`AuthRejection`](crate::AuthRejection), next door.
 //!
 //! The `Retry-After` policy lives here too: a provider's hint is passed on,
-//! capped at [`MAX_RETRY_AFTER`]; an unreachable store says
+//! capped at [`MAX_RETRY_AFTER`] (without a hint, the core's
+//! `refresh::DEFAULT_RETRY_AFTER`); an unreachable store says
 //! [`STORE_RETRY_AFTER`].
 
 use crate::pages;

@@ -18,6 +18,7 @@ use crate::state::{Gateway, Inner};
 use authgate_core::cookie::{CHECK_MAX_AGE, CheckKind};
 use authgate_core::pkce::{Pkce, random_value};
 use authgate_core::provider_error::{ProviderError, ProviderErrorKind};
+use authgate_core::refresh::DEFAULT_RETRY_AFTER;
 use authgate_core::time::UnixTime;
 use authgate_core::token::TokenSet;
 use authgate_oauth::{IdTokenError, Provider, ProviderKind};
@@ -625,7 +626,7 @@ pub(crate) fn provider_failure(e: &ProviderError, during: &str) -> HttpError {
         ProviderErrorKind::Transient { retry_after } => HttpError::unavailable(
             "ProviderUnavailable",
             "The identity provider is not reachable right now. Please try again shortly.",
-            retry_after.unwrap_or(std::time::Duration::from_secs(5)),
+            retry_after.unwrap_or(DEFAULT_RETRY_AFTER),
         ),
         ProviderErrorKind::Misconfigured | ProviderErrorKind::Protocol => HttpError::new(
             StatusCode::BAD_GATEWAY,
