@@ -4,37 +4,24 @@
 //! refresh coordination — with no decisions of its own. `serve`, `demo` and
 //! the end-to-end tests all build the gateway through [`App::build`].
 
-use authgate_config::{CacheConfig, Config, ProviderConfig};
-use authgate_core::refresh::{RefreshSettings, RetryPolicy};
-use authgate_core::token::ExpiryPolicy;
-use authgate_http::{
-    Access, AllowList, Gateway, GatewayParts, GatewaySettings, OwnedHeaders, ProxySettings,
-    RefreshMode, ReverseProxy, RouteRule, RouteRules, SessionStrategy, TrustedProxies,
-};
-use authgate_oauth::{Catalog, HttpClient, HttpSettings, Preset, ProviderSettings};
-use authgate_refresh::{
-    BreakerSettings, CatalogRefresher, PollingSignal, RedisSignal, RefreshDeps, RefreshService,
-    RefreshSignal, SystemClock,
-};
-use authgate_store::cache::{CacheBackend, CacheOptions, CachedStore, open_cache};
-use authgate_store::{Backend, KeyRing, Store};
+use crate::settings;
+use authgate_config::Config;
+use authgate_http::Gateway;
+use authgate_oauth::{Catalog, HttpClient};
+use authgate_refresh::{PollingSignal, RedisSignal, RefreshSignal};
+use authgate_store::cache::{CacheBackend, CachedStore, open_cache};
+use authgate_store::{Backend, Store};
 use axum::Router;
-use axum::http::Method;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::OnceLock;
-use std::time::Duration;
 
 /// Why the gateway could not be assembled. Each says what to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
-    /// The session secrets are unusable.
-    #[error("session.secret: {0}")]
-    Keys(#[from] authgate_core::cookie::KeyError),
     /// The token encryption keys are unusable.
     #[error("store.encryption_keys: {0}")]
     Crypto(#[from] authgate_store::CryptoError),
@@ -50,15 +37,15 @@ pub enum AppError {
     /// A provider could not be resolved (discovery failed, bad settings).
     #[error("providers: {0}")]
     Catalog(#[from] authgate_oauth::CatalogError),
-    /// A provider preset name is unknown to the OAuth client.
-    #[error("providers: unknown preset {0:?}")]
-    Preset(String),
     /// Redis for refresh coordination could not be configured.
     #[error("cache.url (refresh coordination): {0}")]
     Redis(#[from] redis::RedisError),
     /// A route rule is invalid.
     #[error("routes: {0}")]
     Routes(#[from] authgate_http::RuleError),
+    /// The gateway could not be assembled from its parts.
+    #[error("{0}")]
+    Gateway(#[from] authgate_http::BuildError),
     /// A route's method is not an HTTP method.
     #[error("routes[{index}].methods: {method:?} is not an HTTP method")]
     Method {
@@ -67,9 +54,6 @@ pub enum AppError {
         /// The value.
         method: String,
     },
-    /// The upstream URL is unusable.
-    #[error("server.upstream: {0}")]
-    Upstream(#[from] authgate_http::ProxyError),
 }
 
 /// When to apply migrations while building.
@@ -93,111 +77,51 @@ impl App {
     /// Builds the gateway for `config`: opens (and migrates) the store,
     /// the cache, resolves the providers, starts refresh coordination.
     pub async fn build(config: &Config, migrations: Migrations) -> Result<App, AppError> {
-        let secrets: Vec<Vec<u8>> = config
-            .session
-            .secret
-            .iter()
-            .map(|s| s.as_bytes().to_vec())
-            .collect();
-        let keys = key_ring(config)?;
+        let keys = settings::key_ring(config)?;
         let store = authgate_store::connect(config.store.url.as_str(), keys.clone()).await?;
         if store.backend() == Backend::Sqlite || migrations == Migrations::Apply {
             store.migrate().await?;
         }
-        let cache = open_cache(config.cache.url.as_str(), &cache_options(&config.cache)).await?;
+        let cache = open_cache(
+            config.cache.url.as_str(),
+            &settings::cache_options(&config.cache),
+        )
+        .await?;
         let cached: Arc<dyn Store> = Arc::new(CachedStore::new(
             Arc::clone(&store),
             Arc::clone(&cache),
             keys,
         ));
-        let http = HttpClient::new(&HttpSettings {
-            timeout: config.refresh.timeout,
-            ..HttpSettings::default()
-        })?;
-        let settings = config
+        let http = HttpClient::new(&settings::http_settings(config))?;
+        let providers = config
             .providers
             .iter()
-            .map(provider_settings)
-            .collect::<Result<Vec<_>, _>>()?;
-        let catalog = Catalog::resolve(settings, &http).await?;
+            .map(settings::provider_settings)
+            .collect();
+        let catalog = Catalog::resolve(providers, &http).await?;
         let signal: Arc<dyn RefreshSignal> = if config.cache.url.as_str().starts_with("redis") {
             Arc::new(RedisSignal::open(
                 config.cache.url.as_str(),
-                "authgate:refresh:",
-                Duration::from_millis(100),
+                settings::REDIS_SIGNAL_PREFIX,
+                authgate_http::DEFAULT_SIGNAL_POLL,
             )?)
         } else {
-            Arc::new(PollingSignal::new(Duration::from_millis(100)))
+            Arc::new(PollingSignal::new(authgate_http::DEFAULT_SIGNAL_POLL))
         };
-        let policy = ExpiryPolicy {
-            skew: config.refresh.skew,
-        };
-        let refresh = RefreshService::new(
-            RefreshDeps {
-                source_of_truth: Arc::clone(&store),
-                writer: Arc::clone(&cached),
-                refresher: Arc::new(CatalogRefresher::new(catalog.clone())),
-                signal,
-                clock: Arc::new(SystemClock),
-            },
-            RefreshSettings {
-                policy,
-                lease_ttl: config.refresh.timeout + Duration::from_secs(5),
-                deadline: config.refresh.timeout * 2,
-                retry: RetryPolicy {
-                    max_attempts: config.refresh.retries + 1,
-                    ..RetryPolicy::default()
-                },
-                persist_attempts: 3,
-            },
-            BreakerSettings {
-                failure_threshold: config.refresh.circuit_breaker.failure_threshold,
-                open_for: config.refresh.circuit_breaker.open_for,
-            },
-            instance_id(),
-        );
-        let gateway = Gateway::new(GatewayParts {
-            settings: GatewaySettings {
-                public_url: config.server.public_url.clone(),
-                base_path: config.server.base_path.clone(),
-                secure_cookies: config.session.secure_cookies,
-                strategy: match config.session.strategy {
-                    authgate_config::SessionStrategy::Jwt => SessionStrategy::Jwt,
-                    authgate_config::SessionStrategy::Database => SessionStrategy::Database,
-                },
-                max_age: config.session.max_age,
-                update_age: config.session.update_age,
-                refresh_mode: match config.refresh.mode {
-                    authgate_config::RefreshMode::Inline => RefreshMode::Inline,
-                    authgate_config::RefreshMode::Lazy => RefreshMode::Lazy,
-                    authgate_config::RefreshMode::Background => RefreshMode::Background,
-                },
-                policy,
-                pass_access_token: config.server.pass_access_token,
-                pass_authorization_header: config.server.pass_authorization_header,
-                trusted_proxies: TrustedProxies::new(config.server.trusted_proxies.clone()),
-            },
-            secrets,
-            cookie_format: match config.session.cookie_format {
-                authgate_config::CookieFormat::AuthJs => {
-                    authgate_core::cookie::CookieFormat::AuthJs
-                }
-                authgate_config::CookieFormat::NextAuthV4 => {
-                    authgate_core::cookie::CookieFormat::NextAuthV4
-                }
-            },
-            store: cached,
-            catalog,
-            refresh,
-            clock: Arc::new(SystemClock),
-            routes: routes(config)?,
-            upstream: upstream(config)?,
-        })?;
-        if config.refresh.mode == authgate_config::RefreshMode::Background {
-            gateway.spawn_background_refresh();
+        let mut builder = Gateway::builder(settings::gateway_settings(config))
+            .secrets(settings::session_secrets(config))
+            .cookie_format(settings::cookie_format(config))
+            .store(Arc::clone(&store), cached)
+            .catalog(catalog)
+            .signal(signal)
+            .refresh_settings(settings::refresh_settings(config))
+            .breaker(settings::breaker_settings(config))
+            .routes(settings::routes(config)?);
+        if let Some(url) = &config.server.upstream {
+            builder = builder.upstream(url.clone(), settings::proxy_settings(config));
         }
         Ok(App {
-            gateway,
+            gateway: builder.build()?,
             store,
             cache,
             metrics: prometheus(),
@@ -276,104 +200,6 @@ fn prometheus() -> Option<PrometheusHandle> {
     HANDLE
         .get_or_init(|| PrometheusBuilder::new().install_recorder().ok())
         .clone()
-}
-
-fn routes(config: &Config) -> Result<RouteRules, AppError> {
-    let mut rules = Vec::with_capacity(config.routes.len());
-    for (index, r) in config.routes.iter().enumerate() {
-        let access = match r.access {
-            authgate_config::RouteAccess::Public => Access::Public,
-            authgate_config::RouteAccess::Protected => Access::Protected,
-            authgate_config::RouteAccess::Api => Access::Api,
-        };
-        let mut rule = RouteRule::new(r.path.clone(), access);
-        if !r.methods.is_empty() {
-            let methods = r
-                .methods
-                .iter()
-                .map(|m| {
-                    Method::from_bytes(m.as_bytes()).map_err(|_| AppError::Method {
-                        index,
-                        method: m.clone(),
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            rule = rule.with_methods(methods);
-        }
-        rules.push(rule.with_allow(AllowList {
-            emails: r.allow_emails.clone(),
-            domains: r.allow_domains.clone(),
-        }));
-    }
-    Ok(RouteRules::new(rules)?)
-}
-
-fn upstream(config: &Config) -> Result<Option<ReverseProxy>, AppError> {
-    let Some(url) = &config.server.upstream else {
-        return Ok(None);
-    };
-    let mut owned = OwnedHeaders::default();
-    if config.server.pass_authorization_header {
-        owned = owned.with("authorization");
-    }
-    let settings = ProxySettings {
-        response_timeout: config.server.upstream_timeout,
-        trusted_proxies: TrustedProxies::new(config.server.trusted_proxies.clone()),
-        owned_headers: owned,
-        ..ProxySettings::default()
-    };
-    Ok(Some(ReverseProxy::new(url.clone(), settings)?))
-}
-
-/// The token encryption keys: `store.encryption_keys`, or derived from the
-/// session secrets when none are configured.
-pub fn key_ring(config: &Config) -> Result<KeyRing, authgate_store::CryptoError> {
-    let secrets = config
-        .store
-        .encryption_keys
-        .as_ref()
-        .unwrap_or(&config.session.secret);
-    KeyRing::from_secrets(&secrets.iter().map(|s| s.as_bytes()).collect::<Vec<_>>())
-}
-
-fn cache_options(cache: &CacheConfig) -> CacheOptions {
-    CacheOptions {
-        ttl: cache.ttl,
-        ..CacheOptions::default()
-    }
-}
-
-fn provider_settings(p: &ProviderConfig) -> Result<ProviderSettings, AppError> {
-    let mut s = ProviderSettings::new(p.id.clone(), p.client_id.clone(), p.client_secret.expose());
-    s.name = p.name.clone();
-    s.preset = p
-        .preset
-        .map(|preset| {
-            Preset::from_str(preset.as_str())
-                .map_err(|_| AppError::Preset(preset.as_str().to_owned()))
-        })
-        .transpose()?;
-    s.issuer = p.issuer.clone();
-    s.scopes = p.scopes.clone();
-    s.authorization_params = p.authorization_params.clone();
-    s.endpoints = authgate_oauth::EndpointOverrides {
-        authorization: p.endpoints.authorization.clone(),
-        token: p.endpoints.token.clone(),
-        userinfo: p.endpoints.userinfo.clone(),
-        revocation: p.endpoints.revocation.clone(),
-        jwks_uri: p.endpoints.jwks.clone(),
-        introspection: None,
-        emails: p.endpoints.emails.clone(),
-    };
-    s.tenant = p.tenant.clone();
-    s.link_by_email = p.link_by_email;
-    Ok(s)
-}
-
-/// A name for this process in lease owner ids: host name and pid.
-fn instance_id() -> String {
-    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "authgate".to_owned());
-    format!("{host}:{}", std::process::id())
 }
 
 impl App {

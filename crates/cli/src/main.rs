@@ -205,7 +205,7 @@ async fn demo(listen: std::net::SocketAddr) -> ExitCode {
 
 async fn open_store(config: &Config) -> Result<std::sync::Arc<dyn authgate_store::Store>, String> {
     let keys =
-        authgate::app::key_ring(config).map_err(|e| format!("store.encryption_keys: {e}"))?;
+        authgate::settings::key_ring(config).map_err(|e| format!("store.encryption_keys: {e}"))?;
     authgate_store::connect(config.store.url.as_str(), keys)
         .await
         .map_err(|e| format!("store.url: {e}"))

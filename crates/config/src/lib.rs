@@ -22,6 +22,7 @@
 mod de;
 mod duration;
 mod error;
+mod fields;
 mod secret;
 mod summary;
 mod tree;
@@ -76,19 +77,22 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct ServerConfig {
     /// Address to listen on. Default `127.0.0.1:4180`.
-    #[serde(default = "default_listen", deserialize_with = "de_socket_addr")]
+    #[serde(
+        default = "default_listen",
+        deserialize_with = "fields::de_socket_addr"
+    )]
     pub listen: SocketAddr,
     /// The URL browsers use to reach authgate (callback URLs are built from it).
     /// Default: `http://` + `listen` (required when `listen` is a wildcard address).
-    #[serde(default = "default_public_url", deserialize_with = "de_url")]
+    #[serde(default = "default_public_url", deserialize_with = "fields::de_url")]
     pub public_url: Url,
     /// The application authgate proxies to (reverse-proxy mode); `None` for
     /// forward-auth only.
-    #[serde(default, deserialize_with = "de_opt_url")]
+    #[serde(default, deserialize_with = "fields::de_opt_url")]
     pub upstream: Option<Url>,
     /// Proxies whose `X-Forwarded-*` headers are trusted: IP addresses or CIDR ranges
     /// (a bare address is a single-host range).
-    #[serde(default, deserialize_with = "de_ipnets")]
+    #[serde(default, deserialize_with = "fields::de_ipnets")]
     pub trusted_proxies: Vec<IpNet>,
     /// Path prefix of authgate's own endpoints. Default `/auth`.
     #[serde(default = "default_base_path")]
@@ -381,7 +385,7 @@ pub struct ProviderConfig {
     pub preset: Option<ProviderPreset>,
     /// OpenID Connect issuer (discovery at `{issuer}/.well-known/openid-configuration`).
     /// A provider needs `preset` or `issuer`.
-    #[serde(default, deserialize_with = "de_opt_url")]
+    #[serde(default, deserialize_with = "fields::de_opt_url")]
     pub issuer: Option<Url>,
     /// OAuth client id.
     pub client_id: String,
@@ -416,23 +420,23 @@ pub struct ProviderConfig {
 #[serde(deny_unknown_fields)]
 pub struct ProviderEndpoints {
     /// Authorization endpoint.
-    #[serde(default, deserialize_with = "de_opt_url")]
+    #[serde(default, deserialize_with = "fields::de_opt_url")]
     pub authorization: Option<Url>,
     /// Token endpoint.
-    #[serde(default, deserialize_with = "de_opt_url")]
+    #[serde(default, deserialize_with = "fields::de_opt_url")]
     pub token: Option<Url>,
     /// UserInfo (profile) endpoint.
-    #[serde(default, deserialize_with = "de_opt_url")]
+    #[serde(default, deserialize_with = "fields::de_opt_url")]
     pub userinfo: Option<Url>,
     /// RFC 7009 revocation endpoint.
-    #[serde(default, deserialize_with = "de_opt_url")]
+    #[serde(default, deserialize_with = "fields::de_opt_url")]
     pub revocation: Option<Url>,
     /// JWKS of an OpenID Connect provider.
-    #[serde(default, deserialize_with = "de_opt_url")]
+    #[serde(default, deserialize_with = "fields::de_opt_url")]
     pub jwks: Option<Url>,
     /// The user's e-mail addresses with their verification (GitHub's
     /// `GET /user/emails`; default: the userinfo endpoint + `/emails`).
-    #[serde(default, deserialize_with = "de_opt_url")]
+    #[serde(default, deserialize_with = "fields::de_opt_url")]
     pub emails: Option<Url>,
 }
 
@@ -599,62 +603,4 @@ fn default_cache_url() -> ServiceUrl {
 }
 fn default_cache_ttl() -> Duration {
     Duration::from_secs(300)
-}
-
-fn parse_url(text: &str) -> Result<Url, String> {
-    let url = Url::parse(text).map_err(|e| format!("invalid URL {text:?}: {e}"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!(
-            "invalid URL {text:?}: scheme must be http or https, not {:?}",
-            url.scheme()
-        ));
-    }
-    Ok(url)
-}
-
-fn de_url<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Url, D::Error> {
-    let text = String::deserialize(d)?;
-    parse_url(&text).map_err(serde::de::Error::custom)
-}
-
-fn de_opt_url<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Url>, D::Error> {
-    match Option::<String>::deserialize(d)? {
-        Some(text) => parse_url(&text).map(Some).map_err(serde::de::Error::custom),
-        None => Ok(None),
-    }
-}
-
-fn de_socket_addr<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
-    let text = String::deserialize(d)?;
-    text.trim().parse().map_err(|_| {
-        serde::de::Error::custom(format!(
-            "invalid address {text:?}: expected IP:port, e.g. \"127.0.0.1:4180\" or \"[::]:4180\""
-        ))
-    })
-}
-
-/// An IP network that also accepts a bare address (as a single-host network).
-struct IpNetItem(IpNet);
-
-impl<'de> Deserialize<'de> for IpNetItem {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        let trimmed = text.trim();
-        trimmed
-            .parse::<IpNet>()
-            .or_else(|_| trimmed.parse::<std::net::IpAddr>().map(IpNet::from))
-            .map(IpNetItem)
-            .map_err(|_| {
-                serde::de::Error::custom(format!(
-                    "invalid IP address or CIDR range {text:?}: expected e.g. \"10.0.0.1\" or \"10.0.0.0/8\""
-                ))
-            })
-    }
-}
-
-fn de_ipnets<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
-    Ok(Vec::<IpNetItem>::deserialize(d)?
-        .into_iter()
-        .map(|item| item.0)
-        .collect())
 }

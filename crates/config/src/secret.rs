@@ -1,83 +1,10 @@
-//! Values that must never be printed: secrets, and URLs that may carry passwords.
+//! Values that must never be printed: secrets (one type for the whole
+//! workspace, [`authgate_core::secret::Secret`]), and URLs that may carry passwords.
 
 use std::fmt;
 
-use serde::de::{self, Deserialize, Deserializer, Visitor};
-
-/// A secret string (session secret, client secret, encryption key).
-///
-/// `Debug` prints only its length; there is no `Display`. Read the value with
-/// [`Secret::expose`] or [`Secret::as_bytes`] where it is actually used.
-#[derive(Clone)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    /// The secret value. Never log or display it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// The secret's bytes (UTF-8), e.g. as key-derivation input.
-    pub fn as_bytes(&self) -> &[u8] {
-        self.0.as_bytes()
-    }
-
-    /// Length in bytes.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Whether the secret is empty.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// A printable stand-in: `[redacted; N bytes]`.
-    pub fn redacted(&self) -> String {
-        format!("[redacted; {} bytes]", self.0.len())
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Secret({})", self.redacted())
-    }
-}
-
-impl<'de> Deserialize<'de> for Secret {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct SecretVisitor;
-        impl Visitor<'_> for SecretVisitor {
-            type Value = Secret;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a secret string")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Secret, E> {
-                Ok(Secret(v.to_owned()))
-            }
-            // Deliberately no visit_i64 etc.: serde's default message would echo
-            // the value, and a secret must not be echoed even when it is mistyped.
-            fn visit_i64<E: de::Error>(self, _: i64) -> Result<Secret, E> {
-                Err(E::custom("expected a secret string, found a number"))
-            }
-            fn visit_u64<E: de::Error>(self, _: u64) -> Result<Secret, E> {
-                Err(E::custom("expected a secret string, found a number"))
-            }
-            fn visit_f64<E: de::Error>(self, _: f64) -> Result<Secret, E> {
-                Err(E::custom("expected a secret string, found a number"))
-            }
-            fn visit_bool<E: de::Error>(self, _: bool) -> Result<Secret, E> {
-                Err(E::custom("expected a secret string, found a boolean"))
-            }
-        }
-        deserializer.deserialize_str(SecretVisitor)
-    }
-}
+pub use authgate_core::secret::Secret;
+use serde::de::{Deserialize, Deserializer};
 
 /// A service URL (`sqlite://…`, `postgres://…`, `memory://`, `redis://…`) that may
 /// contain a password. `Debug` and `Display` hide the password and credential-like

@@ -1,6 +1,6 @@
 //! authgate's domain core.
 //!
-//! Everything here is pure: no network, no files, no clock. Time arrives as a
+//! Everything here is pure: no network, no files, no clock reads. Time arrives as a
 //! [`time::UnixTime`] argument and randomness as an `RngCore + CryptoRng`
 //! argument, so every function is deterministic under test.
 //!
@@ -16,7 +16,7 @@
 //!   and whether to create, link, update or refuse.
 //! - [`token`]: provider token sets and the expiry policy.
 //! - [`secret`]: credential strings that never print.
-//! - [`time`]: time as a value.
+//! - [`time`]: time as a value, and the [`time::Clock`] trait the edges read it from.
 
 pub mod cookie;
 pub mod csrf;

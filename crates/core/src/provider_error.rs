@@ -42,11 +42,6 @@ impl ProviderErrorKind {
         matches!(self, ProviderErrorKind::Transient { .. })
     }
 
-    /// Whether this answer ends the user's grant (and so their session).
-    pub fn ends_grant(self) -> bool {
-        self == ProviderErrorKind::GrantRevoked
-    }
-
     /// A stable label for logs and metrics.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -234,7 +229,7 @@ mod tests {
         ] {
             let kind = classify_oauth_error(401, code, &[], None);
             assert_eq!(kind, ProviderErrorKind::Misconfigured);
-            assert!(!kind.ends_grant() && !kind.is_retryable());
+            assert!(kind != ProviderErrorKind::GrantRevoked && !kind.is_retryable());
         }
     }
 

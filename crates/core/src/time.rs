@@ -1,12 +1,34 @@
-//! Time as a value.
+//! Time as a value, and the clock the edges read it from.
 //!
 //! The core never reads the clock: every function that needs "now" takes a
 //! [`UnixTime`] argument. The edges (HTTP handlers, the refresh service) read
-//! the system clock once per request and pass it in, which keeps the core
-//! deterministic and lets tests drive time without sleeping.
+//! a [`Clock`] once per request and pass the time in, which keeps the core
+//! deterministic and lets tests drive time without sleeping. [`Clock`] lives
+//! here so that every edge shares one definition; nothing in this crate calls
+//! [`Clock::now`].
 
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// A source of the current time (the edges read it; the core never does).
+pub trait Clock: Send + Sync + std::fmt::Debug {
+    /// Now, in whole seconds since the epoch.
+    fn now(&self) -> UnixTime;
+}
+
+/// The system's wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> UnixTime {
+        let secs = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        UnixTime::from_secs(secs)
+    }
+}
 
 /// A point in time as whole seconds since the Unix epoch (the unit JWT
 /// `exp`/`iat` claims and Auth.js's `expires_at` column use).

@@ -1,20 +1,22 @@
 //! The JSON endpoints (`session`, `csrf`, `providers`, `refresh`) and sign-out.
 
 use crate::cookies::request_cookies;
+use crate::csrf::{csrf_for, csrf_ok, form_fields, same_site};
 use crate::error::{HttpError, wants_json};
 use crate::redirect::safe_callback;
+use crate::rejection::AuthRejection;
 use crate::session::{
-    CurrentSession, Freshness, SessionSource, ensure_fresh, read_session, rewrite_cookie,
+    CurrentSession, SessionSource, read_session, rewrite_cookie, session_cookie_names,
 };
 use crate::settings::RefreshMode;
-use crate::signin::{csrf_for, csrf_ok, form_fields, store_failure};
 use crate::state::{Gateway, Inner};
+use crate::tokens::ensure_fresh;
 use authgate_core::time::UnixTime;
 use authgate_oauth::TokenTypeHint;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::header::{CACHE_CONTROL, LOCATION, ORIGIN, SET_COOKIE};
+use axum::http::header::{CACHE_CONTROL, LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use cookie::time::OffsetDateTime;
@@ -56,20 +58,18 @@ pub(crate) async fn session(State(gw): State<Gateway>, headers: HeaderMap) -> Re
     let cookies = request_cookies(&headers);
     let session = match read_session(inner, &cookies, now).await {
         Ok(session) => session,
-        Err(unavailable) => return unavailable.render(true, "/"),
+        Err(rejection) => return rejection.http_error().render(true, "/"),
     };
     let Some(mut session) = session else {
         return no_store(Json(Value::Null).into_response());
     };
     let refresh = inner.settings.refresh_mode != RefreshMode::Lazy;
-    let (freshness, _) = ensure_fresh(inner, &mut session, now, refresh).await;
-    if let Freshness::Unavailable(retry_after) = freshness {
-        return HttpError::unavailable(
-            "RefreshUnavailable",
-            "The identity provider is not reachable right now; the session is intact.",
-            retry_after,
-        )
-        .render(true, "/");
+    // Only an outage is an error here; a revoked grant or a stale token is
+    // what the session JSON reports (`error`, `accessTokenExpiresAt`).
+    if let Err(rejection @ AuthRejection::RefreshUnavailable { .. }) =
+        ensure_fresh(inner, &mut session, now, refresh).await
+    {
+        return rejection.http_error().render(true, "/");
     }
     let mut response = Json(session_json(&session)).into_response();
     // Rolling session, as Auth.js's session endpoint does: a fresh expiry.
@@ -110,22 +110,6 @@ pub(crate) async fn providers(State(gw): State<Gateway>) -> Response {
     Json(Value::Object(map)).into_response()
 }
 
-/// Whether a state-changing request comes from this site: a valid CSRF
-/// token, or an `Origin` equal to the gateway's public origin.
-fn same_site(
-    inner: &Inner,
-    headers: &HeaderMap,
-    fields: &std::collections::HashMap<String, String>,
-) -> bool {
-    if csrf_ok(inner, headers, fields) {
-        return true;
-    }
-    let origin = headers.get(ORIGIN).and_then(|v| v.to_str().ok());
-    origin.is_some_and(|o| {
-        url::Url::parse(o).is_ok_and(|u| u.origin() == inner.settings.public_url.origin())
-    })
-}
-
 /// `POST {base}/refresh`: refresh now (the lazy mode's endpoint), then
 /// answer with the session JSON and the rewritten cookie.
 pub(crate) async fn refresh(
@@ -145,33 +129,18 @@ pub(crate) async fn refresh(
     let now = inner.clock.now();
     let session = match read_session(inner, &request_cookies(&headers), now).await {
         Ok(session) => session,
-        Err(unavailable) => return unavailable.render(true, "/"),
+        Err(rejection) => return rejection.http_error().render(true, "/"),
     };
     let Some(mut session) = session else {
-        return HttpError::unauthorized("SessionRequired", "There is no session to refresh.")
+        return AuthRejection::SessionRequired
+            .http_error()
             .render(true, "/");
     };
-    let (freshness, _) = ensure_fresh(inner, &mut session, now, true).await;
+    let refreshed = ensure_fresh(inner, &mut session, now, true).await;
     let cookies_out = rewrite_cookie(inner, &session, now);
-    let mut response = match freshness {
-        Freshness::Fresh | Freshness::Stale => Json(session_json(&session)).into_response(),
-        Freshness::Revoked => HttpError::unauthorized(
-            crate::session::REFRESH_TOKEN_ERROR,
-            "The identity provider revoked the sign-in; sign in again.",
-        )
-        .render(true, "/"),
-        Freshness::Unavailable(retry_after) => HttpError::unavailable(
-            "RefreshUnavailable",
-            "The identity provider is not reachable right now; the session is intact.",
-            retry_after,
-        )
-        .render(true, "/"),
-        Freshness::Rejected => HttpError::new(
-            StatusCode::BAD_GATEWAY,
-            "ProviderError",
-            "The identity provider refused this gateway's refresh request.",
-        )
-        .render(true, "/"),
+    let mut response = match refreshed {
+        Ok(()) => Json(session_json(&session)).into_response(),
+        Err(rejection) => rejection.http_error().render(true, "/"),
     };
     response.headers_mut().extend(cookies_out);
     no_store(response)
@@ -202,7 +171,7 @@ pub(crate) async fn signout(
     );
     let session = match read_session(inner, &cookies, now).await {
         Ok(session) => session,
-        Err(unavailable) => return unavailable.render(json, "/"),
+        Err(rejection) => return rejection.http_error().render(json, "/"),
     };
     if let Some(session) = &session {
         if let Some(account) = &session.account {
@@ -211,7 +180,9 @@ pub(crate) async fn signout(
         if let SessionSource::Database(token) = &session.source
             && let Err(e) = inner.store.delete_session(token).await
         {
-            return store_failure(e).render(json, "/");
+            return AuthRejection::store_unavailable(&e)
+                .http_error()
+                .render(json, "/");
         }
         tracing::info!(user = session.identity.id, "signed out");
     }
@@ -225,15 +196,8 @@ pub(crate) async fn signout(
         r
     };
     let h = response.headers_mut();
-    let session_name = inner.session_codec.cookie_name();
-    for (name, _) in &cookies {
-        let ours = name == session_name
-            || name
-                .strip_prefix(session_name)
-                .is_some_and(|r| r.starts_with('.'));
-        if ours {
-            h.append(SET_COOKIE, inner.cookies.expire(name));
-        }
+    for name in session_cookie_names(inner, &cookies) {
+        h.append(SET_COOKIE, inner.cookies.expire(&name));
     }
     no_store(response)
 }

@@ -4,11 +4,19 @@
 //! clients get `{"error": "...", "error_description": "..."}` with the right
 //! status and, where a retry can help, `Retry-After`. Nothing here ever
 //! contains a token: descriptions are fixed sentences or provider error
-//! codes.
+//! codes. The refusals every access path shares (no session, revoked grant,
+//! store or provider down, …) and their messages are
+//! [`AuthRejection`](crate::AuthRejection), next door.
+//!
+//! The `Retry-After` policy lives here too: a provider's hint is passed on,
+//! capped at [`MAX_RETRY_AFTER`] (without a hint, the core's
+//! `refresh::DEFAULT_RETRY_AFTER`); an unreachable store says
+//! [`STORE_RETRY_AFTER`].
 
 use crate::pages;
+use authgate_proxy::ErrorFormat;
 use axum::Json;
-use axum::http::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::json;
@@ -16,6 +24,10 @@ use std::time::Duration;
 
 /// The longest `Retry-After` authgate sends, whatever a provider asked for.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(300);
+
+/// `Retry-After` when the store (or its cache) cannot be read: long enough
+/// for a connection pool to reconnect, short enough not to be noticed.
+pub const STORE_RETRY_AFTER: Duration = Duration::from_secs(2);
 
 /// A failure to show to the client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -119,22 +131,25 @@ impl HttpError {
 }
 
 /// Whether the client asked for JSON rather than a page: its `Accept`
-/// names `application/json` and not `text/html`, or it sent JSON.
+/// headers (all of them, any letter case: the one parser,
+/// [`ErrorFormat::from_accept`]) name `application/json` and not
+/// `text/html`, or it sent JSON.
 pub fn wants_json(headers: &HeaderMap) -> bool {
-    let accept = headers
-        .get(ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let sent_json = headers
+    ErrorFormat::from_accept(headers) == ErrorFormat::Json || sends_json(headers)
+}
+
+/// Whether the request body is JSON (`Content-Type: application/json`).
+pub(crate) fn sends_json(headers: &HeaderMap) -> bool {
+    headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    (accept.contains("application/json") && !accept.contains("text/html")) || sent_json
+        .is_some_and(|v| v.starts_with("application/json"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::header::ACCEPT;
 
     #[test]
     fn unavailable_errors_carry_retry_after_and_json_shape() {
@@ -154,5 +169,17 @@ mod tests {
         assert!(!wants_json(&h));
         h.insert(ACCEPT, HeaderValue::from_static("application/json"));
         assert!(wants_json(&h));
+    }
+
+    #[test]
+    fn every_accept_header_is_read_in_any_letter_case() {
+        let mut h = HeaderMap::new();
+        h.append(ACCEPT, HeaderValue::from_static("Application/JSON"));
+        assert!(wants_json(&h));
+        h.append(ACCEPT, HeaderValue::from_static("TEXT/HTML"));
+        assert!(!wants_json(&h), "a second header naming HTML wins");
+        let mut sent = HeaderMap::new();
+        sent.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        assert!(wants_json(&sent));
     }
 }

@@ -4,6 +4,7 @@
 
 use crate::error::{HttpError, wants_json};
 use crate::gate::{Verdict, identity_headers};
+use crate::rejection::AuthRejection;
 use crate::state::Gateway;
 use authgate_proxy::{AmbiguousPath, ClientInfo, ErrorFormat, Scheme, normalize};
 use axum::extract::{ConnectInfo, Request, State};
@@ -70,7 +71,7 @@ pub(crate) async fn proxy(
     let response = match decision.verdict {
         Verdict::Allow(session) => {
             let identity = match &session {
-                Some(s) => identity_headers(inner, s).await,
+                Some(s) => identity_headers(&inner.settings, s),
                 None => HeaderMap::new(),
             };
             let client = ClientInfo {
@@ -190,8 +191,10 @@ pub(crate) async fn verify(State(gw): State<Gateway>, headers: HeaderMap) -> Res
         Verdict::Allow(session) => {
             let mut response = StatusCode::OK.into_response();
             if let Some(s) = &session {
-                let identity = identity_headers(inner, s).await;
-                append_all(response.headers_mut(), &identity);
+                append_all(
+                    response.headers_mut(),
+                    &identity_headers(&inner.settings, s),
+                );
             }
             append_all(response.headers_mut(), &decision.cookies);
             response
@@ -203,7 +206,9 @@ pub(crate) async fn verify(State(gw): State<Gateway>, headers: HeaderMap) -> Res
                 location
             );
             let mut response = if nginx {
-                HttpError::unauthorized("SessionRequired", "Sign in first.").render(json, &back)
+                AuthRejection::SessionRequired
+                    .http_error()
+                    .render(json, &back)
             } else {
                 let mut r = StatusCode::FOUND.into_response();
                 r.headers_mut()

@@ -8,13 +8,20 @@
 //! | `protected` | 302 to sign-in (401 JSON for `Accept: application/json`) | refresh inline | 302 to sign-in with `error=RefreshTokenError` | 503 page, `Retry-After` |
 //! | `api` | 401 `SessionRequired` | refresh inline; lazy mode: 401 `TokenExpired` | 401 `RefreshTokenError` | 503 JSON, `Retry-After` |
 //!
-//! A valid JWT cookie with a fresh token is decided without I/O.
+//! A valid JWT cookie with a fresh token is decided without I/O. When
+//! tokens are forwarded upstream (`pass_access_token`,
+//! `pass_authorization_header`), the decision also gets them — through the
+//! one token-access path, `tokens.rs` — and carries them on the session it
+//! allows, so the proxy never reads the store or refreshes a second time.
 
 use crate::cookies::request_cookies;
 use crate::error::{HttpError, wants_json};
-use crate::session::{CurrentSession, Freshness, ensure_fresh, read_session, rewrite_cookie};
-use crate::settings::RefreshMode;
+use crate::rejection::{AuthRejection, REFRESH_TOKEN_ERROR};
+use crate::session::{CurrentSession, read_session, rewrite_cookie};
+use crate::settings::{GatewaySettings, RefreshMode};
 use crate::state::{Gateway, Inner};
+use crate::tokens::{ensure_fresh, fresh_tokens};
+use authgate_core::time::UnixTime;
 pub use authgate_proxy::AllowList;
 use authgate_proxy::{Access, Permits};
 use axum::http::header::{CACHE_CONTROL, LOCATION};
@@ -88,7 +95,9 @@ impl Gateway {
         };
         let session = match read_session(inner, &cookies, now).await {
             Ok(session) => session,
-            Err(unavailable) => return decision(Verdict::Deny(unavailable), HeaderMap::new()),
+            Err(rejection) => {
+                return decision(Verdict::Deny(rejection.http_error()), HeaderMap::new());
+            }
         };
         let Some(mut session) = session else {
             return decision(
@@ -97,11 +106,11 @@ impl Gateway {
             );
         };
         if access == Access::Public {
-            let signed_in = session.error.is_none();
-            return decision(
-                Verdict::Allow(signed_in.then(|| Box::new(session))),
-                HeaderMap::new(),
-            );
+            if session.error.is_some() {
+                return decision(Verdict::Allow(None), HeaderMap::new());
+            }
+            forwardable_tokens(inner, &mut session, now).await;
+            return decision(Verdict::Allow(Some(Box::new(session))), HeaderMap::new());
         }
         if !allow.permits(session.identity.email.as_deref()) {
             return decision(
@@ -113,45 +122,65 @@ impl Gateway {
             );
         }
         let background = inner.settings.refresh_mode == RefreshMode::Background;
-        let adopted = background && inner.active.adopt(&mut session, now);
+        let adopted = background && adopt_background_refresh(inner, &mut session, now);
         let lazy_api = inner.settings.refresh_mode == RefreshMode::Lazy && access == Access::Api;
-        let (freshness, refreshed) = ensure_fresh(inner, &mut session, now, !lazy_api).await;
-        let rewrite = adopted || refreshed;
+        let before = (session.access_expires_at, session.error.clone());
+        let fresh = ensure_fresh(inner, &mut session, now, !lazy_api).await;
+        let rewrite = adopted || before != (session.access_expires_at, session.error.clone());
         let cookies_out = if rewrite {
             rewrite_cookie(inner, &session, now)
         } else {
             HeaderMap::new()
         };
-        let verdict = match freshness {
-            Freshness::Fresh => {
-                if background {
-                    inner.active.remember(&session, now);
+        let verdict = match fresh {
+            Ok(()) => {
+                if background && let Some(account) = &session.account {
+                    inner.active.remember(
+                        &account.id,
+                        &account.provider,
+                        session.access_expires_at,
+                        now,
+                    );
                 }
+                forwardable_tokens(inner, &mut session, now).await;
                 Verdict::Allow(Some(Box::new(session)))
             }
-            Freshness::Stale => Verdict::Deny(HttpError::unauthorized(
-                "TokenExpired",
-                "The access token expired; call POST /auth/refresh.",
-            )),
-            Freshness::Revoked => no_session(
-                inner,
-                access,
-                json,
-                return_to,
-                Some(crate::session::REFRESH_TOKEN_ERROR),
-            ),
-            Freshness::Unavailable(retry_after) => Verdict::Deny(HttpError::unavailable(
-                "RefreshUnavailable",
-                "The identity provider is not reachable right now; your session is intact. Try again shortly.",
-                retry_after,
-            )),
-            Freshness::Rejected => Verdict::Deny(HttpError::new(
-                StatusCode::BAD_GATEWAY,
-                "ProviderError",
-                "The identity provider refused this gateway's refresh request.",
-            )),
+            Err(AuthRejection::Revoked) => {
+                no_session(inner, access, json, return_to, Some(REFRESH_TOKEN_ERROR))
+            }
+            Err(rejection) => Verdict::Deny(rejection.http_error()),
         };
         decision(verdict, cookies_out)
+    }
+}
+
+/// Adopts a later token expiry that the background refresher recorded for
+/// the session's account; returns whether the session changed.
+fn adopt_background_refresh(inner: &Inner, session: &mut CurrentSession, now: UnixTime) -> bool {
+    let Some(account) = &session.account else {
+        return false;
+    };
+    match inner
+        .active
+        .newer_expiry(&account.id, session.access_expires_at, now)
+    {
+        Some(expires_at) => {
+            session.access_expires_at = Some(expires_at);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Gets the tokens to forward upstream, when the settings forward them. Best
+/// effort: a session whose token cannot be had right now is still a session
+/// (the request passes without the token, as it always has).
+async fn forwardable_tokens(inner: &Inner, session: &mut CurrentSession, now: UnixTime) {
+    if !inner.settings.forwards_tokens() || session.account.is_none() {
+        return;
+    }
+    if let Err(rejection) = fresh_tokens(inner, session, now, true).await {
+        tracing::warn!(%rejection, "access token unavailable; forwarding without it");
     }
 }
 
@@ -178,17 +207,15 @@ fn no_session(
             Verdict::SignIn(location)
         }
         _ => Verdict::Deny(match error {
-            Some(crate::session::REFRESH_TOKEN_ERROR) => HttpError::unauthorized(
-                crate::session::REFRESH_TOKEN_ERROR,
-                "The identity provider revoked the sign-in; sign in again.",
-            ),
-            _ => HttpError::unauthorized("SessionRequired", "Sign in first."),
+            Some(REFRESH_TOKEN_ERROR) => AuthRejection::Revoked.http_error(),
+            _ => AuthRejection::SessionRequired.http_error(),
         }),
     }
 }
 
-/// The identity headers for the upstream (or the forward-auth response).
-pub(crate) async fn identity_headers(inner: &Inner, session: &CurrentSession) -> HeaderMap {
+/// The identity headers for the upstream (or the forward-auth response),
+/// with the access token the decision got when the settings forward it.
+pub(crate) fn identity_headers(settings: &GatewaySettings, session: &CurrentSession) -> HeaderMap {
     let mut h = HeaderMap::new();
     let mut put = |name: &'static str, value: Option<&str>| {
         if let Some(v) = value.and_then(|v| HeaderValue::from_str(v).ok()) {
@@ -198,44 +225,13 @@ pub(crate) async fn identity_headers(inner: &Inner, session: &CurrentSession) ->
     put("x-auth-request-user", Some(&session.identity.id));
     put("x-auth-request-email", session.identity.email.as_deref());
     put("x-auth-request-name", session.identity.name.as_deref());
-    let settings = &inner.settings;
-    if (settings.pass_access_token || settings.pass_authorization_header)
-        && let Some(account) = &session.account
-    {
-        // The cache can hold an older token than the store (another instance
-        // refreshed); a stale one is never forwarded: the refresh service
-        // reads the store, and refreshes if the store's copy is stale too.
-        let now = inner.clock.now();
-        let tokens = match inner.store.read_tokens(&account.id).await {
-            Ok(Some(v)) => match v.tokens {
-                Some(t) if inner.settings.policy.is_stale(t.expires_at, now) => {
-                    match inner.refresh.refresh(&account.id, &account.provider).await {
-                        authgate_core::refresh::Outcome::Refreshed { tokens, .. }
-                        | authgate_core::refresh::Outcome::AlreadyFresh { tokens, .. } => {
-                            Ok(Some(tokens))
-                        }
-                        _ => Ok(None),
-                    }
-                }
-                other => Ok(other),
-            },
-            Ok(None) => Ok(None),
-            Err(e) => Err(e),
-        };
-        match tokens {
-            Ok(Some(tokens)) => {
-                let token = tokens.access_token.expose();
-                if settings.pass_access_token {
-                    put("x-forwarded-access-token", Some(token));
-                }
-                if settings.pass_authorization_header {
-                    put("authorization", Some(&format!("Bearer {token}")));
-                }
-            }
-            Ok(None) => {}
-            Err(error) => {
-                tracing::warn!(%error, "access token lookup failed; forwarding without it")
-            }
+    if let Some(tokens) = &session.tokens {
+        let token = tokens.access_token.expose();
+        if settings.pass_access_token {
+            put("x-forwarded-access-token", Some(token));
+        }
+        if settings.pass_authorization_header {
+            put("authorization", Some(&format!("Bearer {token}")));
         }
     }
     h

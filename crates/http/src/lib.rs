@@ -20,14 +20,21 @@
 //! ambiguous spelling is refused with 400), decided by [`Gateway::decide`]
 //! (see [`gate`]), and forwarded with identity headers.
 //!
-//! The module split: [`session`] reads, refreshes and rewrites sessions;
-//! `signin` and `endpoints` are the handlers; [`cookies`], [`redirect`],
-//! [`pages`] and [`error`] are the small pieces they share. No refresh or
-//! crypto logic lives here: that is `authgate-refresh` and `authgate-core`.
+//! A gateway is assembled with [`Gateway::builder`] (see [`GatewayBuilder`]).
+//!
+//! The module split: [`session`] reads and rewrites sessions; `tokens` is
+//! the one token-access path (fresh tokens for the decision, the proxy,
+//! forward-auth and the layer); [`gate`] is the access decision;
+//! `signin`, `endpoints` and `forward` are the handlers; [`layer`] is the
+//! tower layer and its extractors; `csrf`, [`cookies`], [`redirect`],
+//! [`pages`], [`error`] and [`AuthRejection`] (the one set of refusals) are
+//! the small pieces they share. No refresh or crypto logic lives here: that
+//! is `authgate-refresh` and `authgate-core`.
 
 mod account;
-mod background;
+mod builder;
 pub mod cookies;
+mod csrf;
 mod endpoints;
 pub mod error;
 mod forward;
@@ -35,23 +42,22 @@ pub mod gate;
 pub mod layer;
 pub mod pages;
 pub mod redirect;
+mod rejection;
 pub mod request_id;
 mod router;
 pub mod session;
 pub mod settings;
 mod signin;
 mod state;
+mod tokens;
 
 pub use authgate_proxy::{
     Access, AllowList, AmbiguousPath, Judgement, OwnedHeaders, Permits, ProxyError, ProxySettings,
     ReverseProxy, RouteRule, RouteRules, RuleError, TrustedProxies,
 };
+pub use builder::{BuildError, DEFAULT_SIGNAL_POLL, GatewayBuilder};
 pub use gate::{Decision, Verdict};
-pub use layer::{AccessToken, AuthLayer, AuthRejection, AuthService, Session};
+pub use layer::{AccessToken, AuthLayer, AuthService, Session};
+pub use rejection::{AuthRejection, REFRESH_TOKEN_ERROR};
 pub use settings::{GatewaySettings, RefreshMode, SessionStrategy};
-pub use state::{Gateway, GatewayParts};
-
-/// The CSRF cookie's name for this gateway.
-pub(crate) fn csrf_cookie_name(inner: &state::Inner) -> &'static str {
-    authgate_core::csrf::csrf_cookie_name(inner.settings.secure_cookies)
-}
+pub use state::Gateway;

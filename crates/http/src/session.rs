@@ -5,25 +5,22 @@
 //! the user's identity, the account whose tokens the gateway keeps fresh, and
 //! that account's access-token expiry (`authgate.ate`). A request with a
 //! fresh token is decided by decrypting the cookie and comparing two
-//! integers — no I/O. Only a stale token leads to the refresh service, after
-//! which the cookie is rewritten with the new expiry.
+//! integers — no I/O. Only a stale token leads to the refresh service (see
+//! `tokens.rs`), after which the cookie is rewritten with the new expiry.
 
-use crate::error::HttpError;
+use crate::rejection::AuthRejection;
+use crate::settings::SessionStrategy;
 use crate::state::Inner;
 use authgate_core::cookie::SessionClaims;
-use authgate_core::cookie::chunk::{read_chunks, write_chunks};
-use authgate_core::refresh::Outcome;
+use authgate_core::cookie::chunk::{is_chunk_of, read_chunks, write_chunks};
 use authgate_core::secret::Secret;
 use authgate_core::time::UnixTime;
+use authgate_core::token::TokenSet;
 use authgate_store::{AccountId, SessionExpiry};
 use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
 
-use crate::settings::SessionStrategy;
-
-/// The session error Auth.js clients look for when the provider revoked the grant.
-pub const REFRESH_TOKEN_ERROR: &str = "RefreshTokenError";
+pub use crate::rejection::REFRESH_TOKEN_ERROR;
 
 /// The signed-in user.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -107,21 +104,25 @@ pub struct CurrentSession {
     pub source: SessionSource,
     /// The names of the session cookie pieces the request carried.
     pub(crate) cookie_names: Vec<String>,
+    /// The account's tokens, once this request read or refreshed them (never
+    /// from the cookie): whoever needs them next in the same request — the
+    /// proxy's forwarded token, the `AccessToken` extractor — uses these
+    /// instead of reading the store again.
+    pub(crate) tokens: Option<TokenSet>,
+    /// This request already refreshed the tokens: whatever their expiry
+    /// says (a token that lives less than the skew), asking the provider
+    /// again in the same request cannot do better.
+    pub(crate) refreshed: bool,
 }
 
-/// Whether the session's tokens are usable, after any refresh.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Freshness {
-    /// Usable (or there is nothing to refresh).
-    Fresh,
-    /// Stale, and the mode says not to refresh here (lazy mode, API).
-    Stale,
-    /// The grant is gone; the user must sign in again.
-    Revoked,
-    /// A refresh could not complete now; the session is intact.
-    Unavailable(Duration),
-    /// The provider rejected our configuration; the session is intact.
-    Rejected,
+/// The names of the request's cookies that are pieces of the session cookie.
+pub(crate) fn session_cookie_names(inner: &Inner, cookies: &[(String, String)]) -> Vec<String> {
+    let name = inner.session_codec.cookie_name();
+    cookies
+        .iter()
+        .filter(|(n, _)| is_chunk_of(name, n))
+        .map(|(n, _)| n.clone())
+        .collect()
 }
 
 /// Reads the session from the request's cookies. A missing, expired or
@@ -132,13 +133,9 @@ pub(crate) async fn read_session(
     inner: &Inner,
     cookies: &[(String, String)],
     now: UnixTime,
-) -> Result<Option<CurrentSession>, HttpError> {
+) -> Result<Option<CurrentSession>, AuthRejection> {
     let name = inner.session_codec.cookie_name();
-    let cookie_names: Vec<String> = cookies
-        .iter()
-        .filter(|(n, _)| n == name || n.strip_prefix(name).is_some_and(|r| r.starts_with('.')))
-        .map(|(n, _)| n.clone())
-        .collect();
+    let cookie_names = session_cookie_names(inner, cookies);
     if cookie_names.is_empty() {
         return Ok(None);
     }
@@ -183,6 +180,8 @@ pub(crate) async fn read_session(
                 error: ours.err,
                 source: SessionSource::Jwt(Box::new(claims)),
                 cookie_names,
+                tokens: None,
+                refreshed: false,
             }))
         }
         SessionStrategy::Database => {
@@ -196,7 +195,7 @@ async fn read_database_session(
     token: Secret,
     now: UnixTime,
     cookie_names: Vec<String>,
-) -> Result<Option<CurrentSession>, HttpError> {
+) -> Result<Option<CurrentSession>, AuthRejection> {
     let expiry = SessionExpiry {
         max_age: inner.settings.max_age,
         update_age: inner.settings.update_age,
@@ -217,25 +216,21 @@ async fn read_database_session(
         return Ok(None);
     };
     let mut error = None;
-    let mut access_expires_at = None;
+    let mut tokens = None;
     let mut account = None;
     if let Some(account_id) = session.account_id {
         let Some(provider) = inner.provider_of(&account_id).await.map_err(unavailable)? else {
             return Ok(None);
         };
-        match inner
-            .store
-            .read_tokens(&account_id)
+        // The session row says nothing about the tokens: read them (through
+        // the cache) once here, and carry them for the rest of the request.
+        tokens = inner
+            .refresh
+            .current_tokens(&account_id)
             .await
-            .map_err(unavailable)?
-        {
-            Some(v) => {
-                if v.revoked_at.is_some() || v.tokens.is_none() {
-                    error = Some(REFRESH_TOKEN_ERROR.to_owned());
-                }
-                access_expires_at = v.tokens.and_then(|t| t.expires_at);
-            }
-            None => error = Some(REFRESH_TOKEN_ERROR.to_owned()),
+            .map_err(unavailable)?;
+        if tokens.is_none() {
+            error = Some(REFRESH_TOKEN_ERROR.to_owned());
         }
         account = Some(AccountRef {
             id: account_id,
@@ -245,63 +240,18 @@ async fn read_database_session(
     Ok(Some(CurrentSession {
         identity,
         account,
-        access_expires_at,
+        access_expires_at: tokens.as_ref().and_then(|t: &TokenSet| t.expires_at),
         expires: session.expires,
         error,
         source: SessionSource::Database(token),
         cookie_names,
+        tokens,
+        refreshed: false,
     }))
 }
 
-/// The answer when the store cannot be read: 503, the session untouched.
-fn unavailable(error: authgate_store::StoreError) -> HttpError {
-    tracing::warn!(%error, "session store unreachable");
-    HttpError::unavailable(
-        "StoreUnavailable",
-        "The session store is not reachable right now; try again shortly.",
-        std::time::Duration::from_secs(2),
-    )
-}
-
-/// Refreshes the session's tokens if they are stale (when `refresh` allows)
-/// and updates the session in place. Returns whether the cookie must be
-/// rewritten (JWT: new expiry or a new sticky error).
-pub(crate) async fn ensure_fresh(
-    inner: &Inner,
-    session: &mut CurrentSession,
-    now: UnixTime,
-    refresh: bool,
-) -> (Freshness, bool) {
-    if session.error.is_some() {
-        return (Freshness::Revoked, false);
-    }
-    let Some(account) = session.account.clone() else {
-        return (Freshness::Fresh, false);
-    };
-    if !inner
-        .settings
-        .policy
-        .is_stale(session.access_expires_at, now)
-    {
-        return (Freshness::Fresh, false);
-    }
-    if !refresh {
-        return (Freshness::Stale, false);
-    }
-    match inner.refresh.refresh(&account.id, &account.provider).await {
-        Outcome::Refreshed { tokens, .. } | Outcome::AlreadyFresh { tokens, .. } => {
-            let changed = session.access_expires_at != tokens.expires_at;
-            session.access_expires_at = tokens.expires_at;
-            (Freshness::Fresh, changed)
-        }
-        Outcome::Revoked | Outcome::NoRefreshToken | Outcome::AccountMissing => {
-            session.error = Some(REFRESH_TOKEN_ERROR.to_owned());
-            session.access_expires_at = None;
-            (Freshness::Revoked, true)
-        }
-        Outcome::Unavailable { retry_after } => (Freshness::Unavailable(retry_after), false),
-        Outcome::ProviderRejected(_) => (Freshness::Rejected, false),
-    }
+fn unavailable(error: authgate_store::StoreError) -> AuthRejection {
+    AuthRejection::store_unavailable(&error)
 }
 
 /// The Set-Cookie headers that store `session` again (JWT strategy: a new

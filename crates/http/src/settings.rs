@@ -77,6 +77,11 @@ impl GatewaySettings {
         }
     }
 
+    /// Whether the access token goes upstream (either header).
+    pub fn forwards_tokens(&self) -> bool {
+        self.pass_access_token || self.pass_authorization_header
+    }
+
     /// `{public_url}{base_path}{path}` as a string.
     pub fn auth_url(&self, path: &str) -> String {
         format!(

@@ -8,16 +8,18 @@
 
 use crate::account;
 use crate::cookies::{cookie_value, request_cookies};
+use crate::csrf::{csrf_for, csrf_ok, form_fields};
 use crate::error::{HttpError, wants_json};
 use crate::pages::{self, ProviderButton};
 use crate::redirect::safe_callback;
-use crate::session::{AccountRef, Identity, new_claims, read_session, write_jwt};
+use crate::rejection::AuthRejection;
+use crate::session::{AccountRef, Identity, new_claims, session_cookie_names, write_jwt};
 use crate::settings::SessionStrategy;
 use crate::state::{Gateway, Inner};
 use authgate_core::cookie::{CHECK_MAX_AGE, CheckKind};
-use authgate_core::csrf::{issue_csrf, verified_cookie_token, verify_csrf};
 use authgate_core::pkce::{Pkce, random_value};
 use authgate_core::provider_error::{ProviderError, ProviderErrorKind};
+use authgate_core::refresh::DEFAULT_RETRY_AFTER;
 use authgate_core::time::UnixTime;
 use authgate_oauth::ProviderKind;
 use authgate_store::StoreError;
@@ -83,60 +85,6 @@ fn describe_signin_error(code: &str) -> &'static str {
         "AccessDenied" => "Access was denied at the identity provider.",
         _ => "Sign-in failed. Please try again.",
     }
-}
-
-/// The CSRF token to show, and a `Set-Cookie` when a new one was minted.
-pub(crate) fn csrf_for(
-    inner: &Inner,
-    cookies: &[(String, String)],
-) -> (String, Option<HeaderValue>) {
-    let name = crate::csrf_cookie_name(inner);
-    if let Some(token) =
-        cookie_value(cookies, name).and_then(|v| verified_cookie_token(v, &inner.secrets))
-    {
-        return (token.to_owned(), None);
-    }
-    let minted = issue_csrf(inner.signing_secret(), &mut rand::rngs::OsRng);
-    let cookie = inner.cookies.set(name, &minted.cookie_value, None);
-    (minted.token, Some(cookie))
-}
-
-/// Parses a form or JSON body into string fields.
-pub(crate) fn form_fields(headers: &HeaderMap, body: &Bytes) -> HashMap<String, String> {
-    let json = headers
-        .get(axum::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/json"));
-    if json {
-        serde_json::from_slice::<HashMap<String, serde_json::Value>>(body)
-            .map(|m| {
-                m.into_iter()
-                    .filter_map(|(k, v)| v.as_str().map(|s| (k, s.to_owned())))
-                    .collect()
-            })
-            .unwrap_or_default()
-    } else {
-        serde_urlencoded::from_bytes(body).unwrap_or_default()
-    }
-}
-
-/// Whether a POST carries a valid double-submit CSRF token (form field
-/// `csrfToken`, or the `X-CSRF-Token` header).
-pub(crate) fn csrf_ok(
-    inner: &Inner,
-    headers: &HeaderMap,
-    fields: &HashMap<String, String>,
-) -> bool {
-    let cookies = request_cookies(headers);
-    let Some(cookie) = cookie_value(&cookies, crate::csrf_cookie_name(inner)) else {
-        return false;
-    };
-    let submitted = fields
-        .get("csrfToken")
-        .map(String::as_str)
-        .or_else(|| headers.get("x-csrf-token").and_then(|v| v.to_str().ok()))
-        .unwrap_or("");
-    verify_csrf(cookie, submitted, &inner.secrets)
 }
 
 /// `POST {base}/signin/{provider}`: CSRF-checked start of the flow.
@@ -410,14 +358,7 @@ async fn finish(
         h.insert(LOCATION, location);
     }
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    let present: Vec<String> = match read_session(inner, &cookies, now).await.ok().flatten() {
-        Some(s) => s.cookie_names,
-        None => cookies
-            .iter()
-            .map(|(n, _)| n.clone())
-            .filter(|n| n.starts_with(inner.session_codec.cookie_name()))
-            .collect(),
-    };
+    let present = session_cookie_names(inner, &cookies);
     match inner.settings.strategy {
         SessionStrategy::Jwt => {
             let claims = new_claims(&identity, &account_ref, response.tokens.expires_at);
@@ -457,7 +398,7 @@ pub(crate) fn provider_failure(e: &ProviderError, during: &str) -> HttpError {
         ProviderErrorKind::Transient { retry_after } => HttpError::unavailable(
             "ProviderUnavailable",
             "The identity provider is not reachable right now. Please try again shortly.",
-            retry_after.unwrap_or(std::time::Duration::from_secs(5)),
+            retry_after.unwrap_or(DEFAULT_RETRY_AFTER),
         ),
         ProviderErrorKind::Misconfigured | ProviderErrorKind::Protocol => HttpError::new(
             StatusCode::BAD_GATEWAY,
@@ -468,10 +409,5 @@ pub(crate) fn provider_failure(e: &ProviderError, during: &str) -> HttpError {
 }
 
 pub(crate) fn store_failure(e: StoreError) -> HttpError {
-    tracing::warn!(error = %e, "store operation failed");
-    HttpError::unavailable(
-        "StoreUnavailable",
-        "The session store is not reachable right now. Please try again shortly.",
-        std::time::Duration::from_secs(2),
-    )
+    AuthRejection::store_unavailable(&e).http_error()
 }

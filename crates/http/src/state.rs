@@ -1,38 +1,16 @@
 //! The gateway's shared state.
 
-use crate::background::ActiveAccounts;
 use crate::cookies::CookiePolicy;
 use crate::session::Identity;
 use crate::settings::GatewaySettings;
-use authgate_core::cookie::{CheckCodec, CookieFormat, KeyError, SessionCodec};
+use authgate_core::cookie::{CheckCodec, SessionCodec};
+use authgate_core::secret::Secret;
+use authgate_core::time::Clock;
 use authgate_oauth::Catalog;
 use authgate_proxy::{ReverseProxy, RouteRules};
-use authgate_refresh::{Clock, RefreshService};
+use authgate_refresh::{ActiveAccounts, RefreshService};
 use authgate_store::{Store, UserId};
 use std::sync::Arc;
-use std::time::Duration;
-
-/// What a gateway is built from.
-pub struct GatewayParts {
-    /// Behaviour settings.
-    pub settings: GatewaySettings,
-    /// Session secrets: the first encrypts and signs, all decrypt and verify.
-    pub secrets: Vec<Vec<u8>>,
-    /// Cookie format (Auth.js v5 or next-auth v4).
-    pub cookie_format: CookieFormat,
-    /// The store (usually behind a cache).
-    pub store: Arc<dyn Store>,
-    /// The providers.
-    pub catalog: Catalog,
-    /// The refresh service.
-    pub refresh: RefreshService,
-    /// The wall clock.
-    pub clock: Arc<dyn Clock>,
-    /// Route rules, each with its allow-list.
-    pub routes: RouteRules,
-    /// The upstream to proxy to (reverse-proxy mode), if any.
-    pub upstream: Option<ReverseProxy>,
-}
 
 /// The gateway: cheap to clone, shared by every request.
 #[derive(Clone)]
@@ -50,7 +28,7 @@ impl std::fmt::Debug for Gateway {
 
 pub(crate) struct Inner {
     pub settings: GatewaySettings,
-    pub secrets: Vec<Vec<u8>>,
+    pub secrets: Vec<Secret>,
     pub session_codec: SessionCodec,
     pub checks: CheckCodec,
     pub cookies: CookiePolicy,
@@ -64,7 +42,7 @@ pub(crate) struct Inner {
     /// need no account query per request.
     pub account_providers: moka::sync::Cache<String, String>,
     /// Accounts of active sessions (background refresh mode).
-    pub active: ActiveAccounts,
+    pub active: Arc<ActiveAccounts>,
     /// Route rules, each with its allow-list.
     pub routes: RouteRules,
     /// The upstream, in reverse-proxy mode.
@@ -72,50 +50,19 @@ pub(crate) struct Inner {
 }
 
 impl Gateway {
-    /// Builds a gateway; fails when the secrets are unusable.
-    pub fn new(parts: GatewayParts) -> Result<Self, KeyError> {
-        let secure = parts.settings.secure_cookies;
-        let session_codec = SessionCodec::new(parts.cookie_format, &parts.secrets, secure)?;
-        let checks = CheckCodec::new(&parts.secrets, secure)?;
-        Ok(Self {
-            inner: Arc::new(Inner {
-                cookies: CookiePolicy { secure },
-                settings: parts.settings,
-                secrets: parts.secrets,
-                session_codec,
-                checks,
-                store: parts.store,
-                catalog: parts.catalog,
-                refresh: parts.refresh,
-                clock: parts.clock,
-                users: moka::sync::Cache::builder()
-                    .max_capacity(100_000)
-                    .time_to_live(Duration::from_secs(300))
-                    .build(),
-                account_providers: moka::sync::Cache::new(100_000),
-                active: ActiveAccounts::default(),
-                routes: parts.routes,
-                upstream: parts.upstream,
-            }),
-        })
-    }
-
     /// The settings in force.
     pub fn settings(&self) -> &GatewaySettings {
         &self.inner.settings
-    }
-
-    /// Starts the background refresher (refresh mode `background`); it
-    /// stops when the gateway is dropped. Call within a Tokio runtime.
-    pub fn spawn_background_refresh(&self) -> tokio::task::JoinHandle<()> {
-        tokio::spawn(crate::background::run(Arc::downgrade(&self.inner)))
     }
 }
 
 impl Inner {
     /// The first secret: it signs CSRF tokens.
     pub fn signing_secret(&self) -> &[u8] {
-        self.secrets.first().map(Vec::as_slice).unwrap_or_default()
+        self.secrets
+            .first()
+            .map(Secret::as_bytes)
+            .unwrap_or_default()
     }
 
     /// The provider of an account, from the in-process cache or the store.

@@ -26,13 +26,15 @@
 //!   so a client that disconnects cannot abandon a rotated refresh token.
 //! - **Only a definitive answer ends a grant**: see `core::refresh`.
 
-mod clock;
+mod background;
 mod metrics;
 mod service;
 mod signal;
 
-pub use authgate_core::refresh::{Outcome, RefreshSettings, RetryPolicy};
-pub use clock::{Clock, SystemClock};
+pub use authgate_core::refresh::{Outcome, RefreshSettings, Resolution, RetryPolicy};
+/// The clock moved to `authgate-core`; re-exported for the refresh service's users.
+pub use authgate_core::time::{Clock, SystemClock};
+pub use background::{ActiveAccounts, IDLE, LEAD, TICK, spawn_background_refresh};
 pub use service::{
     BreakerSettings, CatalogRefresher, MIN_LEASE_TTL, RefreshDeps, RefreshService, TokenRefresher,
 };

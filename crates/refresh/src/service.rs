@@ -1,6 +1,5 @@
 //! The refresh service and the driver that executes the pure machine's commands.
 
-use crate::clock::Clock;
 use crate::metrics::{
     CIRCUIT_STATE, COALESCED, LEASE_RENEWALS, LOCK_WAIT, PROVIDER_CALLS, REFRESH_DURATION,
     REFRESH_TOTAL,
@@ -10,10 +9,10 @@ use async_trait::async_trait;
 use authgate_core::provider_error::{ProviderError, ProviderErrorKind};
 use authgate_core::refresh::{
     CircuitBreaker, Command, Event, Outcome, RefreshMachine, RefreshSettings, TokenSnapshot,
-    WriteResult,
+    WriteResult, lease_renewal_interval,
 };
 use authgate_core::secret::Secret;
-use authgate_core::time::UnixTime;
+use authgate_core::time::{Clock, UnixTime};
 use authgate_core::token::TokenSet;
 use authgate_store::{AccountId, ReplaceOutcome, Store, StoreError, VersionedTokens};
 use futures_util::FutureExt;
@@ -166,6 +165,20 @@ impl RefreshService {
         let mut settings = self.inner.settings;
         settings.policy.skew = settings.policy.skew.saturating_add(lead);
         self.fly(account, provider, settings).await
+    }
+
+    /// The account's tokens as the gateway reads them (through the cache in
+    /// front of the store), stale or not; `None` when the grant ended
+    /// (revoked, cleared, or no such account). With [`Self::refresh`], this
+    /// is how the HTTP edge gets tokens: it never reads the store itself.
+    pub async fn current_tokens(
+        &self,
+        account: &AccountId,
+    ) -> Result<Option<TokenSet>, StoreError> {
+        let stored = self.inner.deps.writer.read_tokens(account).await?;
+        Ok(stored
+            .filter(|v| v.revoked_at.is_none())
+            .and_then(|v| v.tokens))
     }
 
     async fn fly(&self, account: &AccountId, provider: &str, settings: RefreshSettings) -> Outcome {
@@ -436,7 +449,7 @@ impl Inner {
         held
     }
 
-    /// Runs `work` while renewing the lease every third of its lifetime, and
+    /// Runs `work` while renewing the lease every [`lease_renewal_interval`], and
     /// stops it (as a store failure) as soon as the lease is found taken.
     async fn renewing<F: std::future::Future<Output = Event>>(
         &self,
@@ -447,7 +460,7 @@ impl Inner {
     ) -> Event {
         let renew = async {
             loop {
-                tokio::time::sleep(ttl / 3).await;
+                tokio::time::sleep(lease_renewal_interval(ttl)).await;
                 if !self.renew_once(account, owner, ttl).await {
                     return;
                 }

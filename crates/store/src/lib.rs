@@ -14,6 +14,7 @@
 //!   the cross-instance refresh lease lives on the account row.
 //! * [`cache::CachedStore`] puts an in-process (moka) or Redis cache in front
 //!   of any store, chosen by URL ([`cache::open_cache`]).
+//! * [`sweep`] removes expired database sessions in the background.
 //!
 //! Time is always a parameter ([`UnixTime`]); the store never reads the clock.
 //! See `SCHEMA.md` for the tables and how they map to Auth.js's adapter schema.
@@ -25,6 +26,7 @@ mod model;
 mod postgres;
 mod sql;
 mod sqlite;
+pub mod sweep;
 mod traits;
 
 pub use authgate_core::time::UnixTime;

@@ -8,24 +8,18 @@
 //! | `GET /api/token-info` | [`AuthLayer::api`] | the [`AccessToken`]'s length and expiry, never the token (no session: 401 JSON) |
 //! | `/auth/*` | — | authgate's endpoints ([`Gateway::auth_routes`]) |
 //!
-//! [`build_app`] wires a [`Gateway`] the way a real service would: SQLite
-//! store (here in a temporary directory) behind the in-process cache, the
-//! provider catalog, the refresh service. The provider is authgate's
-//! built-in development OpenID provider, so it runs with no setup.
+//! [`build_app`] builds a [`Gateway`] the way a real service would
+//! ([`Gateway::builder`]: a SQLite store — here in a temporary directory —
+//! behind the in-process cache, and the provider catalog). The provider is
+//! authgate's built-in development OpenID provider, so it runs with no setup.
 
-use authgate_core::cookie::CookieFormat;
+use authgate_core::secret::Secret;
 use authgate_core::token::ExpiryPolicy;
 use authgate_devidp::{DevClient, DevIdp, DevIdpConfig};
-use authgate_http::{
-    AccessToken, AuthLayer, Gateway, GatewayParts, GatewaySettings, RouteRules, Session,
-};
+use authgate_http::{AccessToken, AuthLayer, Gateway, GatewaySettings, Session};
 use authgate_oauth::{Catalog, HttpClient, HttpSettings, ProviderSettings};
-use authgate_refresh::{
-    BreakerSettings, CatalogRefresher, PollingSignal, RefreshDeps, RefreshService, RefreshSettings,
-    SystemClock,
-};
+use authgate_store::KeyRing;
 use authgate_store::cache::{CacheOptions, CachedStore, open_cache};
-use authgate_store::{KeyRing, Store};
 use axum::http::HeaderMap;
 use axum::http::header::{COOKIE, SET_COOKIE};
 use axum::response::{Html, IntoResponse, Json};
@@ -92,10 +86,7 @@ pub async fn build_app(public_url: Url, options: Options) -> Result<(Router, Exa
     };
 
     // The identity provider, with this app as its one client.
-    let mut client_secret = [0u8; 24];
-    rand::rngs::OsRng.fill_bytes(&mut client_secret);
-    let client_secret = hex(&client_secret);
-    let redirect_uri = settings.auth_url(&format!("/callback/{PROVIDER_ID}"));
+    let client_secret = random_hex(24);
     let idp = DevIdp::bind(
         ([127, 0, 0, 1], 0).into(),
         DevIdpConfig {
@@ -104,69 +95,38 @@ pub async fn build_app(public_url: Url, options: Options) -> Result<(Router, Exa
         }
         .with_client(
             DevClient::new("authgate-example", client_secret.clone())
-                .with_redirect_uri(redirect_uri),
+                .with_redirect_uri(settings.auth_url(&format!("/callback/{PROVIDER_ID}"))),
         ),
     )
     .await?;
-
-    // Session secret: random per run (sessions end with the process, like
-    // the temporary database). A real service reads it from its config.
-    let mut secret = vec![0u8; 32];
-    rand::rngs::OsRng.fill_bytes(&mut secret);
-    let secrets = vec![secret];
-
-    // The store is the source of truth for tokens (encrypted at rest); the
-    // gateway reads it through an in-process cache.
-    let data_dir = tempfile::tempdir()?;
-    let keys = KeyRing::from_secrets(&secrets)?;
-    let url = format!("sqlite://{}", data_dir.path().join("example.db").display());
-    let store = authgate_store::connect(&url, keys.clone()).await?;
-    store.migrate().await?;
-    let cached: Arc<dyn Store> = Arc::new(CachedStore::new(
-        Arc::clone(&store),
-        open_cache("memory://", &CacheOptions::default()).await?,
-        keys,
-    ));
-
-    let http = HttpClient::new(&HttpSettings::default())?;
-    let mut provider =
-        ProviderSettings::new(PROVIDER_ID, "authgate-example", client_secret.as_str());
+    let mut provider = ProviderSettings::new(PROVIDER_ID, "authgate-example", client_secret);
     provider.name = Some("Development provider".to_owned());
     provider.issuer = Some(idp.issuer());
     provider.scopes = ["openid", "email", "profile", "offline_access"]
         .map(str::to_owned)
         .to_vec();
-    let catalog = Catalog::resolve(vec![provider], &http).await?;
+    let catalog =
+        Catalog::resolve(vec![provider], &HttpClient::new(&HttpSettings::default())?).await?;
 
-    let refresh = RefreshService::new(
-        RefreshDeps {
-            source_of_truth: Arc::clone(&store),
-            writer: Arc::clone(&cached),
-            refresher: Arc::new(CatalogRefresher::new(catalog.clone())),
-            signal: Arc::new(PollingSignal::new(Duration::from_millis(100))),
-            clock: Arc::new(SystemClock),
-        },
-        RefreshSettings {
-            policy: settings.policy,
-            ..RefreshSettings::default()
-        },
-        BreakerSettings::default(),
-        format!("authgate-example:{}", std::process::id()),
-    );
+    // The store is the source of truth for tokens (encrypted at rest; here
+    // SQLite in a temporary directory); the gateway reads it through an
+    // in-process cache. The session secret is random per run: sessions end
+    // with the process, like the database. A real service reads it from its
+    // configuration.
+    let secret = Secret::new(random_hex(32));
+    let keys = KeyRing::from_secrets(std::slice::from_ref(&secret))?;
+    let data_dir = tempfile::tempdir()?;
+    let url = format!("sqlite://{}", data_dir.path().join("example.db").display());
+    let store = authgate_store::connect(&url, keys.clone()).await?;
+    store.migrate().await?;
+    let cache = open_cache("memory://", &CacheOptions::default()).await?;
+    let cached = Arc::new(CachedStore::new(Arc::clone(&store), cache, keys));
 
-    let gateway = Gateway::new(GatewayParts {
-        settings,
-        secrets,
-        cookie_format: CookieFormat::AuthJs,
-        store: cached,
-        catalog,
-        refresh,
-        clock: Arc::new(SystemClock),
-        // Route rules are for the reverse proxy; here the layers decide.
-        routes: RouteRules::new(Vec::new())?,
-        upstream: None,
-    })?;
-
+    let gateway = Gateway::builder(settings)
+        .secrets([secret])
+        .store(store, cached)
+        .catalog(catalog)
+        .build()?;
     let router = router(&gateway);
     Ok((
         router,
@@ -298,6 +258,9 @@ fn escape(text: &str) -> String {
     out
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// `len` random bytes as hex.
+fn random_hex(len: usize) -> String {
+    let mut bytes = vec![0u8; len];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

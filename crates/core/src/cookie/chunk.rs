@@ -57,7 +57,7 @@ pub fn write_chunks<'a>(
     }
     let mut stale: Vec<String> = present
         .into_iter()
-        .filter(|n| belongs_to(name, n) && !writes.iter().any(|w| w.name == *n))
+        .filter(|n| is_chunk_of(name, n) && !writes.iter().any(|w| w.name == *n))
         .map(str::to_owned)
         .collect();
     stale.sort();
@@ -125,8 +125,9 @@ pub fn read_chunks<'a>(
     }
 }
 
-/// Whether `candidate` is `name` itself or one of its `name.<digits>` chunks.
-fn belongs_to(name: &str, candidate: &str) -> bool {
+/// Whether `candidate` is `name` itself or one of its `name.<digits>` chunks:
+/// the one matcher for "is this cookie a piece of that session cookie".
+pub fn is_chunk_of(name: &str, candidate: &str) -> bool {
     candidate == name
         || candidate
             .strip_prefix(name)

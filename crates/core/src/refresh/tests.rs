@@ -474,3 +474,15 @@ fn a_failed_probe_reopens_the_circuit_and_success_resets_the_count() {
     cb.record(true, t(5));
     assert_eq!(cb.state(), CircuitState::Open { until: t(10) });
 }
+
+#[test]
+fn a_lease_is_renewed_three_times_per_lifetime() {
+    assert_eq!(
+        lease_renewal_interval(Duration::from_secs(15)),
+        Duration::from_secs(5)
+    );
+    assert_eq!(
+        lease_renewal_interval(Duration::from_secs(3)),
+        Duration::from_secs(1)
+    );
+}

@@ -1,0 +1,268 @@
+//! From a validated [`Config`] to the settings of each part: the one place
+//! where configuration becomes behaviour. Every decision that the
+//! configuration does not spell out is a named constant here, and every
+//! configuration enum converts by an exhaustive `match` (a new variant breaks
+//! the build here, never a string comparison at run time).
+
+use crate::app::AppError;
+use authgate_config::{CacheConfig, Config, ProviderConfig, ProviderPreset, RouteAccess, Secret};
+use authgate_core::cookie::CookieFormat;
+use authgate_core::refresh::{RefreshSettings, RetryPolicy};
+use authgate_core::token::ExpiryPolicy;
+use authgate_http::{
+    Access, AllowList, GatewaySettings, ProxySettings, RefreshMode, RouteRule, RouteRules,
+    SessionStrategy, TrustedProxies,
+};
+use authgate_oauth::{EndpointOverrides, HttpSettings, Preset, ProviderSettings};
+use authgate_refresh::BreakerSettings;
+use authgate_store::KeyRing;
+use authgate_store::cache::CacheOptions;
+use axum::http::Method;
+use std::time::Duration;
+
+/// How much longer than one provider call (`refresh.timeout`) a refresh
+/// lease lasts: the re-read under the lease and the token write must fit in
+/// it too. `lease_ttl = refresh.timeout + LEASE_MARGIN`.
+pub const LEASE_MARGIN: Duration = Duration::from_secs(5);
+
+/// How many provider calls' worth of time a whole refresh may take, waiting
+/// for another holder and backing off included.
+/// `deadline = refresh.timeout × DEADLINE_CALLS`.
+pub const DEADLINE_CALLS: u32 = 2;
+
+/// How often a failed token write (after the provider rotated) is tried
+/// before the refresh counts as failed.
+pub const PERSIST_ATTEMPTS: u32 = 3;
+
+/// The Redis key prefix of the refresh hand-off (locks and published results).
+pub const REDIS_SIGNAL_PREFIX: &str = "authgate:refresh:";
+
+/// The gateway's behaviour: `[server]`, `[session]` and `[refresh]`.
+pub fn gateway_settings(config: &Config) -> GatewaySettings {
+    GatewaySettings {
+        public_url: config.server.public_url.clone(),
+        base_path: config.server.base_path.clone(),
+        secure_cookies: config.session.secure_cookies,
+        strategy: session_strategy(config.session.strategy),
+        max_age: config.session.max_age,
+        update_age: config.session.update_age,
+        refresh_mode: refresh_mode(config.refresh.mode),
+        policy: ExpiryPolicy {
+            skew: config.refresh.skew,
+        },
+        pass_access_token: config.server.pass_access_token,
+        pass_authorization_header: config.server.pass_authorization_header,
+        trusted_proxies: TrustedProxies::new(config.server.trusted_proxies.clone()),
+    }
+}
+
+fn session_strategy(strategy: authgate_config::SessionStrategy) -> SessionStrategy {
+    match strategy {
+        authgate_config::SessionStrategy::Jwt => SessionStrategy::Jwt,
+        authgate_config::SessionStrategy::Database => SessionStrategy::Database,
+    }
+}
+
+fn refresh_mode(mode: authgate_config::RefreshMode) -> RefreshMode {
+    match mode {
+        authgate_config::RefreshMode::Inline => RefreshMode::Inline,
+        authgate_config::RefreshMode::Lazy => RefreshMode::Lazy,
+        authgate_config::RefreshMode::Background => RefreshMode::Background,
+    }
+}
+
+/// `session.cookie_format`.
+pub fn cookie_format(config: &Config) -> CookieFormat {
+    match config.session.cookie_format {
+        authgate_config::CookieFormat::AuthJs => CookieFormat::AuthJs,
+        authgate_config::CookieFormat::NextAuthV4 => CookieFormat::NextAuthV4,
+    }
+}
+
+/// The session secrets (`session.secret`): the first encrypts, all decrypt.
+pub fn session_secrets(config: &Config) -> Vec<Secret> {
+    config.session.secret.clone()
+}
+
+/// The token encryption keys: `store.encryption_keys`, or derived from the
+/// session secrets when none are configured.
+pub fn key_ring(config: &Config) -> Result<KeyRing, authgate_store::CryptoError> {
+    let secrets = config
+        .store
+        .encryption_keys
+        .as_ref()
+        .unwrap_or(&config.session.secret);
+    KeyRing::from_secrets(secrets)
+}
+
+/// The refresh tunables of `[refresh]` (the staleness policy comes from
+/// [`gateway_settings`]; the gateway builder applies it to both).
+pub fn refresh_settings(config: &Config) -> RefreshSettings {
+    let timeout = config.refresh.timeout;
+    RefreshSettings {
+        lease_ttl: timeout + LEASE_MARGIN,
+        deadline: timeout * DEADLINE_CALLS,
+        retry: RetryPolicy {
+            max_attempts: config.refresh.retries + 1,
+            ..RetryPolicy::default()
+        },
+        persist_attempts: PERSIST_ATTEMPTS,
+        ..RefreshSettings::default()
+    }
+}
+
+/// `[refresh.circuit_breaker]`.
+pub fn breaker_settings(config: &Config) -> BreakerSettings {
+    BreakerSettings {
+        failure_threshold: config.refresh.circuit_breaker.failure_threshold,
+        open_for: config.refresh.circuit_breaker.open_for,
+    }
+}
+
+/// The outbound HTTP client's settings: one provider call lasts at most
+/// `refresh.timeout`.
+pub fn http_settings(config: &Config) -> HttpSettings {
+    HttpSettings {
+        timeout: config.refresh.timeout,
+        ..HttpSettings::default()
+    }
+}
+
+/// `[cache]`.
+pub fn cache_options(cache: &CacheConfig) -> CacheOptions {
+    CacheOptions {
+        ttl: cache.ttl,
+        ..CacheOptions::default()
+    }
+}
+
+/// The reverse proxy's settings (`[server]`); the gateway builder adds the
+/// trusted proxies and the owned `Authorization` header.
+pub fn proxy_settings(config: &Config) -> ProxySettings {
+    ProxySettings {
+        response_timeout: config.server.upstream_timeout,
+        ..ProxySettings::default()
+    }
+}
+
+/// One `[[providers]]` entry.
+pub fn provider_settings(p: &ProviderConfig) -> ProviderSettings {
+    let mut s = ProviderSettings::new(p.id.clone(), p.client_id.clone(), p.client_secret.expose());
+    s.name = p.name.clone();
+    s.preset = p.preset.map(preset);
+    s.issuer = p.issuer.clone();
+    s.scopes = p.scopes.clone();
+    s.authorization_params = p.authorization_params.clone();
+    s.endpoints = EndpointOverrides {
+        authorization: p.endpoints.authorization.clone(),
+        token: p.endpoints.token.clone(),
+        userinfo: p.endpoints.userinfo.clone(),
+        revocation: p.endpoints.revocation.clone(),
+        jwks_uri: p.endpoints.jwks.clone(),
+        introspection: None,
+        emails: p.endpoints.emails.clone(),
+    };
+    s.tenant = p.tenant.clone();
+    s.link_by_email = p.link_by_email;
+    s
+}
+
+fn preset(preset: ProviderPreset) -> Preset {
+    match preset {
+        ProviderPreset::Google => Preset::Google,
+        ProviderPreset::GitHub => Preset::GitHub,
+        ProviderPreset::MicrosoftEntraId => Preset::MicrosoftEntraId,
+        ProviderPreset::GitLab => Preset::GitLab,
+        ProviderPreset::Keycloak => Preset::Keycloak,
+        ProviderPreset::Okta => Preset::Okta,
+        ProviderPreset::Auth0 => Preset::Auth0,
+    }
+}
+
+fn access(access: RouteAccess) -> Access {
+    match access {
+        RouteAccess::Public => Access::Public,
+        RouteAccess::Protected => Access::Protected,
+        RouteAccess::Api => Access::Api,
+    }
+}
+
+/// `[[routes]]`: the compiled rules, each with its allow-list.
+pub fn routes(config: &Config) -> Result<RouteRules, AppError> {
+    let mut rules = Vec::with_capacity(config.routes.len());
+    for (index, r) in config.routes.iter().enumerate() {
+        let mut rule = RouteRule::new(r.path.clone(), access(r.access));
+        if !r.methods.is_empty() {
+            let methods = r
+                .methods
+                .iter()
+                .map(|m| {
+                    Method::from_bytes(m.as_bytes()).map_err(|_| AppError::Method {
+                        index,
+                        method: m.clone(),
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            rule = rule.with_methods(methods);
+        }
+        rules.push(rule.with_allow(AllowList {
+            emails: r.allow_emails.clone(),
+            domains: r.allow_domains.clone(),
+        }));
+    }
+    Ok(RouteRules::new(rules)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::str::FromStr;
+
+    fn config(session: &str, rest: &str) -> Config {
+        let text = format!(
+            "[session]\nsecret = [\"test-secret-at-least-32-chars-long!!\"]\n{session}{rest}"
+        );
+        Config::from_sources(Some(("test.toml", &text)), Vec::new()).unwrap()
+    }
+
+    #[test]
+    fn the_hidden_refresh_decisions_follow_the_named_constants() {
+        let c = config(
+            "",
+            "[refresh]\ntimeout = \"7s\"\nretries = 2\nskew = \"3s\"\n",
+        );
+        let r = refresh_settings(&c);
+        assert_eq!(r.lease_ttl, Duration::from_secs(7) + LEASE_MARGIN);
+        assert_eq!(r.deadline, Duration::from_secs(14));
+        assert_eq!(r.retry.max_attempts, 3);
+        assert_eq!(r.persist_attempts, PERSIST_ATTEMPTS);
+        assert_eq!(gateway_settings(&c).policy.skew, Duration::from_secs(3));
+    }
+
+    #[test]
+    fn every_config_preset_is_the_oauth_preset_of_the_same_name() {
+        for p in [
+            ProviderPreset::Google,
+            ProviderPreset::GitHub,
+            ProviderPreset::MicrosoftEntraId,
+            ProviderPreset::GitLab,
+            ProviderPreset::Keycloak,
+            ProviderPreset::Okta,
+            ProviderPreset::Auth0,
+        ] {
+            assert_eq!(Preset::from_str(p.as_str()).ok(), Some(preset(p)), "{p:?}");
+        }
+    }
+
+    #[test]
+    fn config_enums_convert_to_their_counterparts() {
+        let c = config(
+            "strategy = \"database\"\ncookie_format = \"next-auth-v4\"\n",
+            "[refresh]\nmode = \"background\"\n",
+        );
+        let s = gateway_settings(&c);
+        assert_eq!(s.strategy, SessionStrategy::Database);
+        assert_eq!(s.refresh_mode, RefreshMode::Background);
+        assert_eq!(cookie_format(&c), CookieFormat::NextAuthV4);
+    }
+}

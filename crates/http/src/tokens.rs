@@ -1,0 +1,112 @@
+//! The one token-access path: how a request gets its session's provider
+//! tokens fresh, whoever asks — the access decision, the reverse proxy's
+//! forwarded token, forward-auth, the tower layer's `AccessToken` extractor.
+//!
+//! ```text
+//! session expiry fresh? ──yes──► tokens already carried by the request? ──yes──► use them (no I/O)
+//!     │no                                   │no
+//!     ▼                                     ▼
+//! refresh service (single flight)      refresh service: current tokens (through the cache)
+//!     │                                     │ stale there too (another instance refreshed)?
+//!     ▼                                     ▼
+//! Resolution ──► tokens, or an AuthRejection (the one conversion, rejection.rs)
+//! ```
+//!
+//! Whatever this reads or refreshes stays on the `CurrentSession`, so a
+//! request never reads the store or refreshes a second time (not even when
+//! the provider's tokens live less than the skew, and so look stale as soon
+//! as they are issued). The HTTP edge
+//! never reads the store's tokens itself: it asks the refresh service.
+
+use crate::rejection::AuthRejection;
+use crate::session::{AccountRef, CurrentSession, REFRESH_TOKEN_ERROR};
+use crate::state::Inner;
+use authgate_core::refresh::Resolution;
+use authgate_core::time::UnixTime;
+use authgate_core::token::TokenSet;
+
+/// Makes the session's access-token expiry fresh at `now`: nothing to do
+/// when it is (the fast path: no I/O), a refresh when it is stale and
+/// `may_refresh`, [`AuthRejection::TokenExpired`] when it is stale and not.
+/// A sticky error is [`AuthRejection::Revoked`]; a session without an
+/// account has nothing to refresh.
+pub(crate) async fn ensure_fresh(
+    inner: &Inner,
+    session: &mut CurrentSession,
+    now: UnixTime,
+    may_refresh: bool,
+) -> Result<(), AuthRejection> {
+    if session.error.is_some() {
+        return Err(AuthRejection::Revoked);
+    }
+    let Some(account) = session.account.clone() else {
+        return Ok(());
+    };
+    if session.refreshed
+        || !inner
+            .settings
+            .policy
+            .is_stale(session.access_expires_at, now)
+    {
+        return Ok(());
+    }
+    if !may_refresh {
+        return Err(AuthRejection::TokenExpired);
+    }
+    refresh(inner, session, &account).await.map(drop)
+}
+
+/// The session's account's tokens, fresh at `now`: those the request
+/// already holds, else the cache's, else a refresh's (see the module
+/// diagram). Updates `session` with whatever it read or refreshed.
+pub(crate) async fn fresh_tokens(
+    inner: &Inner,
+    session: &mut CurrentSession,
+    now: UnixTime,
+    may_refresh: bool,
+) -> Result<TokenSet, AuthRejection> {
+    ensure_fresh(inner, session, now, may_refresh).await?;
+    let policy = inner.settings.policy;
+    if let Some(tokens) = &session.tokens
+        && (session.refreshed || !policy.is_stale(tokens.expires_at, now))
+    {
+        return Ok(tokens.clone());
+    }
+    let Some(account) = session.account.clone() else {
+        return Err(AuthRejection::NoAccount);
+    };
+    let cached = inner
+        .refresh
+        .current_tokens(&account.id)
+        .await
+        .map_err(|e| AuthRejection::store_unavailable(&e))?
+        .ok_or(AuthRejection::Revoked)?;
+    if !policy.is_stale(cached.expires_at, now) {
+        session.tokens = Some(cached.clone());
+        return Ok(cached);
+    }
+    // The cache holds an older set than the session knows of (another
+    // instance refreshed): the refresh service reads the store, and calls
+    // the provider only if the store's copy is stale too.
+    refresh(inner, session, &account).await
+}
+
+/// Refreshes `account` through the refresh service and records the result
+/// on `session`: new tokens and expiry, or the sticky error of an ended grant.
+async fn refresh(
+    inner: &Inner,
+    session: &mut CurrentSession,
+    account: &AccountRef,
+) -> Result<TokenSet, AuthRejection> {
+    let resolution = Resolution::from(inner.refresh.refresh(&account.id, &account.provider).await);
+    if resolution.ends_grant() {
+        session.error = Some(REFRESH_TOKEN_ERROR.to_owned());
+        session.access_expires_at = None;
+        session.tokens = None;
+    }
+    let tokens = AuthRejection::from_resolution(resolution)?;
+    session.access_expires_at = tokens.expires_at;
+    session.tokens = Some(tokens.clone());
+    session.refreshed = true;
+    Ok(tokens)
+}
