@@ -1,5 +1,6 @@
 //! A fault-injecting HTTP proxy in front of a provider (DESIGN.md §5: our own fakes are for what
-//! peers cannot do on demand — 5xx, resets, timeouts, 429, provider quirks, lost responses).
+//! peers cannot do on demand — 5xx, resets, timeouts, 429, provider quirks, lost or late
+//! responses).
 //!
 //! [`FaultProxy`] listens on `127.0.0.1:0` and forwards every request to an upstream origin (the
 //! `oidc-provider` peer). Requests whose path is the token endpoint's (`/token` by default) are
@@ -42,6 +43,10 @@ pub enum Fault {
     Reset,
     /// Wait this long, then forward.
     Delay(Duration),
+    /// Forward (the upstream processes the request: a refresh grant rotates), then hold the
+    /// answer back this long before relaying it: the window in which the provider has rotated
+    /// the refresh token but the client does not know the new one yet.
+    DelayAnswer(Duration),
     /// Read the request and never answer (the connection stays open until the client gives up
     /// or the proxy is dropped).
     Hang,
@@ -449,7 +454,7 @@ async fn serve_connection(mut stream: TcpStream, shared: Arc<Shared>) {
         };
         let forwarded = matches!(
             fault,
-            Fault::PassThrough | Fault::Delay(_) | Fault::LoseResponse
+            Fault::PassThrough | Fault::Delay(_) | Fault::DelayAnswer(_) | Fault::LoseResponse
         );
         if is_token {
             if forwarded {
@@ -464,6 +469,11 @@ async fn serve_connection(mut stream: TcpStream, shared: Arc<Shared>) {
             Fault::Delay(d) => {
                 tokio::time::sleep(d).await;
                 forward(&shared, &request).await
+            }
+            Fault::DelayAnswer(d) => {
+                let answer = forward(&shared, &request).await;
+                tokio::time::sleep(d).await;
+                answer
             }
             Fault::LoseResponse => {
                 let _lost = forward(&shared, &request).await;
@@ -509,18 +519,28 @@ mod tests {
 
     /// A tiny upstream that answers every request with a JSON document naming its own origin.
     async fn upstream() -> (Url, JoinHandle<()>) {
+        let (url, task, _) = counting_upstream().await;
+        (url, task)
+    }
+
+    /// [`upstream`], also counting the requests it answered.
+    async fn counting_upstream() -> (Url, JoinHandle<()>, Arc<AtomicU64>) {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
         let origin = format!("http://{}", listener.local_addr().unwrap());
         let url = Url::parse(&origin).unwrap();
+        let served = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&served);
         let task = tokio::spawn(async move {
             loop {
                 let Ok((mut stream, _)) = listener.accept().await else {
                     return;
                 };
                 let origin = origin.clone();
+                let counter = Arc::clone(&counter);
                 tokio::spawn(async move {
                     let mut buf = Vec::new();
                     while let Some(req) = read_request(&mut stream, &mut buf).await {
+                        counter.fetch_add(1, Ordering::SeqCst);
                         let body = format!(
                             r#"{{"issuer":"{origin}","token_endpoint":"{origin}/token","path":"{}","body":"{}"}}"#,
                             req.target,
@@ -533,7 +553,7 @@ mod tests {
                 });
             }
         });
-        (url, task)
+        (url, task, served)
     }
 
     fn client() -> reqwest::Client {
@@ -591,6 +611,25 @@ mod tests {
         assert_eq!(stats.token_requests, 8);
         assert_eq!(stats.token_forwarded, 2);
         assert_eq!(stats.token_faulted, 6);
+    }
+
+    #[tokio::test]
+    async fn a_delayed_answer_reaches_the_upstream_first() {
+        let (up, _task, served) = counting_upstream().await;
+        let proxy = FaultProxy::start(up).await;
+        proxy.fail_next(1, Fault::DelayAnswer(Duration::from_millis(300)));
+        let http = client();
+        let request = tokio::spawn(http.post(proxy.token_endpoint()).send());
+        for _ in 0..100 {
+            if served.load(Ordering::SeqCst) == 1 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(served.load(Ordering::SeqCst), 1, "processed upstream");
+        assert!(!request.is_finished(), "while the answer is held back");
+        assert_eq!(request.await.unwrap().unwrap().status(), 200);
+        assert_eq!(proxy.stats().token_forwarded, 1);
     }
 
     #[tokio::test]

@@ -6,7 +6,9 @@
 //! - [`login_with_dev_interactions`]: signs in at that provider with a plain HTTP client.
 //! - [`RedisInstance`]: a private `redis-server` that can be killed and restarted on its port.
 //! - [`FaultProxy`]: a fault-injecting HTTP proxy in front of a provider's token endpoint (5xx,
-//!   429, resets, hangs, delays, provider error dialects, lost responses).
+//!   429, resets, hangs, delays, provider error dialects, lost or late responses).
+//! - [`PgFaultProxy`]: a TCP proxy in front of PostgreSQL that takes the store down or loses the
+//!   answer to one statement after it committed.
 //! - [`free_port`], [`interop_dir`], [`ensure_node_modules`].
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -15,6 +17,7 @@ mod fault_proxy;
 mod login;
 mod nginx;
 mod peer;
+mod pg_proxy;
 mod redis;
 
 pub use env::{REQUIRE_SERVICES_VAR, ensure_node_modules, free_port, interop_dir, require_url};
@@ -22,4 +25,5 @@ pub use fault_proxy::{Fault, FaultProxy, FaultProxyStats};
 pub use login::{Pkce, login_with_dev_interactions, login_with_dev_provider, random_token};
 pub use nginx::{Nginx, nginx_binary};
 pub use peer::{OidcProviderPeer, PeerClient, PeerError, PeerOptions, PeerStats, TokenResponse};
+pub use pg_proxy::PgFaultProxy;
 pub use redis::RedisInstance;
