@@ -105,7 +105,7 @@ impl App {
             store.migrate().await?;
         }
         let cache = open_cache(config.cache.url.as_str(), &cache_options(&config.cache)).await?;
-        let cached: Arc<dyn Store> = Arc::new(CachedStore::new(
+        let cached = Arc::new(CachedStore::new(
             Arc::clone(&store),
             Arc::clone(&cache),
             keys,
@@ -134,8 +134,8 @@ impl App {
         };
         let refresh = RefreshService::new(
             RefreshDeps {
-                source_of_truth: Arc::clone(&store),
-                writer: Arc::clone(&cached),
+                store: Arc::clone(&store),
+                token_cache: Arc::clone(&cached) as _,
                 refresher: Arc::new(CatalogRefresher::new(catalog.clone())),
                 signal,
                 clock: Arc::new(SystemClock),
@@ -148,7 +148,7 @@ impl App {
                     max_attempts: config.refresh.retries + 1,
                     ..RetryPolicy::default()
                 },
-                persist_attempts: 3,
+                persist_deadline: config.refresh.persist_deadline,
             },
             BreakerSettings {
                 failure_threshold: config.refresh.circuit_breaker.failure_threshold,

@@ -21,7 +21,10 @@
 //! DESIGN.md §2 appear here as rules:
 //! - a provider call happens only while this attempt holds the lease, right
 //!   after a read under the lease showed the tokens still stale;
-//! - new tokens are [`Outcome::Refreshed`] only after the store accepted them;
+//! - new tokens are [`Outcome::Refreshed`] only after the store accepted them,
+//!   and a failed write is retried for [`RefreshSettings::persist_deadline`]
+//!   before they are given up (a rotating provider has consumed the old
+//!   refresh token);
 //! - only a [`ProviderErrorKind::GrantRevoked`] answer leads to
 //!   [`Command::MarkRevoked`]; transient failures retry within the deadline
 //!   and then end as [`Outcome::Unavailable`], tokens untouched.
@@ -44,8 +47,12 @@ pub struct RefreshSettings {
     pub deadline: Duration,
     /// Retries of transient provider failures.
     pub retry: RetryPolicy,
-    /// How often a failed token write is retried before giving up.
-    pub persist_attempts: u32,
+    /// How long a token write that fails after the provider rotated the
+    /// tokens is retried (with backoff) before the new tokens are given up.
+    /// Counted from the provider's answer, independently of `deadline`: the
+    /// refresh token just consumed is gone at a rotating provider, so the
+    /// new set is worth waiting for.
+    pub persist_deadline: Duration,
 }
 
 impl Default for RefreshSettings {
@@ -55,7 +62,7 @@ impl Default for RefreshSettings {
             lease_ttl: Duration::from_secs(10),
             deadline: Duration::from_secs(15),
             retry: RetryPolicy::default(),
-            persist_attempts: 3,
+            persist_deadline: Duration::from_secs(30),
         }
     }
 }
@@ -156,11 +163,9 @@ pub enum Event {
 pub enum Command {
     /// Read the account's tokens from the store (not a cache).
     ReadTokens,
-    /// Claim the cross-instance lease until `until`.
-    ClaimLease {
-        /// Lease expiry.
-        until: UnixTime,
-    },
+    /// Claim the cross-instance lease for [`RefreshSettings::lease_ttl`]
+    /// (the store judges leases by its own clock).
+    ClaimLease,
     /// Wait for the current lease holder's result, at most `max_wait`.
     WaitForHolder {
         /// The longest wait.
@@ -176,12 +181,18 @@ pub enum Command {
         /// How long.
         duration: Duration,
     },
-    /// Write `tokens` if the version is still `expected_version`, releasing the lease.
+    /// Write `tokens` if the version is still `expected_version`, releasing
+    /// the lease. The provider has rotated: these tokens exist nowhere else.
     Persist {
         /// The merged token set.
         tokens: TokenSet,
         /// The version read under the lease.
         expected_version: i64,
+        /// Wait this long first (zero for the first attempt).
+        after: Duration,
+        /// The persist budget left, the wait included: a write still
+        /// unanswered by then is given up.
+        within: Duration,
     },
     /// Record the revocation if the version is still `expected_version`,
     /// releasing the lease.
@@ -252,6 +263,8 @@ enum State {
         tokens: TokenSet,
         version: i64,
         attempt: u32,
+        /// When the provider answered (elapsed since the start).
+        since: Duration,
     },
     Revoking {
         version: i64,
@@ -270,6 +283,23 @@ pub struct RefreshMachine {
 
 /// The retry hint given when nothing better is known.
 const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// The first pause between failed token writes; it doubles per attempt.
+const PERSIST_BASE_DELAY: Duration = Duration::from_millis(100);
+
+/// The longest pause between failed token writes.
+const PERSIST_MAX_DELAY: Duration = Duration::from_secs(1);
+
+/// The pause before token write number `attempt` (1-based): none for the
+/// first, then 100 ms doubling up to 1 s.
+fn persist_delay(attempt: u32) -> Duration {
+    match attempt {
+        0 | 1 => Duration::ZERO,
+        n => PERSIST_BASE_DELAY
+            .saturating_mul(1u32 << (n - 2).min(16))
+            .min(PERSIST_MAX_DELAY),
+    }
+}
 
 impl RefreshMachine {
     /// A machine for one refresh attempt.
@@ -304,12 +334,7 @@ impl RefreshMachine {
                 Assessment::Stale { .. } if over_deadline => {
                     (State::Done, Command::Finish(self.unavailable()))
                 }
-                Assessment::Stale { .. } => (
-                    State::Claiming,
-                    Command::ClaimLease {
-                        until: now.saturating_add(self.settings.lease_ttl),
-                    },
-                ),
+                Assessment::Stale { .. } => (State::Claiming, Command::ClaimLease),
             },
 
             (State::Claiming, Event::LeaseClaimed(true)) => {
@@ -362,10 +387,13 @@ impl RefreshMachine {
                         tokens: tokens.clone(),
                         version,
                         attempt: 1,
+                        since: elapsed,
                     },
                     Command::Persist {
                         tokens,
                         expected_version: version,
+                        after: Duration::ZERO,
+                        within: self.settings.persist_deadline,
                     },
                 )
             }
@@ -439,24 +467,37 @@ impl RefreshMachine {
             (State::Persisting { .. }, Event::Persisted(WriteResult::LostRace)) => {
                 (State::Reading, Command::ReadTokens)
             }
+            // The outcome is unknown: write again (the compare-and-swap makes
+            // a repeat harmless: if the first write landed, the repeat loses
+            // the race and the re-read finds our tokens) until the persist
+            // budget is spent. Only then are the new tokens given up.
             (
                 State::Persisting {
                     tokens,
                     version,
                     attempt,
+                    since,
                 },
                 Event::Persisted(WriteResult::Failed),
             ) => {
-                if attempt < self.settings.persist_attempts && !over_deadline {
+                let within = self
+                    .settings
+                    .persist_deadline
+                    .saturating_sub(elapsed.saturating_sub(since));
+                let after = persist_delay(attempt + 1);
+                if after < within {
                     (
                         State::Persisting {
                             tokens: tokens.clone(),
                             version,
                             attempt: attempt + 1,
+                            since,
                         },
                         Command::Persist {
                             tokens,
                             expected_version: version,
+                            after,
+                            within,
                         },
                     )
                 } else {

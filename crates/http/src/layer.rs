@@ -562,8 +562,8 @@ mod tests {
         };
         let refresh = RefreshService::new(
             RefreshDeps {
-                source_of_truth: Arc::clone(&store),
-                writer: Arc::clone(&store),
+                store: Arc::clone(&store),
+                token_cache: Arc::new(authgate_store::cache::NoTokenCache),
                 refresher: Arc::new(CatalogRefresher::new(catalog.clone())),
                 signal: Arc::new(PollingSignal::new(Duration::from_millis(50))),
                 clock: Arc::new(SystemClock),

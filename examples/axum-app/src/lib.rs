@@ -24,8 +24,8 @@ use authgate_refresh::{
     BreakerSettings, CatalogRefresher, PollingSignal, RefreshDeps, RefreshService, RefreshSettings,
     SystemClock,
 };
+use authgate_store::KeyRing;
 use authgate_store::cache::{CacheOptions, CachedStore, open_cache};
-use authgate_store::{KeyRing, Store};
 use axum::http::HeaderMap;
 use axum::http::header::{COOKIE, SET_COOKIE};
 use axum::response::{Html, IntoResponse, Json};
@@ -122,7 +122,7 @@ pub async fn build_app(public_url: Url, options: Options) -> Result<(Router, Exa
     let url = format!("sqlite://{}", data_dir.path().join("example.db").display());
     let store = authgate_store::connect(&url, keys.clone()).await?;
     store.migrate().await?;
-    let cached: Arc<dyn Store> = Arc::new(CachedStore::new(
+    let cached = Arc::new(CachedStore::new(
         Arc::clone(&store),
         open_cache("memory://", &CacheOptions::default()).await?,
         keys,
@@ -140,8 +140,8 @@ pub async fn build_app(public_url: Url, options: Options) -> Result<(Router, Exa
 
     let refresh = RefreshService::new(
         RefreshDeps {
-            source_of_truth: Arc::clone(&store),
-            writer: Arc::clone(&cached),
+            store: Arc::clone(&store),
+            token_cache: Arc::clone(&cached) as _,
             refresher: Arc::new(CatalogRefresher::new(catalog.clone())),
             signal: Arc::new(PollingSignal::new(Duration::from_millis(100))),
             clock: Arc::new(SystemClock),
