@@ -58,6 +58,14 @@ pub struct RefreshSettings {
     pub persist_deadline: Duration,
 }
 
+impl RefreshSettings {
+    /// The interval at which a held lease is renewed: a third of its
+    /// lifetime, so two renewals may fail before it can lapse.
+    pub fn lease_renewal_interval(&self) -> Duration {
+        self.lease_ttl / 3
+    }
+}
+
 impl Default for RefreshSettings {
     fn default() -> Self {
         Self {
@@ -316,7 +324,7 @@ impl RefreshMachine {
 
     /// The interval at which the driver renews a held lease.
     pub fn lease_renewal_interval(&self) -> Duration {
-        self.settings.lease_ttl / 3
+        self.settings.lease_renewal_interval()
     }
 
     /// Whether the machine has finished.

@@ -13,7 +13,8 @@ use crate::lease::{LeaseHold, OwnLease, WhileRenewing};
 use crate::metrics::GRANTS_ENDED;
 use crate::provider::Revocation;
 use crate::service::{EndReason, GrantEnd, Inner, owner_id};
-use authgate_core::refresh::{RefreshMachine, WriteResult};
+use authgate_core::provider_error::ProviderErrorKind;
+use authgate_core::refresh::{Event, WriteResult};
 use authgate_core::token::TokenSet;
 use authgate_oauth::TokenTypeHint;
 use authgate_store::{AccountId, VersionedTokens};
@@ -38,7 +39,7 @@ impl Inner {
             account,
             owner: &owner,
             ttl: self.settings.lease_ttl,
-            interval: RefreshMachine::new(self.settings).lease_renewal_interval(),
+            interval: self.settings.lease_renewal_interval(),
         };
         let mut held = Held::default();
         let mut hold = LeaseHold::default();
@@ -90,8 +91,8 @@ impl Inner {
         loop {
             let waiter = self.deps.signal.subscribe(lease.account);
             match self.claim(lease, held, hold).await {
-                authgate_core::refresh::Event::LeaseClaimed(true) => return true,
-                authgate_core::refresh::Event::LeaseClaimed(false) => {}
+                Event::LeaseClaimed(true) => return true,
+                Event::LeaseClaimed(false) => {}
                 _ => return false,
             }
             let left = patience.saturating_sub(started.elapsed());
@@ -191,16 +192,14 @@ impl Inner {
                 }
             };
             let retry_after = match error.kind {
-                authgate_core::provider_error::ProviderErrorKind::Transient { retry_after } => {
-                    retry_after
-                }
+                ProviderErrorKind::Transient { retry_after } => retry_after,
                 _ => {
                     tracing::warn!(%error, "revocation refused by the provider");
                     return false;
                 }
             };
             let delay = retry.delay(attempt, rand::random::<f64>(), retry_after);
-            if attempt == retry.max_attempts || started.elapsed() + delay >= self.settings.deadline
+            if attempt >= retry.max_attempts || started.elapsed() + delay >= self.settings.deadline
             {
                 tracing::warn!(%error, "revocation at the provider failed; the refresh token may stay alive there");
                 return false;
