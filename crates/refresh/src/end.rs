@@ -67,13 +67,25 @@ impl Inner {
         };
         metrics::counter!(GRANTS_ENDED, "reason" => reason.as_str(), "result" => result)
             .increment(1);
-        tracing::info!(
-            account = account.as_str(),
-            provider,
-            reason = reason.as_str(),
-            result,
-            "grant ended"
-        );
+        match end {
+            GrantEnd::Ended {
+                revoked_at_provider: true,
+            }
+            | GrantEnd::NothingToEnd => tracing::info!(
+                account = account.as_str(),
+                provider,
+                reason = reason.as_str(),
+                result,
+                "grant ended"
+            ),
+            _ => tracing::warn!(
+                account = account.as_str(),
+                provider,
+                reason = reason.as_str(),
+                result,
+                "grant not fully ended"
+            ),
+        }
         end
     }
 
