@@ -35,9 +35,6 @@ use crate::time::UnixTime;
 use crate::token::{ExpiryPolicy, TokenSet};
 use std::time::Duration;
 
-mod breaker;
-pub use breaker::{CircuitBreaker, CircuitState};
-
 /// Tunables of one refresh.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RefreshSettings {
@@ -582,6 +579,10 @@ enum Assessment {
         version: i64,
     },
 }
+
+mod breaker;
+
+pub use breaker::{CircuitBreaker, CircuitState};
 
 #[cfg(test)]
 mod tests;

@@ -1,5 +1,4 @@
-//! The per-provider circuit breaker the refresh service consults before each
-//! provider call (time is a parameter, as everywhere in the core).
+//! The per-provider circuit breaker (pure: time is a parameter).
 
 use crate::time::UnixTime;
 use std::time::Duration;

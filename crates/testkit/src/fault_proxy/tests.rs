@@ -1,4 +1,3 @@
-//! The fault proxy against a tiny upstream of its own.
 use super::*;
 
 /// A tiny upstream that answers every request with a JSON document naming its own origin.
