@@ -14,6 +14,9 @@
 //   refreshTokenTtl       refresh token lifetime in seconds (default 86400)
 //   idTokenTtl            ID token lifetime in seconds (default 3600)
 //   rotateRefreshToken    strict rotation with reuse detection (default true)
+//   reuseDetection        false: a consumed refresh token is forgotten at once, so replaying it is
+//                         invalid_grant WITHOUT revoking the grant, and revoking it is a no-op (the
+//                         rotation of providers without reuse detection); default true
 //   conformIdTokenClaims  true: ID tokens carry only `sub` & co when an access token is issued
 //                         (email/name come from userinfo); false (default): ID tokens carry them too
 //   rpInitiatedLogout     enable /session/end (default true)
@@ -57,6 +60,7 @@ const runtime = {
   delayRefreshMs: Number(config.delayRefreshMs ?? 0),
 };
 const refreshTokenTtl = Number(config.refreshTokenTtl ?? 86400);
+const reuseDetection = config.reuseDetection ?? true;
 const idTokenTtl = Number(config.idTokenTtl ?? 3600);
 
 const clients = (config.clients ?? []).map((c) => {
@@ -145,6 +149,10 @@ class MapAdapter {
   }
 
   async consume(id) {
+    if (!reuseDetection && this.model === 'RefreshToken') {
+      store.delete(this.key(id));
+      return;
+    }
     const value = sget(this.key(id));
     if (value) value.consumed = Math.floor(Date.now() / 1000);
   }

@@ -87,7 +87,7 @@ impl App {
             &settings::cache_options(&config.cache),
         )
         .await?;
-        let cached: Arc<dyn Store> = Arc::new(CachedStore::new(
+        let cached = Arc::new(CachedStore::new(
             Arc::clone(&store),
             Arc::clone(&cache),
             keys,

@@ -30,10 +30,6 @@ pub const LEASE_MARGIN: Duration = Duration::from_secs(5);
 /// `deadline = refresh.timeout × DEADLINE_CALLS`.
 pub const DEADLINE_CALLS: u32 = 2;
 
-/// How often a failed token write (after the provider rotated) is tried
-/// before the refresh counts as failed.
-pub const PERSIST_ATTEMPTS: u32 = 3;
-
 /// The Redis key prefix of the refresh hand-off (locks and published results).
 pub const REDIS_SIGNAL_PREFIX: &str = "authgate:refresh:";
 
@@ -106,7 +102,7 @@ pub fn refresh_settings(config: &Config) -> RefreshSettings {
             max_attempts: config.refresh.retries + 1,
             ..RetryPolicy::default()
         },
-        persist_attempts: PERSIST_ATTEMPTS,
+        persist_deadline: config.refresh.persist_deadline,
         ..RefreshSettings::default()
     }
 }
@@ -235,7 +231,7 @@ mod tests {
         assert_eq!(r.lease_ttl, Duration::from_secs(7) + LEASE_MARGIN);
         assert_eq!(r.deadline, Duration::from_secs(14));
         assert_eq!(r.retry.max_attempts, 3);
-        assert_eq!(r.persist_attempts, PERSIST_ATTEMPTS);
+        assert_eq!(r.persist_deadline, c.refresh.persist_deadline);
         assert_eq!(gateway_settings(&c).policy.skew, Duration::from_secs(3));
     }
 

@@ -234,6 +234,14 @@ pub struct RefreshConfig {
         deserialize_with = "duration::deserialize"
     )]
     pub timeout: Duration,
+    /// How long a token write that fails right after the provider rotated
+    /// the tokens is retried before the new tokens are given up (the old
+    /// refresh token is consumed by then). Default `30s`.
+    #[serde(
+        default = "default_persist_deadline",
+        deserialize_with = "duration::deserialize"
+    )]
+    pub persist_deadline: Duration,
     /// `[refresh.circuit_breaker]`: per-provider circuit breaker.
     #[serde(default)]
     pub circuit_breaker: CircuitBreakerConfig,
@@ -246,6 +254,7 @@ impl Default for RefreshConfig {
             skew: default_skew(),
             retries: default_retries(),
             timeout: default_timeout(),
+            persist_deadline: default_persist_deadline(),
             circuit_breaker: CircuitBreakerConfig::default(),
         }
     }
@@ -588,6 +597,9 @@ fn default_retries() -> u32 {
 }
 fn default_timeout() -> Duration {
     Duration::from_secs(10)
+}
+fn default_persist_deadline() -> Duration {
+    Duration::from_secs(30)
 }
 fn default_failure_threshold() -> u32 {
     5

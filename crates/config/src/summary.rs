@@ -105,6 +105,11 @@ impl Config {
         writeln!(out, "  timeout         = {}", format_duration(r.timeout))?;
         writeln!(
             out,
+            "  persist_deadline = {}",
+            format_duration(r.persist_deadline)
+        )?;
+        writeln!(
+            out,
             "  circuit_breaker = opens after {} failures, for {}",
             r.circuit_breaker.failure_threshold,
             format_duration(r.circuit_breaker.open_for)

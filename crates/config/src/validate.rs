@@ -125,6 +125,7 @@ fn session(c: &mut Checker<'_>, config: &mut Config) {
 
 fn refresh_store_cache(c: &mut Checker<'_>, config: &Config) {
     c.positive("refresh.timeout", config.refresh.timeout);
+    c.positive("refresh.persist_deadline", config.refresh.persist_deadline);
     if config.refresh.circuit_breaker.failure_threshold == 0 {
         c.fail(
             "refresh.circuit_breaker.failure_threshold",

@@ -82,6 +82,7 @@ fn canonical_config_parses_with_expected_values() {
     assert_eq!(c.refresh.skew, Duration::from_secs(2));
     assert_eq!(c.refresh.retries, 3);
     assert_eq!(c.refresh.timeout, Duration::from_secs(10));
+    assert_eq!(c.refresh.persist_deadline, Duration::from_secs(30));
     assert_eq!(c.refresh.circuit_breaker.failure_threshold, 5);
     assert_eq!(c.refresh.circuit_breaker.open_for, Duration::from_secs(30));
 
@@ -289,6 +290,21 @@ fn bad_duration_rejected_naming_key_and_source() {
     let p = load_err(&toml, &[]).problems()[0].clone();
     assert_eq!(p.key, "refresh.timeout");
     assert_eq!(p.origin, file(6));
+}
+
+#[test]
+fn persist_deadline_comes_from_file_or_env_and_must_be_positive() {
+    let toml = format!("{MINIMAL}\n[refresh]\npersist_deadline = \"2m\"\n");
+    assert_eq!(
+        load(&toml, &[]).unwrap().refresh.persist_deadline,
+        Duration::from_secs(120)
+    );
+    let c = load(&toml, &[("AUTHGATE_REFRESH__PERSIST_DEADLINE", "45s")]).unwrap();
+    assert_eq!(c.refresh.persist_deadline, Duration::from_secs(45));
+    let p = load_err(&toml, &[("AUTHGATE_REFRESH__PERSIST_DEADLINE", "0s")]).problems()[0].clone();
+    assert_eq!(p.key, "refresh.persist_deadline");
+    assert_eq!(p.origin, var("AUTHGATE_REFRESH__PERSIST_DEADLINE"));
+    assert!(p.message.contains("greater than zero"), "{}", p.message);
 }
 
 #[test]

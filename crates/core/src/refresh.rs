@@ -21,7 +21,10 @@
 //! DESIGN.md §2 appear here as rules:
 //! - a provider call happens only while this attempt holds the lease, right
 //!   after a read under the lease showed the tokens still stale;
-//! - new tokens are [`Outcome::Refreshed`] only after the store accepted them;
+//! - new tokens are [`Outcome::Refreshed`] only after the store accepted them,
+//!   and a failed write is retried for [`RefreshSettings::persist_deadline`]
+//!   before they are given up (a rotating provider has consumed the old
+//!   refresh token);
 //! - only a [`ProviderErrorKind::GrantRevoked`] answer leads to
 //!   [`Command::MarkRevoked`]; transient failures retry within the deadline
 //!   and then end as [`Outcome::Unavailable`], tokens untouched.
@@ -38,15 +41,27 @@ pub struct RefreshSettings {
     /// When tokens count as stale.
     pub policy: ExpiryPolicy,
     /// How long a claimed lease lasts unless renewed. The driver renews it
-    /// every [`lease_renewal_interval`] while the provider
+    /// every [`RefreshSettings::lease_renewal_interval`] while the provider
     /// call, a backoff or the token write runs.
     pub lease_ttl: Duration,
     /// How long the whole refresh may take, waiting included.
     pub deadline: Duration,
     /// Retries of transient provider failures.
     pub retry: RetryPolicy,
-    /// How often a failed token write is retried before giving up.
-    pub persist_attempts: u32,
+    /// How long a token write that fails after the provider rotated the
+    /// tokens is retried (with backoff) before the new tokens are given up.
+    /// Counted from the provider's answer, independently of `deadline`: the
+    /// refresh token just consumed is gone at a rotating provider, so the
+    /// new set is worth waiting for.
+    pub persist_deadline: Duration,
+}
+
+impl RefreshSettings {
+    /// The interval at which a held lease is renewed: a third of its
+    /// lifetime, so two renewals may fail before it can lapse.
+    pub fn lease_renewal_interval(&self) -> Duration {
+        self.lease_ttl / 3
+    }
 }
 
 impl Default for RefreshSettings {
@@ -56,15 +71,9 @@ impl Default for RefreshSettings {
             lease_ttl: Duration::from_secs(10),
             deadline: Duration::from_secs(15),
             retry: RetryPolicy::default(),
-            persist_attempts: 3,
+            persist_deadline: Duration::from_secs(30),
         }
     }
-}
-
-/// How often a lease of `lease_ttl` is renewed while it is held: a third of
-/// its lifetime, so two renewals can fail (a slow store) before it lapses.
-pub fn lease_renewal_interval(lease_ttl: Duration) -> Duration {
-    lease_ttl / 3
 }
 
 /// Exponential backoff with full jitter for transient failures.
@@ -163,11 +172,9 @@ pub enum Event {
 pub enum Command {
     /// Read the account's tokens from the store (not a cache).
     ReadTokens,
-    /// Claim the cross-instance lease until `until`.
-    ClaimLease {
-        /// Lease expiry.
-        until: UnixTime,
-    },
+    /// Claim the cross-instance lease for [`RefreshSettings::lease_ttl`]
+    /// (the store judges leases by its own clock).
+    ClaimLease,
     /// Wait for the current lease holder's result, at most `max_wait`.
     WaitForHolder {
         /// The longest wait.
@@ -183,12 +190,18 @@ pub enum Command {
         /// How long.
         duration: Duration,
     },
-    /// Write `tokens` if the version is still `expected_version`, releasing the lease.
+    /// Write `tokens` if the version is still `expected_version`, releasing
+    /// the lease. The provider has rotated: these tokens exist nowhere else.
     Persist {
         /// The merged token set.
         tokens: TokenSet,
         /// The version read under the lease.
         expected_version: i64,
+        /// Wait this long first (zero for the first attempt).
+        after: Duration,
+        /// The persist budget left, the wait included: a write still
+        /// unanswered by then is given up.
+        within: Duration,
     },
     /// Record the revocation if the version is still `expected_version`,
     /// releasing the lease.
@@ -259,6 +272,8 @@ enum State {
         tokens: TokenSet,
         version: i64,
         attempt: u32,
+        /// When the provider answered (elapsed since the start).
+        since: Duration,
     },
     Revoking {
         version: i64,
@@ -279,6 +294,23 @@ pub struct RefreshMachine {
 /// better: the refresh machine's, and the sign-in flow's too.
 pub const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(5);
 
+/// The first pause between failed token writes; it doubles per attempt.
+const PERSIST_BASE_DELAY: Duration = Duration::from_millis(100);
+
+/// The longest pause between failed token writes.
+const PERSIST_MAX_DELAY: Duration = Duration::from_secs(1);
+
+/// The pause before token write number `attempt` (1-based): none for the
+/// first, then 100 ms doubling up to 1 s.
+fn persist_delay(attempt: u32) -> Duration {
+    match attempt {
+        0 | 1 => Duration::ZERO,
+        n => PERSIST_BASE_DELAY
+            .saturating_mul(1u32 << (n - 2).min(16))
+            .min(PERSIST_MAX_DELAY),
+    }
+}
+
 impl RefreshMachine {
     /// A machine for one refresh attempt.
     pub fn new(settings: RefreshSettings) -> Self {
@@ -287,6 +319,11 @@ impl RefreshMachine {
             state: State::Idle,
             last_retry_hint: None,
         }
+    }
+
+    /// The interval at which the driver renews a held lease.
+    pub fn lease_renewal_interval(&self) -> Duration {
+        self.settings.lease_renewal_interval()
     }
 
     /// Whether the machine has finished.
@@ -307,12 +344,7 @@ impl RefreshMachine {
                 Assessment::Stale { .. } if over_deadline => {
                     (State::Done, Command::Finish(self.unavailable()))
                 }
-                Assessment::Stale { .. } => (
-                    State::Claiming,
-                    Command::ClaimLease {
-                        until: now.saturating_add(self.settings.lease_ttl),
-                    },
-                ),
+                Assessment::Stale { .. } => (State::Claiming, Command::ClaimLease),
             },
 
             (State::Claiming, Event::LeaseClaimed(true)) => {
@@ -365,10 +397,13 @@ impl RefreshMachine {
                         tokens: tokens.clone(),
                         version,
                         attempt: 1,
+                        since: elapsed,
                     },
                     Command::Persist {
                         tokens,
                         expected_version: version,
+                        after: Duration::ZERO,
+                        within: self.settings.persist_deadline,
                     },
                 )
             }
@@ -442,24 +477,37 @@ impl RefreshMachine {
             (State::Persisting { .. }, Event::Persisted(WriteResult::LostRace)) => {
                 (State::Reading, Command::ReadTokens)
             }
+            // The outcome is unknown: write again (the compare-and-swap makes
+            // a repeat harmless: if the first write landed, the repeat loses
+            // the race and the re-read finds our tokens) until the persist
+            // budget is spent. Only then are the new tokens given up.
             (
                 State::Persisting {
                     tokens,
                     version,
                     attempt,
+                    since,
                 },
                 Event::Persisted(WriteResult::Failed),
             ) => {
-                if attempt < self.settings.persist_attempts && !over_deadline {
+                let within = self
+                    .settings
+                    .persist_deadline
+                    .saturating_sub(elapsed.saturating_sub(since));
+                let after = persist_delay(attempt + 1);
+                if after < within {
                     (
                         State::Persisting {
                             tokens: tokens.clone(),
                             version,
                             attempt: attempt + 1,
+                            since,
                         },
                         Command::Persist {
                             tokens,
                             expected_version: version,
+                            after,
+                            within,
                         },
                     )
                 } else {

@@ -29,6 +29,7 @@ use authgate_refresh::{
     RefreshSignal, TokenRefresher,
 };
 use authgate_store::Store;
+use authgate_store::cache::{NoTokenCache, TokenCache};
 use authgate_store::sweep::{SESSION_SWEEP_INTERVAL, spawn_session_sweep};
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,13 +62,21 @@ pub enum BuildError {
     NoRuntime,
 }
 
+/// The store as the gateway uses it: the source of truth, the store its
+/// requests go through, and the token cache the refresh service keeps in line.
+struct StoreParts {
+    source_of_truth: Arc<dyn Store>,
+    served: Arc<dyn Store>,
+    token_cache: Arc<dyn TokenCache>,
+}
+
 /// Assembles a [`Gateway`]; start with [`Gateway::builder`].
 #[must_use = "call build() to get the gateway"]
 pub struct GatewayBuilder {
     settings: GatewaySettings,
     secrets: Vec<Secret>,
     cookie_format: CookieFormat,
-    store: Option<(Arc<dyn Store>, Arc<dyn Store>)>,
+    store: Option<StoreParts>,
     catalog: Option<Catalog>,
     clock: Arc<dyn Clock>,
     refresh: RefreshSettings,
@@ -115,11 +124,29 @@ impl GatewayBuilder {
         self
     }
 
-    /// The store: `source_of_truth` is read (never through a cache) by the
-    /// refresh service's decisions; `cached` — a caching decorator over it,
-    /// or the same store — serves everything else and takes the writes.
-    pub fn store(mut self, source_of_truth: Arc<dyn Store>, cached: Arc<dyn Store>) -> Self {
-        self.store = Some((source_of_truth, cached));
+    /// The store: `source_of_truth` is read and written (never through a
+    /// cache) by the refresh service's decisions; `cached` — a caching
+    /// decorator over it such as `authgate_store::cache::CachedStore` —
+    /// serves everything else, and is told about every token write.
+    pub fn store<C>(mut self, source_of_truth: Arc<dyn Store>, cached: Arc<C>) -> Self
+    where
+        C: Store + TokenCache + 'static,
+    {
+        self.store = Some(StoreParts {
+            source_of_truth,
+            served: Arc::clone(&cached) as Arc<dyn Store>,
+            token_cache: cached,
+        });
+        self
+    }
+
+    /// The store without a cache in front of it: every read goes to it.
+    pub fn uncached_store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(StoreParts {
+            source_of_truth: Arc::clone(&store),
+            served: store,
+            token_cache: Arc::new(NoTokenCache),
+        });
         self
     }
 
@@ -186,7 +213,11 @@ impl GatewayBuilder {
     /// for (see the module docs).
     pub fn build(self) -> Result<Gateway, BuildError> {
         let settings = self.settings;
-        let (source_of_truth, store) = self.store.ok_or(BuildError::NoStore)?;
+        let StoreParts {
+            source_of_truth,
+            served: store,
+            token_cache,
+        } = self.store.ok_or(BuildError::NoStore)?;
         let catalog = match self.catalog {
             Some(catalog) => catalog,
             None => Catalog::from_providers(Vec::new())?,
@@ -196,8 +227,8 @@ impl GatewayBuilder {
         let checks = CheckCodec::new(&self.secrets, secure)?;
         let refresh = RefreshService::new(
             RefreshDeps {
-                source_of_truth,
-                writer: Arc::clone(&store),
+                store: source_of_truth,
+                token_cache,
                 refresher: self
                     .refresher
                     .unwrap_or_else(|| Arc::new(CatalogRefresher::new(catalog.clone()))),

@@ -9,10 +9,10 @@ use crate::session::{
     CurrentSession, SessionSource, read_session, rewrite_cookie, session_cookie_names,
 };
 use crate::settings::RefreshMode;
-use crate::state::{Gateway, Inner};
+use crate::state::Gateway;
 use crate::tokens::ensure_fresh;
 use authgate_core::time::UnixTime;
-use authgate_oauth::TokenTypeHint;
+use authgate_refresh::EndReason;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
@@ -22,7 +22,6 @@ use axum::response::{IntoResponse, Response};
 use cookie::time::OffsetDateTime;
 use cookie::time::format_description::well_known::Rfc3339;
 use serde_json::{Value, json};
-use std::time::Duration;
 
 /// The session as Auth.js clients expect it, plus authgate's fields.
 pub(crate) fn session_json(session: &CurrentSession) -> Value {
@@ -175,7 +174,14 @@ pub(crate) async fn signout(
     };
     if let Some(session) = &session {
         if let Some(account) = &session.account {
-            revoke_grant(inner, account, now).await;
+            // Serialised with any refresh of the account (the same lease),
+            // so the newest refresh token is the one revoked.
+            inner.active.forget(&account.id);
+            let end = inner
+                .refresh
+                .end_grant(&account.id, &account.provider, EndReason::SignOut)
+                .await;
+            tracing::debug!(?end, "sign-out ended the grant");
         }
         if let SessionSource::Database(token) = &session.source
             && let Err(e) = inner.store.delete_session(token).await
@@ -200,63 +206,4 @@ pub(crate) async fn signout(
         h.append(SET_COOKIE, inner.cookies.expire(&name));
     }
     no_store(response)
-}
-
-/// Revokes the account's refresh token at the provider (when it supports
-/// RFC 7009) and clears the stored tokens. Failures are logged, not shown.
-async fn revoke_grant(inner: &Inner, account: &crate::session::AccountRef, now: UnixTime) {
-    inner.active.forget(&account.id);
-    let Some(provider) = inner.catalog.get(&account.provider) else {
-        return;
-    };
-    // A concurrent refresh may rotate the tokens between the read and the
-    // write: the compare-and-swap then loses, and the newer tokens are
-    // revoked in turn (a lost race also drops the cached copy).
-    for _ in 0..3 {
-        let stored = match inner.store.read_tokens(&account.id).await {
-            Ok(Some(stored)) => stored,
-            Ok(None) => return,
-            Err(error) => {
-                tracing::warn!(%error, "sign-out could not read the account's tokens; they stay stored");
-                return;
-            }
-        };
-        let Some(tokens) = stored.tokens else {
-            return;
-        };
-        if provider.supports_revocation() {
-            let (token, hint) = match &tokens.refresh_token {
-                Some(rt) => (rt, TokenTypeHint::RefreshToken),
-                None => (&tokens.access_token, TokenTypeHint::AccessToken),
-            };
-            match tokio::time::timeout(Duration::from_secs(5), provider.revoke(token, Some(hint)))
-                .await
-            {
-                Ok(Ok(())) => {
-                    tracing::info!(provider = account.provider, "grant revoked at the provider")
-                }
-                Ok(Err(error)) => tracing::warn!(%error, "revocation at the provider failed"),
-                Err(_) => tracing::warn!(
-                    provider = account.provider,
-                    "revocation at the provider timed out"
-                ),
-            }
-        }
-        match inner
-            .store
-            .mark_grant_revoked(&account.id, stored.version, now, None)
-            .await
-        {
-            Ok(authgate_store::ReplaceOutcome::Replaced { .. }) => return,
-            Ok(authgate_store::ReplaceOutcome::LostRace { .. }) => continue,
-            Err(error) => {
-                tracing::warn!(%error, "clearing the signed-out account's tokens failed");
-                return;
-            }
-        }
-    }
-    tracing::warn!(
-        provider = account.provider,
-        "sign-out kept losing to concurrent refreshes; tokens may remain stored"
-    );
 }

@@ -58,7 +58,7 @@ async fn a_database_gateway_removes_expired_sessions_and_keeps_live_ones() {
     settings.strategy = SessionStrategy::Database;
     let _gateway = Gateway::builder(settings)
         .secrets([Secret::new(SECRET)])
-        .store(Arc::clone(&store), Arc::clone(&store))
+        .uncached_store(Arc::clone(&store))
         .build()
         .unwrap();
 
@@ -86,7 +86,7 @@ fn background_work_outside_a_runtime_is_a_build_error() {
     settings.strategy = SessionStrategy::Database;
     let built = Gateway::builder(settings)
         .secrets([Secret::new(SECRET)])
-        .store(Arc::clone(&store), store)
+        .uncached_store(store)
         .build();
     assert!(matches!(built, Err(authgate_http::BuildError::NoRuntime)));
 }

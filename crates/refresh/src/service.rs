@@ -1,53 +1,40 @@
-//! The refresh service and the driver that executes the pure machine's commands.
+//! The refresh service: its dependencies, settings and in-process flights.
+//!
+//! A *flight* is the one task per account that this process runs at a time:
+//! a refresh (`driver.rs`) or the end of a grant (`end.rs`). Concurrent
+//! callers share it; it runs in its own task, so a caller that goes away
+//! never abandons a rotated token halfway.
 
-use crate::metrics::{
-    CIRCUIT_STATE, COALESCED, LEASE_RENEWALS, LOCK_WAIT, PROVIDER_CALLS, REFRESH_DURATION,
-    REFRESH_TOTAL,
-};
-use crate::signal::{RefreshSignal, SignalWaiter};
-use async_trait::async_trait;
-use authgate_core::provider_error::{ProviderError, ProviderErrorKind};
-use authgate_core::refresh::{
-    CircuitBreaker, Command, Event, Outcome, RefreshMachine, RefreshSettings, TokenSnapshot,
-    WriteResult, lease_renewal_interval,
-};
-use authgate_core::secret::Secret;
-use authgate_core::time::{Clock, UnixTime};
+use crate::metrics::COALESCED;
+use crate::provider::TokenRefresher;
+use crate::signal::RefreshSignal;
+use authgate_core::refresh::{CircuitBreaker, Outcome, RefreshSettings};
+use authgate_core::time::Clock;
 use authgate_core::token::TokenSet;
-use authgate_store::{AccountId, ReplaceOutcome, Store, StoreError, VersionedTokens};
+use authgate_store::cache::TokenCache;
+use authgate_store::{AccountId, Store, StoreError};
 use futures_util::FutureExt;
 use futures_util::future::{BoxFuture, Shared};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-
-/// Runs a provider's refresh grant. Implemented over the OAuth client by the
-/// gateway; tests may implement it over any real provider.
-#[async_trait]
-pub trait TokenRefresher: Send + Sync {
-    /// Presents `refresh_token` to `provider`'s token endpoint. `Ok` carries
-    /// the provider's answer as is (no refresh token when it sent none).
-    async fn refresh(
-        &self,
-        provider: &str,
-        refresh_token: &Secret,
-        now: UnixTime,
-    ) -> Result<TokenSet, ProviderError>;
-}
+use std::time::Duration;
 
 /// What the refresh service talks to.
 #[derive(Clone)]
 pub struct RefreshDeps {
-    /// Where decisions read from: the store itself, never a cache.
-    pub source_of_truth: Arc<dyn Store>,
-    /// Where tokens and leases are written: the store, or a caching
-    /// decorator over it that replaces its entries on write.
-    pub writer: Arc<dyn Store>,
+    /// The store itself, never a cache: every decision reads it, and every
+    /// lease operation and token write goes to it.
+    pub store: Arc<dyn Store>,
+    /// The caches in front of the store, told about every token write the
+    /// service makes (`authgate_store::cache::CachedStore`, or
+    /// `authgate_store::cache::NoTokenCache` without a cache).
+    pub token_cache: Arc<dyn TokenCache>,
     /// The provider side.
     pub refresher: Arc<dyn TokenRefresher>,
     /// Cross-instance hand-off.
     pub signal: Arc<dyn RefreshSignal>,
-    /// The wall clock.
+    /// The wall clock (token expiry and the circuit breaker; leases use the
+    /// store's clock).
     pub clock: Arc<dyn Clock>,
 }
 
@@ -69,11 +56,93 @@ impl Default for BreakerSettings {
     }
 }
 
-type Flight = Shared<BoxFuture<'static, Outcome>>;
+/// The shortest lease: it is renewed every third of its lifetime, so a
+/// shorter one would only add store writes.
+pub const MIN_LEASE_TTL: Duration = Duration::from_secs(1);
 
-/// The shortest lease: lease times are whole seconds of the instances' wall
-/// clocks, so a shorter one could lapse as soon as it is claimed.
-pub const MIN_LEASE_TTL: Duration = Duration::from_secs(3);
+/// Why a grant is ended (a log field and a metric label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    /// The user signed out.
+    SignOut,
+    /// An administrator ended the user's sessions.
+    Admin,
+}
+
+impl EndReason {
+    /// A stable label for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SignOut => "sign_out",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+/// How ending a grant went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantEnd {
+    /// The stored tokens were cleared under the lease, after the newest
+    /// refresh token was sent to the provider's revocation endpoint;
+    /// `revoked_at_provider` says whether the provider confirmed it (it
+    /// may have no revocation endpoint, or have failed: RFC 7009 then
+    /// says to assume the token lives on).
+    Ended {
+        /// Whether the provider confirmed the revocation.
+        revoked_at_provider: bool,
+    },
+    /// The account has no live grant (already ended or revoked, or gone).
+    NothingToEnd,
+    /// The lease or the store was not available in time: the tokens are
+    /// still stored. End the session anyway.
+    Unavailable,
+}
+
+impl GrantEnd {
+    /// What a refresh that joined this flight gets.
+    fn as_refresh_outcome(self) -> Outcome {
+        match self {
+            Self::Ended { .. } | Self::NothingToEnd => Outcome::Revoked,
+            Self::Unavailable => Outcome::Unavailable {
+                retry_after: Duration::from_secs(1),
+            },
+        }
+    }
+}
+
+/// How a flight landed.
+#[derive(Debug, Clone)]
+pub(crate) enum Landing {
+    Refreshed(Outcome),
+    Ended(GrantEnd),
+}
+
+type Flight = Shared<BoxFuture<'static, Landing>>;
+
+/// Refreshes accounts' tokens: one flight per account in this process, one
+/// lease per account across all processes. Cheap to clone.
+#[derive(Clone)]
+pub struct RefreshService {
+    inner: Arc<Inner>,
+}
+
+pub(crate) struct Inner {
+    pub(crate) deps: RefreshDeps,
+    pub(crate) settings: RefreshSettings,
+    pub(crate) breaker: BreakerSettings,
+    pub(crate) instance: String,
+    flights: Mutex<HashMap<String, Flight>>,
+    pub(crate) breakers: Mutex<HashMap<String, CircuitBreaker>>,
+}
+
+impl std::fmt::Debug for RefreshService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RefreshService")
+            .field("instance", &self.inner.instance)
+            .field("settings", &self.inner.settings)
+            .finish_non_exhaustive()
+    }
+}
 
 /// Removes a finished (or panicked) flight from the map.
 struct FlightGuard {
@@ -91,36 +160,10 @@ impl Drop for FlightGuard {
     }
 }
 
-/// Refreshes accounts' tokens: one flight per account in this process, one
-/// lease per account across all processes. Cheap to clone.
-#[derive(Clone)]
-pub struct RefreshService {
-    inner: Arc<Inner>,
-}
-
-struct Inner {
-    deps: RefreshDeps,
-    settings: RefreshSettings,
-    breaker: BreakerSettings,
-    instance: String,
-    flights: Mutex<HashMap<String, Flight>>,
-    breakers: Mutex<HashMap<String, CircuitBreaker>>,
-}
-
-impl std::fmt::Debug for RefreshService {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RefreshService")
-            .field("instance", &self.inner.instance)
-            .field("settings", &self.inner.settings)
-            .finish_non_exhaustive()
-    }
-}
-
 impl RefreshService {
     /// A service for one process. `instance` names this process in lease
-    /// owner ids (a random suffix is added per flight). Leases are kept in
-    /// whole seconds, so `lease_ttl` is raised to at least
-    /// [`MIN_LEASE_TTL`].
+    /// owner ids (a random suffix is added per flight). `lease_ttl` is
+    /// raised to at least [`MIN_LEASE_TTL`].
     pub fn new(
         deps: RefreshDeps,
         mut settings: RefreshSettings,
@@ -150,7 +193,8 @@ impl RefreshService {
     /// one flight; the flight runs in its own task and completes even if every
     /// caller goes away.
     pub async fn refresh(&self, account: &AccountId, provider: &str) -> Outcome {
-        self.fly(account, provider, self.inner.settings).await
+        self.refresh_with(account, provider, self.inner.settings)
+            .await
     }
 
     /// Like [`Self::refresh`], but treats tokens as stale `lead` earlier than
@@ -164,419 +208,131 @@ impl RefreshService {
     ) -> Outcome {
         let mut settings = self.inner.settings;
         settings.policy.skew = settings.policy.skew.saturating_add(lead);
-        self.fly(account, provider, settings).await
+        self.refresh_with(account, provider, settings).await
     }
 
-    /// The account's tokens as the gateway reads them (through the cache in
-    /// front of the store), stale or not; `None` when the grant ended
-    /// (revoked, cleared, or no such account). With [`Self::refresh`], this
-    /// is how the HTTP edge gets tokens: it never reads the store itself.
+    /// The account's tokens as the gateway's fast path reads them (a cached
+    /// copy, else the store, whose answer is then cached), stale or not;
+    /// `None` when the grant ended (revoked, cleared, or no such account).
+    /// With [`Self::refresh`], this is how the HTTP edge gets tokens: it
+    /// never reads the store itself. Refresh decisions never use it.
     pub async fn current_tokens(
         &self,
         account: &AccountId,
     ) -> Result<Option<TokenSet>, StoreError> {
-        let stored = self.inner.deps.writer.read_tokens(account).await?;
+        let deps = &self.inner.deps;
+        let stored = match deps.token_cache.cached_tokens(account).await {
+            Some(cached) => Some(cached),
+            None => {
+                let read = deps.store.read_tokens(account).await?;
+                if let Some(read) = &read {
+                    deps.token_cache.publish_tokens(account, read).await;
+                }
+                read
+            }
+        };
         Ok(stored
             .filter(|v| v.revoked_at.is_none())
             .and_then(|v| v.tokens))
     }
 
-    async fn fly(&self, account: &AccountId, provider: &str, settings: RefreshSettings) -> Outcome {
-        let flight = {
-            let mut flights = self.inner.flights.lock().unwrap_or_else(|p| p.into_inner());
-            match flights.get(account.as_str()) {
-                Some(flight) => {
-                    metrics::counter!(COALESCED, "provider" => provider.to_owned()).increment(1);
-                    flight.clone()
-                }
-                None => {
-                    let inner = Arc::clone(&self.inner);
-                    let (acc, prov) = (account.clone(), provider.to_owned());
-                    let task = tokio::spawn(async move {
-                        // Removes the flight even if `run` panics, so one bad
-                        // flight cannot block the account for good.
-                        let _landed = FlightGuard {
-                            inner: Arc::clone(&inner),
-                            account: acc.as_str().to_owned(),
-                        };
-                        inner.run(&acc, &prov, settings).await
-                    });
-                    let flight: Flight = async move {
-                        task.await.unwrap_or(Outcome::Unavailable {
-                            retry_after: Duration::from_secs(1),
-                        })
-                    }
-                    .boxed()
-                    .shared();
-                    flights.insert(account.as_str().to_owned(), flight.clone());
-                    flight
-                }
-            }
-        };
-        flight.await
-    }
-}
-
-fn snapshot(v: VersionedTokens) -> TokenSnapshot {
-    TokenSnapshot {
-        revoked: v.revoked_at.is_some(),
-        tokens: v.tokens,
-        version: v.version,
-    }
-}
-
-fn write_result(r: Result<ReplaceOutcome, StoreError>) -> WriteResult {
-    match r {
-        Ok(ReplaceOutcome::Replaced { new_version }) => WriteResult::Replaced(new_version),
-        Ok(ReplaceOutcome::LostRace { .. }) => WriteResult::LostRace,
-        Err(error) => {
-            tracing::warn!(%error, "token write failed during refresh");
-            WriteResult::Failed
-        }
-    }
-}
-
-fn outcome_label(o: &Outcome) -> &'static str {
-    match o {
-        Outcome::Refreshed { .. } => "refreshed",
-        Outcome::AlreadyFresh { .. } => "already_fresh",
-        Outcome::Revoked => "revoked",
-        Outcome::NoRefreshToken => "no_refresh_token",
-        Outcome::AccountMissing => "account_missing",
-        Outcome::Unavailable { .. } => "unavailable",
-        Outcome::ProviderRejected(_) => "rejected",
-    }
-}
-
-/// What this flight holds right now, so that finishing can let go of it.
-#[derive(Default)]
-struct Held {
-    lease: bool,
-    fast_lock: bool,
-}
-
-impl Inner {
-    async fn run(&self, account: &AccountId, provider: &str, settings: RefreshSettings) -> Outcome {
-        let started = Instant::now();
-        let owner = format!("{}:{}", self.instance, uuid_suffix());
-        let mut machine = RefreshMachine::new(settings);
-        let mut held = Held::default();
-        let mut waiter: Option<SignalWaiter> = None;
-        let mut persist_failures: u32 = 0;
-        let mut event = Event::Start;
-        let outcome = loop {
-            let now = self.deps.clock.now();
-            let command = machine.step(event, now, started.elapsed());
-            event = match command {
-                Command::ReadTokens => match self.deps.source_of_truth.read_tokens(account).await {
-                    Ok(v) => Event::TokensRead(v.map(snapshot)),
-                    Err(error) => {
-                        tracing::warn!(%error, account = account.as_str(), "token read failed during refresh");
-                        Event::StoreFailed
-                    }
-                },
-                Command::ClaimLease { until } => {
-                    waiter = Some(self.deps.signal.subscribe(account));
-                    self.claim(account, &owner, now, until, &mut held).await
-                }
-                Command::WaitForHolder { max_wait } => {
-                    let wait_started = Instant::now();
-                    match waiter.take() {
-                        Some(w) => w.wait(max_wait).await,
-                        None => self.deps.signal.subscribe(account).wait(max_wait).await,
-                    }
-                    metrics::histogram!(LOCK_WAIT).record(wait_started.elapsed().as_secs_f64());
-                    Event::HolderWaitOver
-                }
-                Command::CallProvider { refresh_token } => {
-                    // Confirm the lease at the store right before presenting the
-                    // refresh token: after a store outage it may have lapsed.
-                    if self.renew_once(account, &owner, settings.lease_ttl).await {
-                        self.renewing(
-                            account,
-                            &owner,
-                            settings.lease_ttl,
-                            self.call_provider(provider, &refresh_token, started, settings),
-                        )
-                        .await
-                    } else {
-                        Event::StoreFailed
-                    }
-                }
-                Command::Sleep { duration } => {
-                    self.renewing(account, &owner, settings.lease_ttl, async {
-                        tokio::time::sleep(duration).await;
-                        Event::Slept
-                    })
-                    .await
-                }
-                Command::Persist {
-                    tokens,
-                    expected_version,
-                } => {
-                    // The provider has rotated: keep the lease alive while the
-                    // write (and its retries, with a pause) goes on.
-                    let pause = Duration::from_millis(200) * persist_failures;
-                    let r = self
-                        .renewing(account, &owner, settings.lease_ttl, async {
-                            tokio::time::sleep(pause).await;
-                            let r = self
-                                .deps
-                                .writer
-                                .replace_tokens(account, expected_version, &tokens, Some(&owner))
-                                .await;
-                            Event::Persisted(write_result(r))
-                        })
-                        .await;
-                    let r = match r {
-                        Event::Persisted(r) => r,
-                        _ => WriteResult::Failed,
-                    };
-                    if r == WriteResult::Failed {
-                        persist_failures += 1;
-                    }
-                    if matches!(r, WriteResult::Replaced(_)) {
-                        held.lease = false;
-                    }
-                    Event::Persisted(r)
-                }
-                Command::MarkRevoked { expected_version } => {
-                    let r = self
-                        .deps
-                        .writer
-                        .mark_grant_revoked(account, expected_version, now, Some(&owner))
-                        .await;
-                    let r = write_result(r);
-                    if matches!(r, WriteResult::Replaced(_)) {
-                        held.lease = false;
-                    }
-                    Event::RevocationRecorded(r)
-                }
-                Command::ReleaseAndFinish(outcome) | Command::Finish(outcome) => break outcome,
-            };
-        };
-        self.let_go(account, &owner, &mut held).await;
-        if matches!(outcome, Outcome::AlreadyFresh { .. }) {
-            // Someone else refreshed; a cache in front of the store may still
-            // hold the stale set that sent the caller here.
-            self.deps.writer.forget_cached_tokens(account).await;
-        }
-        metrics::counter!(REFRESH_TOTAL, "provider" => provider.to_owned(), "outcome" => outcome_label(&outcome))
-            .increment(1);
-        metrics::histogram!(REFRESH_DURATION, "provider" => provider.to_owned())
-            .record(started.elapsed().as_secs_f64());
-        outcome
-    }
-
-    /// Claims the store lease, after the fast Redis lock says nobody else
-    /// holds it (or cannot say).
-    async fn claim(
+    /// Ends `account`'s grant for good (sign-out, an administrator),
+    /// serialised with every refresh: it waits for this process's flight,
+    /// then holds the store lease (so no other instance is refreshing) while
+    /// it revokes the newest refresh token at the provider (RFC 7009) and
+    /// clears the stored tokens with a compare-and-swap. A rotation racing
+    /// the sign-out therefore cannot leave a live refresh token behind.
+    /// Refreshes that arrive meanwhile join it and end `Revoked`.
+    pub async fn end_grant(
         &self,
         account: &AccountId,
-        owner: &str,
-        now: UnixTime,
-        until: UnixTime,
-        held: &mut Held,
-    ) -> Event {
-        if !held.fast_lock {
-            match self
-                .deps
-                .signal
-                .try_lock(account, owner, self.settings.lease_ttl)
-                .await
-            {
-                Some(false) => return Event::LeaseClaimed(false),
-                Some(true) => held.fast_lock = true,
-                None => {}
-            }
-        }
-        match self
-            .deps
-            .writer
-            .try_claim_refresh_lease(account, owner, now, until)
-            .await
-        {
-            Ok(claimed) => {
-                held.lease = claimed;
-                Event::LeaseClaimed(claimed)
-            }
-            Err(error) => {
-                tracing::warn!(%error, "refresh lease claim failed");
-                Event::StoreFailed
-            }
-        }
-    }
-
-    /// Releases whatever this flight still holds and wakes waiters.
-    async fn let_go(&self, account: &AccountId, owner: &str, held: &mut Held) {
-        let was_holder = held.lease || held.fast_lock;
-        if held.lease {
-            if let Err(error) = self.deps.writer.release_refresh_lease(account, owner).await {
-                tracing::warn!(%error, "refresh lease release failed; it lapses on its own");
-            }
-            held.lease = false;
-        }
-        if held.fast_lock {
-            self.deps.signal.unlock(account, owner).await;
-            held.fast_lock = false;
-        }
-        if was_holder {
-            self.deps.signal.publish(account).await;
-        }
-    }
-
-    /// Extends `owner`'s lease once; `false` when it is no longer held (a
-    /// failed store call is not proof of loss: the lease may still hold).
-    async fn renew_once(&self, account: &AccountId, owner: &str, ttl: Duration) -> bool {
-        let until = self.deps.clock.now().saturating_add(ttl);
-        let (held, result) = match self
-            .deps
-            .writer
-            .renew_refresh_lease(account, owner, until)
-            .await
-        {
-            Ok(true) => (true, "renewed"),
-            Ok(false) => {
-                tracing::error!(account = account.as_str(), "refresh lease lost");
-                (false, "lost")
-            }
-            Err(error) => {
-                tracing::warn!(%error, "refresh lease renewal failed");
-                (true, "error")
-            }
-        };
-        metrics::counter!(LEASE_RENEWALS, "result" => result).increment(1);
-        held
-    }
-
-    /// Runs `work` while renewing the lease every [`lease_renewal_interval`], and
-    /// stops it (as a store failure) as soon as the lease is found taken.
-    async fn renewing<F: std::future::Future<Output = Event>>(
-        &self,
-        account: &AccountId,
-        owner: &str,
-        ttl: Duration,
-        work: F,
-    ) -> Event {
-        let renew = async {
-            loop {
-                tokio::time::sleep(lease_renewal_interval(ttl)).await;
-                if !self.renew_once(account, owner, ttl).await {
-                    return;
-                }
-            }
-        };
-        tokio::select! {
-            event = work => event,
-            () = renew => Event::StoreFailed,
-        }
-    }
-
-    /// One provider call, gated by the provider's circuit breaker and bounded
-    /// by the refresh deadline.
-    async fn call_provider(
-        &self,
         provider: &str,
-        refresh_token: &Secret,
-        started: Instant,
-        settings: RefreshSettings,
-    ) -> Event {
-        let jitter = rand::random::<f64>();
-        let now = self.deps.clock.now();
-        let admitted = self.with_breaker(provider, |b| b.try_acquire(now));
-        if let Err(wait) = admitted {
-            metrics::counter!(PROVIDER_CALLS, "provider" => provider.to_owned(), "result" => "circuit_open")
-                .increment(1);
-            return Event::ProviderFailed {
-                kind: ProviderErrorKind::Transient {
-                    retry_after: Some(wait),
-                },
-                jitter,
-            };
-        }
-        let remaining = settings.deadline.saturating_sub(started.elapsed());
-        let answer = tokio::time::timeout(
-            remaining,
-            self.deps.refresher.refresh(provider, refresh_token, now),
-        )
-        .await;
-        let kind = match &answer {
-            Ok(Ok(_)) => None,
-            Ok(Err(e)) => Some(e.kind),
-            Err(_) => Some(ProviderErrorKind::Transient { retry_after: None }),
-        };
-        let transient = kind.is_some_and(ProviderErrorKind::is_retryable);
-        let later = self.deps.clock.now();
-        self.with_breaker(provider, |b| b.record(transient, later));
-        let label = kind.map_or("granted", ProviderErrorKind::as_str);
-        metrics::counter!(PROVIDER_CALLS, "provider" => provider.to_owned(), "result" => label)
-            .increment(1);
-        match answer {
-            Ok(Ok(tokens)) => Event::ProviderGranted(tokens),
-            Ok(Err(error)) => {
-                tracing::warn!(%error, "refresh grant failed");
-                Event::ProviderFailed {
-                    kind: error.kind,
-                    jitter,
-                }
-            }
-            Err(_) => {
-                tracing::warn!(provider, "refresh grant timed out at the refresh deadline");
-                Event::ProviderFailed {
-                    kind: ProviderErrorKind::Transient { retry_after: None },
-                    jitter,
-                }
+        reason: EndReason,
+    ) -> GrantEnd {
+        loop {
+            let flight = self.flight(account, Landing::Ended(GrantEnd::Unavailable), || {
+                let (inner, acc, prov) = (
+                    Arc::clone(&self.inner),
+                    account.clone(),
+                    provider.to_owned(),
+                );
+                async move { Landing::Ended(inner.end(&acc, &prov, reason).await) }.boxed()
+            });
+            match flight.0.await {
+                Landing::Ended(end) => return end,
+                // A refresh was in flight: it has landed, now end the grant.
+                Landing::Refreshed(_) => {}
             }
         }
     }
 
-    fn with_breaker<T>(&self, provider: &str, f: impl FnOnce(&mut CircuitBreaker) -> T) -> T {
-        let mut breakers = self.breakers.lock().unwrap_or_else(|p| p.into_inner());
-        let breaker = breakers.entry(provider.to_owned()).or_insert_with(|| {
-            CircuitBreaker::new(self.breaker.failure_threshold, self.breaker.open_for)
+    async fn refresh_with(
+        &self,
+        account: &AccountId,
+        provider: &str,
+        settings: RefreshSettings,
+    ) -> Outcome {
+        let unavailable = Landing::Refreshed(Outcome::Unavailable {
+            retry_after: Duration::from_secs(1),
         });
-        let out = f(breaker);
-        metrics::gauge!(CIRCUIT_STATE, "provider" => provider.to_owned())
-            .set(breaker.state().as_gauge());
-        out
+        let (flight, joined) = self.flight(account, unavailable, || {
+            let (inner, acc, prov) = (
+                Arc::clone(&self.inner),
+                account.clone(),
+                provider.to_owned(),
+            );
+            async move { Landing::Refreshed(inner.run(&acc, &prov, settings).await) }.boxed()
+        });
+        if joined {
+            metrics::counter!(COALESCED, "provider" => provider.to_owned()).increment(1);
+        }
+        match flight.await {
+            Landing::Refreshed(outcome) => outcome,
+            Landing::Ended(end) => end.as_refresh_outcome(),
+        }
+    }
+
+    /// The account's flight in this process: the running one (`true`), or a
+    /// new one started from `start` (`false`), which lands as `if_panicked`
+    /// should its task panic.
+    fn flight(
+        &self,
+        account: &AccountId,
+        if_panicked: Landing,
+        start: impl FnOnce() -> BoxFuture<'static, Landing>,
+    ) -> (Flight, bool) {
+        let mut flights = self.inner.flights.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(flight) = flights.get(account.as_str()) {
+            return (flight.clone(), true);
+        }
+        let guard = FlightGuard {
+            inner: Arc::clone(&self.inner),
+            account: account.as_str().to_owned(),
+        };
+        let work = start();
+        let task = tokio::spawn(async move {
+            // Removes the flight even if the work panics, so one bad flight
+            // cannot block the account for good.
+            let _landed = guard;
+            work.await
+        });
+        let flight: Flight = async move {
+            task.await.unwrap_or_else(|_| {
+                tracing::error!("a refresh flight panicked");
+                if_panicked
+            })
+        }
+        .boxed()
+        .shared();
+        flights.insert(account.as_str().to_owned(), flight.clone());
+        (flight, false)
     }
 }
 
-fn uuid_suffix() -> String {
+/// A random suffix that makes a flight's lease owner id unique.
+pub(crate) fn owner_id(instance: &str, kind: &str) -> String {
     let mut bytes = [0u8; 16];
     rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut bytes);
-    uuid::Builder::from_random_bytes(bytes)
-        .into_uuid()
-        .to_string()
-}
-
-/// The refresh grant over the configured providers' OAuth clients.
-#[derive(Debug, Clone)]
-pub struct CatalogRefresher {
-    catalog: authgate_oauth::Catalog,
-}
-
-impl CatalogRefresher {
-    /// Refreshes through `catalog`'s providers.
-    pub fn new(catalog: authgate_oauth::Catalog) -> Self {
-        Self { catalog }
-    }
-}
-
-#[async_trait]
-impl TokenRefresher for CatalogRefresher {
-    async fn refresh(
-        &self,
-        provider: &str,
-        refresh_token: &Secret,
-        now: UnixTime,
-    ) -> Result<TokenSet, ProviderError> {
-        match self.catalog.get(provider) {
-            Some(p) => p.refresh(refresh_token, now).await,
-            None => Err(
-                ProviderError::new(ProviderErrorKind::Misconfigured, provider)
-                    .with_description("no such provider is configured"),
-            ),
-        }
-    }
+    let suffix = uuid::Builder::from_random_bytes(bytes).into_uuid();
+    format!("{instance}:{kind}:{suffix}")
 }

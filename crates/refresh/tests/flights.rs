@@ -10,7 +10,8 @@ use authgate_core::refresh::Outcome;
 use authgate_core::secret::Secret;
 use authgate_core::time::UnixTime;
 use authgate_core::token::TokenSet;
-use authgate_refresh::TokenRefresher;
+use authgate_oauth::TokenTypeHint;
+use authgate_refresh::{Revocation, TokenRefresher};
 use authgate_store::{NewAccount, NewUser};
 use common::*;
 use std::sync::Arc;
@@ -33,6 +34,15 @@ impl TokenRefresher for PanicsOnce {
             scope: None,
             id_token: None,
         })
+    }
+
+    async fn revoke(
+        &self,
+        _: &str,
+        _: &Secret,
+        _: TokenTypeHint,
+    ) -> Result<Revocation, ProviderError> {
+        Ok(Revocation::Unsupported)
     }
 }
 

@@ -6,17 +6,22 @@
 //!   [`RefreshLeaseStore`] and [`SessionStore`].
 //! * [`connect`] picks the backend from the URL: [`SqliteStore`]
 //!   (`sqlite://authgate.db`) or [`PostgresStore`] (`postgres://…`). Both
-//!   run the same SQL and ship their migrations in the binary
+//!   run the same SQL (one implementation per trait, generic over a small
+//!   [`Dialect`]) and ship their migrations in the binary
 //!   ([`Store::migrate`]).
 //! * Access, refresh and ID tokens are encrypted at rest with AES-256-GCM
 //!   under a [`KeyRing`] derived from configuration secrets.
 //! * Token writes are compare-and-swap on a version ([`ReplaceOutcome`]);
-//!   the cross-instance refresh lease lives on the account row.
+//!   the cross-instance refresh lease lives on the account row and is judged
+//!   by the database's clock ([`HeldLease`]).
+//! * Every sign-in, whatever the session strategy, leaves a
+//!   [`SessionRecord`] that can be revoked for good ([`SessionStore`]).
 //! * [`cache::CachedStore`] puts an in-process (moka) or Redis cache in front
 //!   of any store, chosen by URL ([`cache::open_cache`]).
 //! * [`sweep`] removes expired database sessions in the background.
 //!
-//! Time is always a parameter ([`UnixTime`]); the store never reads the clock.
+//! Time is a parameter ([`UnixTime`]); the store never reads the instance's
+//! clock (leases use the database's).
 //! See `SCHEMA.md` for the tables and how they map to Auth.js's adapter schema.
 
 pub mod cache;
@@ -33,11 +38,13 @@ pub use authgate_core::time::UnixTime;
 pub use crypto::{CryptoError, KeyRing};
 pub use error::StoreError;
 pub use model::{
-    Account, AccountId, CreatedSession, NewAccount, NewUser, RefreshLease, ReplaceOutcome, Session,
-    SessionExpiry, User, UserId, VersionedTokens, generate_session_token, session_token_hash,
+    Account, AccountId, CreatedSession, HeldLease, MAX_USER_AGENT_CHARS, NewAccount, NewSession,
+    NewUser, RefreshLease, ReplaceOutcome, RevokedSession, Session, SessionExpiry, SessionId,
+    SessionKind, SessionRecord, User, UserId, VersionedTokens, generate_session_token,
+    session_token_hash,
 };
 pub use postgres::{DEFAULT_APPLICATION_NAME, PostgresStore};
-pub use sql::SqlStore;
+pub use sql::{Dialect, SqlStore};
 pub use sqlite::SqliteStore;
 pub use traits::{
     AccountStore, Backend, RefreshLeaseStore, SessionStore, Store, TokenStore, UserStore,

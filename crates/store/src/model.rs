@@ -154,13 +154,149 @@ impl ReplaceOutcome {
 pub struct RefreshLease {
     /// The holder's owner id (an instance + attempt id chosen by the caller).
     pub owner: String,
-    /// When the lease lapses unless renewed.
+    /// When the lease lapses unless renewed, by the store's clock.
     pub until: UnixTime,
+    /// How long it still holds, by the store's clock when it was read
+    /// (zero once it has lapsed).
+    pub remaining: Duration,
+}
+
+/// A lease the store just confirmed for the caller (claimed or renewed).
+///
+/// The store judges leases by its own clock, never by the callers' wall
+/// clocks, so instances with skewed clocks agree on who holds a lease.
+/// `remaining` is measured by that clock from the moment the statement ran,
+/// which is after the caller sent it: the lease is certainly held until the
+/// caller's own send time plus `remaining` (see `authgate-refresh`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeldLease {
+    /// How long the lease holds from the moment the store confirmed it.
+    pub remaining: Duration,
+}
+
+/// Identifies one sign-in's session record: a random, unguessable value
+/// (256 bits, base64url). The JWT strategy's cookie carries it (`sid`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId(String);
+
+impl SessionId {
+    /// Wraps an existing id (as read from a cookie or a row).
+    pub fn new(id: impl Into<String>) -> Self {
+        Self(id.into())
+    }
+
+    /// A fresh random id: 256 bits from the OS generator, base64url.
+    pub fn generate() -> Self {
+        let mut bytes = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        Self(URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// How a session is carried by the browser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionKind {
+    /// `[session] strategy = "jwt"`: the encrypted cookie carries the
+    /// session id; the record has no token.
+    Jwt,
+    /// `[session] strategy = "database"`: the cookie carries a random token
+    /// whose SHA-256 the record keeps.
+    Database,
+}
+
+/// The longest user agent a session record keeps (longer ones are cut).
+pub const MAX_USER_AGENT_CHARS: usize = 256;
+
+/// A sign-in to record, for either session strategy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewSession {
+    /// The signed-in user.
+    pub user_id: UserId,
+    /// The provider account the user signed in with.
+    pub account_id: Option<AccountId>,
+    /// The sign-in time (`created_at`, `last_seen_at`).
+    pub now: UnixTime,
+    /// When the session ends unless extended.
+    pub expires: UnixTime,
+    /// The browser's `User-Agent`, as sent: the store keeps at most
+    /// [`MAX_USER_AGENT_CHARS`] characters, without control characters.
+    pub user_agent: Option<String>,
+}
+
+impl NewSession {
+    /// The user agent as stored: control characters dropped, cut to
+    /// [`MAX_USER_AGENT_CHARS`] characters; `None` when nothing is left.
+    pub fn stored_user_agent(&self) -> Option<String> {
+        let cleaned: String = self
+            .user_agent
+            .as_deref()?
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(MAX_USER_AGENT_CHARS)
+            .collect();
+        let trimmed = cleaned.trim();
+        (!trimmed.is_empty()).then(|| trimmed.to_owned())
+    }
+}
+
+/// The record of one sign-in (both strategies). A revoked record never
+/// comes back: signing in again creates a new record with a new id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// The session id (`sid`).
+    pub id: SessionId,
+    /// How the browser carries it.
+    pub kind: SessionKind,
+    /// The signed-in user.
+    pub user_id: UserId,
+    /// The provider account the user signed in with.
+    pub account_id: Option<AccountId>,
+    /// When the user signed in.
+    pub created_at: UnixTime,
+    /// When the session was last seen (written at most once per interval).
+    pub last_seen_at: UnixTime,
+    /// When the session ends unless extended.
+    pub expires: UnixTime,
+    /// The browser's user agent at sign-in (truncated).
+    pub user_agent: Option<String>,
+    /// When the session was revoked (sign-out, "sign out everywhere", an
+    /// administrator), if it was.
+    pub revoked_at: Option<UnixTime>,
+}
+
+impl SessionRecord {
+    /// Whether the session is neither revoked nor expired at `now`.
+    pub fn is_live(&self, now: UnixTime) -> bool {
+        self.revoked_at.is_none() && self.expires > now
+    }
+}
+
+/// A session that a revocation just ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedSession {
+    /// The session id: add it to revocation sets.
+    pub id: SessionId,
+    /// For a database-strategy session, the stored hash of its cookie token
+    /// ([`session_token_hash`]), which is what caches key it under.
+    pub token_hash: Option<String>,
 }
 
 /// A database session (Auth.js `Session`), found by its token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
+    /// The session record's id.
+    pub id: SessionId,
     /// The signed-in user.
     pub user_id: UserId,
     /// The provider account the user signed in with, whose tokens the
@@ -232,6 +368,36 @@ mod tests {
         let b = generate_session_token();
         assert_ne!(a, b);
         assert_eq!(URL_SAFE_NO_PAD.decode(a.expose()).unwrap().len(), 32);
+    }
+
+    #[test]
+    fn session_ids_are_random_256_bit_values() {
+        let a = SessionId::generate();
+        assert_ne!(a, SessionId::generate());
+        assert_eq!(URL_SAFE_NO_PAD.decode(a.as_str()).unwrap().len(), 32);
+    }
+
+    #[test]
+    fn stored_user_agents_are_cut_and_lose_control_characters() {
+        let new = |ua: &str| NewSession {
+            user_id: UserId::new("u"),
+            account_id: None,
+            now: UnixTime::from_secs(0),
+            expires: UnixTime::from_secs(1),
+            user_agent: Some(ua.to_owned()),
+        };
+        assert_eq!(
+            new("Mozilla/5.0\u{1b}[31m\r\n")
+                .stored_user_agent()
+                .as_deref(),
+            Some("Mozilla/5.0[31m")
+        );
+        let long = "é".repeat(MAX_USER_AGENT_CHARS + 10);
+        assert_eq!(
+            new(&long).stored_user_agent().map(|s| s.chars().count()),
+            Some(MAX_USER_AGENT_CHARS)
+        );
+        assert_eq!(new(" \t ").stored_user_agent(), None);
     }
 
     #[test]

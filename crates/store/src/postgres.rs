@@ -2,15 +2,17 @@
 
 use crate::crypto::KeyRing;
 use crate::error::StoreError;
-use crate::sql::SqlStore;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use crate::sql::{Dialect, SqlStore};
+use crate::traits::Backend;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgQueryResult};
 use std::str::FromStr as _;
 use std::time::Duration;
 
 /// A store in a PostgreSQL database (any number of authgate instances).
 pub type PostgresStore = SqlStore<sqlx::Postgres>;
 
-static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// Default `application_name`, visible in `pg_stat_activity`.
 pub const DEFAULT_APPLICATION_NAME: &str = "authgate";
@@ -44,10 +46,18 @@ impl SqlStore<sqlx::Postgres> {
     }
 }
 
-mod imp {
-    crate::sql::impl_sql_store!(
-        sqlx::Postgres,
-        Backend::Postgres,
-        super::POSTGRES_MIGRATIONS
-    );
+impl Dialect for sqlx::Postgres {
+    const BACKEND: Backend = Backend::Postgres;
+    // `now()` is the start of the (single-statement) transaction: a statement
+    // that waited for a lock sees an earlier time, which only makes leases
+    // look younger, never older.
+    const NOW_MILLIS: &'static str = "CAST(FLOOR(EXTRACT(EPOCH FROM now()) * 1000) AS BIGINT)";
+
+    fn migrator() -> &'static Migrator {
+        &POSTGRES_MIGRATIONS
+    }
+
+    fn rows_affected(done: &PgQueryResult) -> u64 {
+        done.rows_affected()
+    }
 }

@@ -2,15 +2,20 @@
 
 use crate::crypto::KeyRing;
 use crate::error::StoreError;
-use crate::sql::SqlStore;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use crate::sql::{Dialect, SqlStore};
+use crate::traits::Backend;
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteQueryResult,
+    SqliteSynchronous,
+};
 use std::str::FromStr as _;
 use std::time::Duration;
 
 /// A store in a SQLite file (the embedded default; single instance).
 pub type SqliteStore = SqlStore<sqlx::Sqlite>;
 
-static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// How long a connection waits for a competing writer before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -53,6 +58,17 @@ impl SqlStore<sqlx::Sqlite> {
     }
 }
 
-mod imp {
-    crate::sql::impl_sql_store!(sqlx::Sqlite, Backend::Sqlite, super::SQLITE_MIGRATIONS);
+impl Dialect for sqlx::Sqlite {
+    const BACKEND: Backend = Backend::Sqlite;
+    // `unixepoch('subsec')` (SQLite 3.42+; sqlx bundles a newer one) is
+    // constant within one statement.
+    const NOW_MILLIS: &'static str = "CAST(unixepoch('subsec') * 1000 AS INTEGER)";
+
+    fn migrator() -> &'static Migrator {
+        &SQLITE_MIGRATIONS
+    }
+
+    fn rows_affected(done: &SqliteQueryResult) -> u64 {
+        done.rows_affected()
+    }
 }

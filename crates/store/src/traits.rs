@@ -1,17 +1,21 @@
 //! What the rest of authgate needs from storage, as object-safe async traits.
 //!
-//! Every method takes the current time as a parameter when it needs one; the
-//! store never reads the clock.
+//! Every method takes the current time as a parameter when it needs one,
+//! except the refresh lease: leases are judged by the database's own clock
+//! (SQL `now()`), so that instances with skewed wall clocks agree on who
+//! holds one. The store never reads the instance's clock.
 
 use crate::error::StoreError;
 use crate::model::{
-    Account, AccountId, CreatedSession, NewAccount, NewUser, RefreshLease, ReplaceOutcome, Session,
-    SessionExpiry, User, UserId, VersionedTokens,
+    Account, AccountId, CreatedSession, HeldLease, NewAccount, NewSession, NewUser, RefreshLease,
+    ReplaceOutcome, RevokedSession, Session, SessionExpiry, SessionId, SessionRecord, User, UserId,
+    VersionedTokens,
 };
 use async_trait::async_trait;
 use authgate_core::secret::Secret;
 use authgate_core::time::UnixTime;
 use authgate_core::token::TokenSet;
+use std::time::Duration;
 
 /// Users (Auth.js `createUser`, `getUser`, `getUserByEmail`).
 #[async_trait]
@@ -83,33 +87,33 @@ pub trait TokenStore: Send + Sync {
         now: UnixTime,
         release_lease_of: Option<&str>,
     ) -> Result<ReplaceOutcome, StoreError>;
-
-    /// Drops any cached copy of the account's tokens, so the next read sees
-    /// the store (a refresher that found newer tokens in the store than in
-    /// a cache calls this). A no-op for stores without a cache.
-    async fn forget_cached_tokens(&self, _account: &AccountId) {}
 }
 
 /// The cross-instance refresh lease kept on the account row (DESIGN.md §4).
+///
+/// Lease times are the database's clock (`now()` on PostgreSQL,
+/// `unixepoch('subsec')` on SQLite), never the callers': an instance whose
+/// clock is off cannot judge another instance's lease lapsed early.
 #[async_trait]
 pub trait RefreshLeaseStore: Send + Sync {
-    /// Claims the lease for `owner` until `until` if nobody holds it, the
-    /// holder's lease has lapsed (`refresh_lease_until <= now`), or `owner`
-    /// already holds it. Returns whether `owner` holds it now.
+    /// Claims the lease for `owner` for `ttl` (rounded up to whole seconds
+    /// of the store's clock) if nobody holds it, the holder's lease has
+    /// lapsed, or `owner` already holds it (so a claim whose answer was lost
+    /// can simply be repeated). `Some` when `owner` holds it now.
     async fn try_claim_refresh_lease(
         &self,
         account: &AccountId,
         owner: &str,
-        now: UnixTime,
-        until: UnixTime,
-    ) -> Result<bool, StoreError>;
-    /// Extends `owner`'s lease to `until`; `false` when `owner` no longer holds it.
+        ttl: Duration,
+    ) -> Result<Option<HeldLease>, StoreError>;
+    /// Extends `owner`'s lease to `ttl` from now; `None` when `owner` no
+    /// longer holds it.
     async fn renew_refresh_lease(
         &self,
         account: &AccountId,
         owner: &str,
-        until: UnixTime,
-    ) -> Result<bool, StoreError>;
+        ttl: Duration,
+    ) -> Result<Option<HeldLease>, StoreError>;
     /// Gives the lease up without writing tokens (for example after a
     /// transient provider failure); `false` when `owner` did not hold it.
     async fn release_refresh_lease(
@@ -117,48 +121,111 @@ pub trait RefreshLeaseStore: Send + Sync {
         account: &AccountId,
         owner: &str,
     ) -> Result<bool, StoreError>;
-    /// The current lease, if any (it may have lapsed; compare `until` with now).
+    /// The current lease, if any (it may have lapsed: see
+    /// [`RefreshLease::remaining`]).
     async fn read_refresh_lease(
         &self,
         account: &AccountId,
     ) -> Result<Option<RefreshLease>, StoreError>;
 }
 
-/// Database sessions (`[session] strategy = "database"`; Auth.js
-/// `createSession`, `getSessionAndUser`, `updateSession`, `deleteSession`).
+/// Session records, for both strategies (`[session] strategy = "jwt"` and
+/// `"database"`; Auth.js `createSession`, `getSessionAndUser`,
+/// `updateSession`, `deleteSession`).
+///
+/// Every sign-in creates a record with a random id (`sid`). A JWT session's
+/// cookie carries the id; a database session's cookie carries a random token
+/// whose SHA-256 the record keeps. A revoked record is never live again: a
+/// new sign-in creates a new record.
 #[async_trait]
 pub trait SessionStore: Send + Sync {
-    /// Creates a session with a random 256-bit token for `user`, signed in
-    /// with `account`; only the token's SHA-256 is stored.
+    /// Records a JWT-strategy sign-in (no token): the returned record's id
+    /// is the `sid` the cookie carries.
+    async fn create_jwt_session(&self, new: NewSession) -> Result<SessionRecord, StoreError>;
+    /// Records a database-strategy sign-in with a random 256-bit token for
+    /// the cookie; only the token's SHA-256 is stored.
+    async fn create_database_session(&self, new: NewSession) -> Result<CreatedSession, StoreError>;
+    /// [`SessionStore::create_database_session`] without a user agent.
     async fn create_session(
         &self,
         user: &UserId,
         account: Option<&AccountId>,
         now: UnixTime,
         expires: UnixTime,
-    ) -> Result<CreatedSession, StoreError>;
-    /// The session for a cookie token, unless it does not exist or has expired
-    /// (`expires <= now`).
+    ) -> Result<CreatedSession, StoreError> {
+        self.create_database_session(NewSession {
+            user_id: user.clone(),
+            account_id: account.cloned(),
+            now,
+            expires,
+            user_agent: None,
+        })
+        .await
+    }
+    /// The database session for a cookie token, unless it does not exist,
+    /// was revoked or has expired (`expires <= now`).
     async fn find_session(
         &self,
         token: &Secret,
         now: UnixTime,
     ) -> Result<Option<Session>, StoreError>;
-    /// Looks a session up and slides its expiry with Auth.js `updateAge`
-    /// semantics: `expires` becomes `now + max_age` only when the last write is
-    /// at least `update_age` old, so a busy session is written at most once per
+    /// Looks a database session up and slides its expiry with Auth.js
+    /// `updateAge` semantics: `expires` becomes `now + max_age` (and
+    /// `last_seen_at` becomes `now`) only when the last write is at least
+    /// `update_age` old, so a busy session is written at most once per
     /// interval. Returns the (possibly extended) session, or `None` when it
-    /// does not exist or has expired.
+    /// does not exist, was revoked or has expired.
     async fn touch_session(
         &self,
         token: &Secret,
         now: UnixTime,
         expiry: SessionExpiry,
     ) -> Result<Option<Session>, StoreError>;
-    /// Deletes a session (sign-out); `false` when there was none.
+    /// Deletes a database session (sign-out); `false` when there was none.
     async fn delete_session(&self, token: &Secret) -> Result<bool, StoreError>;
-    /// Deletes every session that has expired at `now`; returns how many.
+    /// Deletes every session record (both strategies, revoked or not) that
+    /// has expired at `now`; returns how many.
     async fn delete_expired_sessions(&self, now: UnixTime) -> Result<u64, StoreError>;
+
+    /// The session record `id` if it is live at `now` (not revoked, not
+    /// expired): one primary-key lookup.
+    async fn find_live_session(
+        &self,
+        id: &SessionId,
+        now: UnixTime,
+    ) -> Result<Option<SessionRecord>, StoreError>;
+    /// Like [`SessionStore::find_live_session`], and notes the visit: when
+    /// the record was last written at least `expiry.update_age` ago,
+    /// `last_seen_at` becomes `now` and `expires` becomes
+    /// `now + expiry.max_age` (at most one write per interval).
+    async fn touch_session_record(
+        &self,
+        id: &SessionId,
+        now: UnixTime,
+        expiry: SessionExpiry,
+    ) -> Result<Option<SessionRecord>, StoreError>;
+    /// Every session record of a user that has not been swept yet (live,
+    /// revoked or expired), newest first.
+    async fn list_user_sessions(&self, user: &UserId) -> Result<Vec<SessionRecord>, StoreError>;
+    /// Revokes one session; `None` when it does not exist or was already
+    /// revoked.
+    async fn revoke_session(
+        &self,
+        id: &SessionId,
+        now: UnixTime,
+    ) -> Result<Option<RevokedSession>, StoreError>;
+    /// Revokes every live session signed in with `account`; returns them.
+    async fn revoke_account_sessions(
+        &self,
+        account: &AccountId,
+        now: UnixTime,
+    ) -> Result<Vec<RevokedSession>, StoreError>;
+    /// Revokes every live session of `user`; returns them.
+    async fn revoke_user_sessions(
+        &self,
+        user: &UserId,
+        now: UnixTime,
+    ) -> Result<Vec<RevokedSession>, StoreError>;
 }
 
 /// Which database a store uses.

@@ -7,9 +7,12 @@ mod common;
 
 use authgate_core::secret::Secret;
 use authgate_store::cache::{
-    CacheBackend, CacheEntry, CacheOptions, CachedStore, MemoryCache, open_cache,
+    CacheBackend, CacheEntry, CacheOptions, CachedStore, MemoryCache, RevocationSet, TokenCache,
+    open_cache, open_revocation_set,
 };
-use authgate_store::{ReplaceOutcome, SessionExpiry, SessionStore, Store, TokenStore};
+use authgate_store::{
+    NewSession, ReplaceOutcome, SessionExpiry, SessionStore, Store, TokenStore, VersionedTokens,
+};
 use common::{CountingStore, TestDb, account, keys, random_suffix, t, token_set, user};
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,6 +23,8 @@ struct Fixture {
     /// The store under test.
     cached: Arc<CachedStore>,
     cache: Arc<dyn CacheBackend>,
+    /// The revocation set the store under test fills.
+    revocations: Arc<dyn RevocationSet>,
     redis: Option<(redis::Client, String)>,
     _db: TestDb,
 }
@@ -35,8 +40,13 @@ impl Fixture {
             ..CacheOptions::default()
         };
         let cache = open_cache(cache_url, &options).await.unwrap();
+        let revocations =
+            open_revocation_set(cache_url, &options, Duration::from_secs(3600)).unwrap();
         let inner: Arc<dyn Store> = counting.clone();
-        let cached = Arc::new(CachedStore::new(inner, Arc::clone(&cache), keys()));
+        let cached = Arc::new(
+            CachedStore::new(inner, Arc::clone(&cache), keys())
+                .with_revocations(Arc::clone(&revocations)),
+        );
         let redis = cache_url
             .starts_with("redis")
             .then(|| (redis::Client::open(cache_url).unwrap(), prefix));
@@ -44,6 +54,7 @@ impl Fixture {
             counting,
             cached,
             cache,
+            revocations,
             redis,
             _db: db,
         }
@@ -122,7 +133,9 @@ cache_suite!(
     token_reads_are_served_from_the_cache,
     compare_and_swap_winner_replaces_the_cached_tokens,
     lost_race_invalidates_a_stale_entry_from_another_instance,
-    forgetting_cached_tokens_lets_the_next_read_see_another_instances_write,
+    invalidating_cached_tokens_lets_the_next_read_see_another_instances_write,
+    tokens_published_by_a_writer_past_the_cache_are_served_from_it,
+    revoked_sessions_are_tombstoned_and_added_to_the_revocation_set,
     revocation_is_visible_through_the_cache,
     cached_token_material_is_encrypted,
     a_forged_plaintext_session_entry_is_not_trusted,
@@ -335,7 +348,7 @@ async fn lost_race_invalidates_a_stale_entry_from_another_instance(f: Fixture) {
     assert_eq!(fresh.tokens, Some(token_set("elsewhere")));
 }
 
-async fn forgetting_cached_tokens_lets_the_next_read_see_another_instances_write(f: Fixture) {
+async fn invalidating_cached_tokens_lets_the_next_read_see_another_instances_write(f: Fixture) {
     let (_, a) = account(&*f.cached, "cache-forget").await;
     f.cached.read_tokens(&a.id).await.unwrap();
     let r = f
@@ -349,10 +362,84 @@ async fn forgetting_cached_tokens_lets_the_next_read_see_another_instances_write
         f.cached.read_tokens(&a.id).await.unwrap().unwrap().version,
         1
     );
-    f.cached.forget_cached_tokens(&a.id).await;
+    f.cached.invalidate_tokens(&a.id).await;
     let fresh = f.cached.read_tokens(&a.id).await.unwrap().unwrap();
     assert_eq!(fresh.version, 2);
     assert_eq!(fresh.tokens, Some(token_set("elsewhere")));
+}
+
+async fn tokens_published_by_a_writer_past_the_cache_are_served_from_it(f: Fixture) {
+    let (_, a) = account(&*f.cached, "cache-publish").await;
+    f.cached.read_tokens(&a.id).await.unwrap();
+    // The refresh service writes to the store itself, then publishes.
+    let r = f
+        .counting
+        .inner
+        .replace_tokens(&a.id, 1, &token_set("refreshed"), None)
+        .await
+        .unwrap();
+    assert!(r.is_replaced());
+    let written = VersionedTokens {
+        tokens: Some(token_set("refreshed")),
+        version: 2,
+        revoked_at: None,
+    };
+    f.cached.publish_tokens(&a.id, &written).await;
+    let before = f.counting.calls();
+    assert_eq!(f.cached.read_tokens(&a.id).await.unwrap().unwrap(), written);
+    assert_eq!(f.counting.calls(), before, "served from the cache");
+    // An older set published late never replaces it.
+    let stale = VersionedTokens {
+        tokens: Some(token_set("cache-publish")),
+        version: 1,
+        revoked_at: None,
+    };
+    f.cached.publish_tokens(&a.id, &stale).await;
+    assert_eq!(f.cached.read_tokens(&a.id).await.unwrap().unwrap(), written);
+}
+
+async fn revoked_sessions_are_tombstoned_and_added_to_the_revocation_set(f: Fixture) {
+    let (u, a) = account(&*f.cached, "cache-revoke-sessions").await;
+    let new = || NewSession {
+        user_id: u.id.clone(),
+        account_id: Some(a.id.clone()),
+        now: t(0),
+        expires: t(10_000),
+        user_agent: None,
+    };
+    let jwt = f.cached.create_jwt_session(new()).await.unwrap();
+    let database = f.cached.create_database_session(new()).await.unwrap();
+    let kept = f
+        .cached
+        .create_jwt_session(NewSession {
+            account_id: None,
+            ..new()
+        })
+        .await
+        .unwrap();
+    assert!(
+        f.cached
+            .find_session(&database.token, t(1))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let revoked = f.cached.revoke_account_sessions(&a.id, t(2)).await.unwrap();
+    assert_eq!(revoked.len(), 2);
+    // The cached database session is gone at once, without the store.
+    let before = f.counting.calls();
+    assert_eq!(
+        f.cached.find_session(&database.token, t(3)).await.unwrap(),
+        None
+    );
+    assert_eq!(f.counting.calls(), before, "the tombstone answers");
+    // Both ids are in the revocation set; the other session is not.
+    assert!(f.revocations.contains(&jwt.id).await.unwrap());
+    assert!(f.revocations.contains(&database.session.id).await.unwrap());
+    assert!(!f.revocations.contains(&kept.id).await.unwrap());
+    // Revoking one session by id adds it too.
+    f.cached.revoke_session(&kept.id, t(4)).await.unwrap();
+    assert!(f.revocations.contains(&kept.id).await.unwrap());
 }
 
 async fn revocation_is_visible_through_the_cache(f: Fixture) {

@@ -6,8 +6,8 @@ mod common;
 
 use authgate_core::secret::Secret;
 use authgate_store::{
-    Backend, CryptoError, KeyRing, NewAccount, NewUser, ReplaceOutcome, SessionExpiry, Store,
-    StoreError, UserId,
+    Account, Backend, CryptoError, KeyRing, NewAccount, NewSession, NewUser, ReplaceOutcome,
+    SessionExpiry, SessionId, SessionKind, Store, StoreError, User, UserId,
 };
 use common::{SECRET_A, SECRET_B, TestDb, account, keys, t, token_set, user};
 use std::collections::BTreeSet;
@@ -48,13 +48,19 @@ conformance_suite!(
     replace_tokens_is_compare_and_swap,
     fifty_racing_replacements_have_exactly_one_winner,
     revoking_a_grant_clears_tokens_and_is_compare_and_swap,
-    refresh_lease_is_exclusive_until_it_lapses,
+    refresh_lease_is_exclusive_until_it_lapses_by_the_store_clock,
     token_write_releases_only_its_own_lease,
     fifty_racing_lease_claims_have_exactly_one_winner,
     sessions_are_found_by_token_until_they_expire,
     sessions_remember_the_account_they_were_signed_in_with,
     touch_extends_sessions_at_most_once_per_update_age,
     deleted_sessions_are_gone,
+    every_sign_in_leaves_a_session_record_for_both_strategies,
+    a_revoked_session_never_comes_back,
+    revoking_an_account_or_a_user_ends_exactly_their_live_sessions,
+    session_records_note_visits_at_most_once_per_interval,
+    the_sweep_deletes_expired_records_of_both_strategies,
+    database_sessions_from_before_session_records_survive_the_migration,
     raw_columns_never_contain_tokens,
     ciphertext_moved_to_another_row_or_column_does_not_decrypt,
     rotated_keys_still_decrypt_and_reencrypt_all_moves_rows_to_the_newest_key,
@@ -334,56 +340,98 @@ async fn revoking_a_grant_clears_tokens_and_is_compare_and_swap(db: &TestDb) {
     assert_eq!(read.revoked_at, None);
 }
 
-async fn refresh_lease_is_exclusive_until_it_lapses(db: &TestDb) {
+/// Waits (at most 5 s) until the store's clock says the lease has lapsed.
+async fn until_lapsed(store: &dyn Store, account: &authgate_store::AccountId) {
+    for _ in 0..100 {
+        match store.read_refresh_lease(account).await.unwrap() {
+            Some(lease) if !lease.remaining.is_zero() => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            _ => return,
+        }
+    }
+    panic!("the lease did not lapse");
+}
+
+async fn refresh_lease_is_exclusive_until_it_lapses_by_the_store_clock(db: &TestDb) {
     let store = db.open(keys()).await;
     let (_, a) = account(&*store, "lease").await;
     assert_eq!(store.read_refresh_lease(&a.id).await.unwrap(), None);
+    let ttl = Duration::from_secs(30);
+    let held = store
+        .try_claim_refresh_lease(&a.id, "A", ttl)
+        .await
+        .unwrap()
+        .expect("a free lease is claimed");
+    // Whole seconds of the store's clock, rounded up: never less than asked.
     assert!(
-        store
-            .try_claim_refresh_lease(&a.id, "A", t(100), t(130))
-            .await
-            .unwrap()
+        held.remaining >= ttl && held.remaining <= ttl + Duration::from_secs(1),
+        "{held:?}"
     );
     // Held by A: B is refused, A may claim again (idempotent) and renew.
-    assert!(
-        !store
-            .try_claim_refresh_lease(&a.id, "B", t(110), t(140))
+    assert_eq!(
+        store
+            .try_claim_refresh_lease(&a.id, "B", ttl)
             .await
-            .unwrap()
+            .unwrap(),
+        None
     );
     assert!(
         store
-            .try_claim_refresh_lease(&a.id, "A", t(110), t(140))
+            .try_claim_refresh_lease(&a.id, "A", ttl)
             .await
             .unwrap()
+            .is_some()
     );
-    assert!(store.renew_refresh_lease(&a.id, "A", t(150)).await.unwrap());
-    assert!(!store.renew_refresh_lease(&a.id, "B", t(150)).await.unwrap());
+    let renewed = store
+        .renew_refresh_lease(&a.id, "A", Duration::from_secs(60))
+        .await
+        .unwrap()
+        .expect("the holder renews");
+    assert!(renewed.remaining >= Duration::from_secs(60), "{renewed:?}");
+    assert_eq!(
+        store.renew_refresh_lease(&a.id, "B", ttl).await.unwrap(),
+        None
+    );
     let lease = store.read_refresh_lease(&a.id).await.unwrap().unwrap();
-    assert_eq!((lease.owner.as_str(), lease.until), ("A", t(150)));
-    // Still held just before it lapses; claimable at the lapse.
+    assert_eq!(lease.owner, "A");
     assert!(
-        !store
-            .try_claim_refresh_lease(&a.id, "B", t(149), t(200))
-            .await
-            .unwrap()
+        lease.remaining > Duration::from_secs(55) && lease.remaining <= Duration::from_secs(61),
+        "{lease:?}"
+    );
+    // Renewed for no time, it lapses at the store's next whole second;
+    // then B may claim it.
+    store
+        .renew_refresh_lease(&a.id, "A", Duration::ZERO)
+        .await
+        .unwrap();
+    until_lapsed(&*store, &a.id).await;
+    let lapsed = store.read_refresh_lease(&a.id).await.unwrap().unwrap();
+    assert_eq!(
+        (lapsed.owner.as_str(), lapsed.remaining),
+        ("A", Duration::ZERO)
     );
     assert!(
         store
-            .try_claim_refresh_lease(&a.id, "B", t(150), t(200))
+            .try_claim_refresh_lease(&a.id, "B", ttl)
             .await
             .unwrap()
+            .is_some()
     );
     // A lost it: A can neither renew nor release it.
-    assert!(!store.renew_refresh_lease(&a.id, "A", t(300)).await.unwrap());
+    assert_eq!(
+        store.renew_refresh_lease(&a.id, "A", ttl).await.unwrap(),
+        None
+    );
     assert!(!store.release_refresh_lease(&a.id, "A").await.unwrap());
     assert!(store.release_refresh_lease(&a.id, "B").await.unwrap());
     assert_eq!(store.read_refresh_lease(&a.id).await.unwrap(), None);
     assert!(
         store
-            .try_claim_refresh_lease(&a.id, "C", t(160), t(190))
+            .try_claim_refresh_lease(&a.id, "C", ttl)
             .await
             .unwrap()
+            .is_some()
     );
 }
 
@@ -392,9 +440,10 @@ async fn token_write_releases_only_its_own_lease(db: &TestDb) {
     let (_, a) = account(&*store, "release").await;
     assert!(
         store
-            .try_claim_refresh_lease(&a.id, "A", t(100), t(130))
+            .try_claim_refresh_lease(&a.id, "A", Duration::from_secs(30))
             .await
             .unwrap()
+            .is_some()
     );
     // A write naming another owner keeps A's lease.
     let r = store
@@ -427,9 +476,10 @@ async fn token_write_releases_only_its_own_lease(db: &TestDb) {
     // Same for revocation.
     assert!(
         store
-            .try_claim_refresh_lease(&a.id, "A", t(200), t(230))
+            .try_claim_refresh_lease(&a.id, "A", Duration::from_secs(30))
             .await
             .unwrap()
+            .is_some()
     );
     let r = store
         .mark_grant_revoked(&a.id, 3, t(201), Some("A"))
@@ -452,9 +502,10 @@ async fn fifty_racing_lease_claims_have_exactly_one_winner(db: &TestDb) {
                 barrier.wait().await;
                 let owner = format!("instance-{i}");
                 let won = store
-                    .try_claim_refresh_lease(&id, &owner, t(1000), t(1030))
+                    .try_claim_refresh_lease(&id, &owner, Duration::from_secs(30))
                     .await
-                    .unwrap();
+                    .unwrap()
+                    .is_some();
                 (owner, won)
             })
         })
@@ -608,6 +659,417 @@ async fn deleted_sessions_are_gone(db: &TestDb) {
     assert_eq!(
         store.find_session(&created.token, t(1)).await.unwrap(),
         None
+    );
+}
+
+fn sign_in(user: &User, account: Option<&Account>, now: i64, expires: i64) -> NewSession {
+    NewSession {
+        user_id: user.id.clone(),
+        account_id: account.map(|a| a.id.clone()),
+        now: t(now),
+        expires: t(expires),
+        user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) Test/1.0".into()),
+    }
+}
+
+async fn every_sign_in_leaves_a_session_record_for_both_strategies(db: &TestDb) {
+    let store = db.open(keys()).await;
+    let (u, a) = account(&*store, "records").await;
+    let jwt = store
+        .create_jwt_session(sign_in(&u, Some(&a), 1000, 5000))
+        .await
+        .unwrap();
+    assert_eq!(jwt.kind, SessionKind::Jwt);
+    assert_eq!(
+        (
+            jwt.created_at,
+            jwt.last_seen_at,
+            jwt.expires,
+            jwt.revoked_at
+        ),
+        (t(1000), t(1000), t(5000), None)
+    );
+    let mut long_agent = sign_in(&u, Some(&a), 1001, 5000);
+    long_agent.user_agent = Some(format!("Agent\u{7}{}", "x".repeat(1000)));
+    let database = store.create_database_session(long_agent).await.unwrap();
+    assert_ne!(database.session.id, jwt.id);
+    assert!(jwt.id.as_str().len() >= 43, "a 256-bit random id");
+
+    // Looked up by id (one primary-key query), as stored.
+    let found = store
+        .find_live_session(&jwt.id, t(1500))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found, jwt);
+    let db_record = store
+        .find_live_session(&database.session.id, t(1500))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(db_record.kind, SessionKind::Database);
+    let agent = db_record.user_agent.unwrap();
+    assert_eq!(agent.chars().count(), authgate_store::MAX_USER_AGENT_CHARS);
+    assert!(agent.starts_with("Agentxxx"), "control characters dropped");
+    // The database strategy's token finds the same record.
+    let by_token = store
+        .find_session(&database.token, t(1500))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(by_token.id, database.session.id);
+    // A JWT record has no token: no token finds it.
+    assert_eq!(
+        store
+            .find_live_session(&SessionId::new("no-such-session"), t(1500))
+            .await
+            .unwrap(),
+        None
+    );
+    // Expired records are not live.
+    assert_eq!(
+        store.find_live_session(&jwt.id, t(5000)).await.unwrap(),
+        None
+    );
+    // A user's sessions, newest first.
+    let listed: Vec<_> = store
+        .list_user_sessions(&u.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(listed, vec![database.session.id.clone(), jwt.id.clone()]);
+    let r = store
+        .create_jwt_session(NewSession {
+            user_id: UserId::new("ghost"),
+            ..sign_in(&u, None, 1, 2)
+        })
+        .await;
+    assert!(matches!(r, Err(StoreError::UserNotFound)), "{r:?}");
+}
+
+async fn a_revoked_session_never_comes_back(db: &TestDb) {
+    let store = db.open(keys()).await;
+    let (u, a) = account(&*store, "revoked").await;
+    let jwt = store
+        .create_jwt_session(sign_in(&u, Some(&a), 1000, 9000))
+        .await
+        .unwrap();
+    let database = store
+        .create_database_session(sign_in(&u, Some(&a), 1000, 9000))
+        .await
+        .unwrap();
+    let revoked = store
+        .revoke_session(&jwt.id, t(1100))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (revoked.id.clone(), revoked.token_hash),
+        (jwt.id.clone(), None)
+    );
+    let revoked = store
+        .revoke_session(&database.session.id, t(1100))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        revoked.token_hash.as_deref(),
+        Some(authgate_store::session_token_hash(&database.token).as_str())
+    );
+    // Gone for every lookup, and revoking again changes nothing.
+    assert_eq!(
+        store.find_live_session(&jwt.id, t(1200)).await.unwrap(),
+        None
+    );
+    let every = SessionExpiry {
+        max_age: Duration::from_secs(1000),
+        update_age: Duration::ZERO,
+    };
+    assert_eq!(
+        store
+            .touch_session_record(&jwt.id, t(1200), every)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(
+        store.find_session(&database.token, t(1200)).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store
+            .touch_session(&database.token, t(1200), every)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.revoke_session(&jwt.id, t(1300)).await.unwrap(), None);
+    // Signing in again creates a new record; the old one stays revoked.
+    let again = store
+        .create_jwt_session(sign_in(&u, Some(&a), 1400, 9000))
+        .await
+        .unwrap();
+    assert_ne!(again.id, jwt.id);
+    assert!(
+        store
+            .find_live_session(&again.id, t(1500))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert_eq!(
+        store.find_live_session(&jwt.id, t(1500)).await.unwrap(),
+        None
+    );
+    let old = store
+        .list_user_sessions(&u.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.id == jwt.id)
+        .unwrap();
+    assert_eq!(old.revoked_at, Some(t(1100)));
+}
+
+async fn revoking_an_account_or_a_user_ends_exactly_their_live_sessions(db: &TestDb) {
+    let store = db.open(keys()).await;
+    let (u, a) = account(&*store, "revoke-all").await;
+    let b = store
+        .link_account(NewAccount {
+            user_id: u.id.clone(),
+            kind: "oidc".into(),
+            provider: "other".into(),
+            provider_account_id: "sub-other".into(),
+            tokens: token_set("other"),
+            session_state: None,
+        })
+        .await
+        .unwrap();
+    let (stranger, s) = account(&*store, "stranger").await;
+    let on_a_jwt = store
+        .create_jwt_session(sign_in(&u, Some(&a), 100, 9000))
+        .await
+        .unwrap();
+    let on_a_db = store
+        .create_database_session(sign_in(&u, Some(&a), 100, 9000))
+        .await
+        .unwrap();
+    let on_a_expired = store
+        .create_jwt_session(sign_in(&u, Some(&a), 100, 200))
+        .await
+        .unwrap();
+    let on_a_revoked = store
+        .create_jwt_session(sign_in(&u, Some(&a), 100, 9000))
+        .await
+        .unwrap();
+    store
+        .revoke_session(&on_a_revoked.id, t(150))
+        .await
+        .unwrap();
+    let on_b = store
+        .create_jwt_session(sign_in(&u, Some(&b), 100, 9000))
+        .await
+        .unwrap();
+    let strangers = store
+        .create_jwt_session(sign_in(&stranger, Some(&s), 100, 9000))
+        .await
+        .unwrap();
+
+    let mut revoked = store.revoke_account_sessions(&a.id, t(300)).await.unwrap();
+    revoked.sort_by(|x, y| x.id.cmp(&y.id));
+    let mut expected = vec![
+        (on_a_jwt.id.clone(), None),
+        (
+            on_a_db.session.id.clone(),
+            Some(authgate_store::session_token_hash(&on_a_db.token)),
+        ),
+    ];
+    expected.sort();
+    assert_eq!(
+        revoked
+            .into_iter()
+            .map(|r| (r.id, r.token_hash))
+            .collect::<Vec<_>>(),
+        expected
+    );
+    assert!(
+        store
+            .find_live_session(&on_b.id, t(300))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let expired = store.list_user_sessions(&u.id).await.unwrap();
+    let expired = expired.iter().find(|r| r.id == on_a_expired.id).unwrap();
+    assert_eq!(
+        expired.revoked_at, None,
+        "an expired session is not revoked again"
+    );
+
+    let revoked = store.revoke_user_sessions(&u.id, t(400)).await.unwrap();
+    assert_eq!(
+        revoked.into_iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![on_b.id.clone()]
+    );
+    assert!(
+        store
+            .find_live_session(&strangers.id, t(400))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        store
+            .revoke_user_sessions(&u.id, t(500))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn session_records_note_visits_at_most_once_per_interval(db: &TestDb) {
+    let store = db.open(keys()).await;
+    let u = user(&*store, "visits@example.test").await;
+    let record = store
+        .create_jwt_session(sign_in(&u, None, 0, 1000))
+        .await
+        .unwrap();
+    let expiry = SessionExpiry {
+        max_age: Duration::from_secs(1000),
+        update_age: Duration::from_secs(100),
+    };
+    let seen = store
+        .touch_session_record(&record.id, t(99), expiry)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((seen.last_seen_at, seen.expires), (t(0), t(1000)));
+    let seen = store
+        .touch_session_record(&record.id, t(100), expiry)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((seen.last_seen_at, seen.expires), (t(100), t(1100)));
+    let seen = store
+        .touch_session_record(&record.id, t(150), expiry)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((seen.last_seen_at, seen.expires), (t(100), t(1100)));
+    assert_eq!(seen.created_at, t(0));
+    // An expired record is not revived.
+    assert_eq!(
+        store
+            .touch_session_record(&record.id, t(1100), expiry)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+async fn the_sweep_deletes_expired_records_of_both_strategies(db: &TestDb) {
+    let store = db.open(keys()).await;
+    let u = user(&*store, "sweep@example.test").await;
+    let jwt_expired = store
+        .create_jwt_session(sign_in(&u, None, 0, 100))
+        .await
+        .unwrap();
+    let db_expired = store
+        .create_database_session(sign_in(&u, None, 0, 100))
+        .await
+        .unwrap();
+    let revoked_live = store
+        .create_jwt_session(sign_in(&u, None, 0, 1000))
+        .await
+        .unwrap();
+    store.revoke_session(&revoked_live.id, t(50)).await.unwrap();
+    let live = store
+        .create_database_session(sign_in(&u, None, 0, 1000))
+        .await
+        .unwrap();
+    assert_eq!(store.delete_expired_sessions(t(100)).await.unwrap(), 2);
+    let left: BTreeSet<_> = store
+        .list_user_sessions(&u.id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.id)
+        .collect();
+    assert_eq!(
+        left,
+        BTreeSet::from([revoked_live.id.clone(), live.session.id.clone()])
+    );
+    assert!(!left.contains(&jwt_expired.id) && !left.contains(&db_expired.session.id));
+    // A revoked record is kept until it expires, so it stays revoked.
+    assert_eq!(store.delete_expired_sessions(t(1000)).await.unwrap(), 2);
+}
+
+async fn database_sessions_from_before_session_records_survive_the_migration(db: &TestDb) {
+    let store = db.open_unmigrated(keys()).await;
+    let dir = match db.backend() {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("migrations")
+        .join(dir);
+    let first_only = sqlx::migrate::Migrator::new(path).await.unwrap();
+    let token = authgate_store::generate_session_token();
+    let insert = r#"INSERT INTO sessions ("sessionToken", "userId", "accountId", expires, updated_at)
+                    VALUES ($1, $2, NULL, 5000, 100)"#;
+    let u;
+    match db.backend() {
+        Backend::Sqlite => {
+            let pool = db.raw_sqlite().await;
+            first_only.run_to(1, &pool).await.unwrap();
+            u = user(&*store, "legacy@example.test").await;
+            sqlx::query(insert)
+                .bind(authgate_store::session_token_hash(&token))
+                .bind(u.id.as_str())
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+        }
+        Backend::Postgres => {
+            let pool = db.raw_pg().await;
+            first_only.run_to(1, &pool).await.unwrap();
+            u = user(&*store, "legacy@example.test").await;
+            sqlx::query(insert)
+                .bind(authgate_store::session_token_hash(&token))
+                .bind(u.id.as_str())
+                .execute(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+        }
+    }
+    store.migrate().await.unwrap();
+    let session = store.find_session(&token, t(200)).await.unwrap().unwrap();
+    assert_eq!((session.user_id, session.expires), (u.id.clone(), t(5000)));
+    let record = store
+        .find_live_session(&session.id, t(200))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (record.kind, record.created_at, record.last_seen_at),
+        (SessionKind::Database, t(100), t(100))
+    );
+    // Records made after the migration sit beside it.
+    let jwt = store
+        .create_jwt_session(sign_in(&u, None, 300, 5000))
+        .await
+        .unwrap();
+    assert_eq!(store.list_user_sessions(&u.id).await.unwrap().len(), 2);
+    assert!(
+        store
+            .find_live_session(&jwt.id, t(301))
+            .await
+            .unwrap()
+            .is_some()
     );
 }
 

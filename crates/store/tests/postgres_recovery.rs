@@ -1,11 +1,15 @@
 //! PostgreSQL connection loss: backends of the store's pool are terminated
 //! (repeatedly, while writes run); the store keeps working, every write it
 //! reported as done is durable, and an errored write is never silently lost.
+//! Through a fault proxy: a lease claim whose answer was lost after it
+//! committed can be repeated by its owner, and an unreachable server fails
+//! fast and recovers.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test bodies are plain async fns
 
 mod common;
 
 use authgate_store::{ReplaceOutcome, Store, VersionedTokens};
+use authgate_testkit::PgFaultProxy;
 use common::{TestDb, account, keys, token_set};
 use sqlx::postgres::PgPoolOptions;
 use std::sync::Arc;
@@ -125,4 +129,76 @@ async fn store_recovers_from_terminated_connections_without_losing_writes() {
     assert_eq!(last.tokens, Some(token_set(&last_tag)));
     assert!(store.find_account(&a.id).await.unwrap().is_some());
     admin.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_claim_whose_answer_was_lost_is_found_by_repeating_it() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let TestDb::Postgres { base_url, .. } = &db else {
+        unreachable!()
+    };
+    let direct = db.open(keys()).await;
+    let (_, a) = account(&*direct, "lost-claim").await;
+    let proxy = PgFaultProxy::start(base_url).await;
+    let through = db.open_through(proxy.url().as_str(), keys()).await;
+    let ttl = Duration::from_secs(30);
+
+    proxy.lose_reply_to(b"owner-whose-answer-is-lost");
+    let lost = through
+        .try_claim_refresh_lease(&a.id, "owner-whose-answer-is-lost", ttl)
+        .await;
+    assert!(lost.is_err(), "the client saw an error: {lost:?}");
+    assert_eq!(proxy.replies_lost(), 1);
+    // The claim committed: the lease is taken by the owner that saw an error.
+    let lease = direct.read_refresh_lease(&a.id).await.unwrap().unwrap();
+    assert_eq!(lease.owner, "owner-whose-answer-is-lost");
+    assert!(
+        direct
+            .try_claim_refresh_lease(&a.id, "someone-else", ttl)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    // Repeating the claim finds it instead of waiting for it to lapse.
+    let again = through
+        .try_claim_refresh_lease(&a.id, "owner-whose-answer-is-lost", ttl)
+        .await
+        .unwrap()
+        .expect("the owner holds it");
+    assert!(again.remaining >= ttl);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_server_fails_fast_and_the_store_recovers() {
+    let Some(db) = TestDb::postgres().await else {
+        return;
+    };
+    let TestDb::Postgres { base_url, .. } = &db else {
+        unreachable!()
+    };
+    let direct = db.open(keys()).await;
+    let (_, a) = account(&*direct, "down").await;
+    let proxy = PgFaultProxy::start(base_url).await;
+    let through = db.open_through(proxy.url().as_str(), keys()).await;
+    assert!(through.read_tokens(&a.id).await.unwrap().is_some());
+
+    proxy.down();
+    let started = std::time::Instant::now();
+    assert!(through.read_tokens(&a.id).await.is_err());
+    assert!(
+        through
+            .renew_refresh_lease(&a.id, "anyone", Duration::from_secs(5))
+            .await
+            .is_err()
+    );
+    eprintln!(
+        "two failed calls against a down server took {:?}",
+        started.elapsed()
+    );
+
+    proxy.up();
+    let back = read_eventually(&*through, &a.id).await;
+    assert_eq!(back.tokens, Some(token_set("down")));
 }

@@ -1,5 +1,6 @@
 //! A fault-injecting HTTP proxy in front of a provider (DESIGN.md §5: our own fakes are for what
-//! peers cannot do on demand — 5xx, resets, timeouts, 429, provider quirks, lost responses).
+//! peers cannot do on demand — 5xx, resets, timeouts, 429, provider quirks, lost or late
+//! responses).
 //!
 //! [`FaultProxy`] listens on `127.0.0.1:0` and forwards every request to an upstream origin (the
 //! `oidc-provider` peer). Requests whose path is the token endpoint's (`/token` by default) are
@@ -42,6 +43,10 @@ pub enum Fault {
     Reset,
     /// Wait this long, then forward.
     Delay(Duration),
+    /// Forward (the upstream processes the request: a refresh grant rotates), then hold the
+    /// answer back this long before relaying it: the window in which the provider has rotated
+    /// the refresh token but the client does not know the new one yet.
+    DelayAnswer(Duration),
     /// Read the request and never answer (the connection stays open until the client gives up
     /// or the proxy is dropped).
     Hang,
@@ -449,7 +454,7 @@ async fn serve_connection(mut stream: TcpStream, shared: Arc<Shared>) {
         };
         let forwarded = matches!(
             fault,
-            Fault::PassThrough | Fault::Delay(_) | Fault::LoseResponse
+            Fault::PassThrough | Fault::Delay(_) | Fault::DelayAnswer(_) | Fault::LoseResponse
         );
         if is_token {
             if forwarded {
@@ -464,6 +469,11 @@ async fn serve_connection(mut stream: TcpStream, shared: Arc<Shared>) {
             Fault::Delay(d) => {
                 tokio::time::sleep(d).await;
                 forward(&shared, &request).await
+            }
+            Fault::DelayAnswer(d) => {
+                let answer = forward(&shared, &request).await;
+                tokio::time::sleep(d).await;
+                answer
             }
             Fault::LoseResponse => {
                 let _lost = forward(&shared, &request).await;

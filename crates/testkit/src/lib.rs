@@ -8,7 +8,9 @@
 //!   identity claims it states.
 //! - [`RedisInstance`]: a private `redis-server` that can be killed and restarted on its port.
 //! - [`FaultProxy`]: a fault-injecting HTTP proxy in front of a provider's token endpoint (5xx,
-//!   429, resets, hangs, delays, provider error dialects, lost responses).
+//!   429, resets, hangs, delays, provider error dialects, lost or late responses).
+//! - [`PgFaultProxy`]: a TCP proxy in front of PostgreSQL that takes the store down or loses the
+//!   answer to one statement after it committed.
 //! - [`free_port`], [`interop_dir`], [`ensure_node_modules`].
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -17,6 +19,7 @@ mod fault_proxy;
 mod login;
 mod nginx;
 mod peer;
+mod pg_proxy;
 mod redis;
 
 pub use env::{REQUIRE_SERVICES_VAR, ensure_node_modules, free_port, interop_dir, require_url};
@@ -27,4 +30,5 @@ pub use login::{
 };
 pub use nginx::{Nginx, nginx_binary};
 pub use peer::{OidcProviderPeer, PeerClient, PeerError, PeerOptions, PeerStats, TokenResponse};
+pub use pg_proxy::PgFaultProxy;
 pub use redis::RedisInstance;

@@ -57,6 +57,11 @@ pub struct PeerOptions {
     /// Strict rotation: every refresh returns a new refresh token; replaying a consumed one
     /// returns `invalid_grant` and revokes the whole grant. Default `true`.
     pub rotate_refresh_token: bool,
+    /// Reuse detection: a replayed (consumed) refresh token revokes the whole grant. Default
+    /// `true`. `false` models providers without it: a consumed refresh token is forgotten at once,
+    /// so replaying it is `invalid_grant` without revoking the grant, and revoking it (RFC 7009)
+    /// is a no-op that leaves the newer refresh token alive.
+    pub reuse_detection: bool,
     /// `true`: ID tokens carry only `sub` (email/name via userinfo), as the spec prefers when an
     /// access token is issued. Default `false`: ID tokens also carry `email`, `name`.
     pub conform_id_token_claims: bool,
@@ -79,6 +84,7 @@ impl Default for PeerOptions {
             refresh_token_ttl_secs: 86_400,
             id_token_ttl_secs: 3_600,
             rotate_refresh_token: true,
+            reuse_detection: true,
             conform_id_token_claims: false,
             rp_initiated_logout: true,
             delay_refresh_ms: 0,
@@ -206,6 +212,7 @@ impl OidcProviderPeer {
             "refreshTokenTtl": options.refresh_token_ttl_secs,
             "idTokenTtl": options.id_token_ttl_secs,
             "rotateRefreshToken": options.rotate_refresh_token,
+            "reuseDetection": options.reuse_detection,
             "conformIdTokenClaims": options.conform_id_token_claims,
             "rpInitiatedLogout": options.rp_initiated_logout,
             "delayRefreshMs": options.delay_refresh_ms,

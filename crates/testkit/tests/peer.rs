@@ -349,6 +349,40 @@ async fn revocation_endpoint_revokes_tokens() {
     assert_eq!(peer.stats().await.revocations, 3);
 }
 
+/// Without reuse detection a consumed refresh token is simply gone: replaying it is
+/// `invalid_grant` but the grant lives on, and revoking it leaves the newer token alive.
+#[tokio::test]
+async fn without_reuse_detection_a_consumed_refresh_token_is_forgotten() {
+    let peer = OidcProviderPeer::start(PeerOptions {
+        clients: vec![PeerClient::confidential(CLIENT, SECRET, REDIRECT)],
+        reuse_detection: false,
+        ..PeerOptions::default()
+    })
+    .await;
+    let tokens = peer.obtain_tokens(CLIENT, "erin").await;
+    let first = tokens.refresh_token.unwrap();
+    let second = peer.refresh(CLIENT, &first).await.unwrap();
+    let second_rt = second.refresh_token.unwrap();
+    assert_ne!(second_rt, first, "still rotated");
+
+    assert_eq!(
+        peer.refresh(CLIENT, &first).await.unwrap_err().error(),
+        Some("invalid_grant")
+    );
+    assert_eq!(
+        peer.revoke(CLIENT, &first, Some("refresh_token")).await,
+        StatusCode::OK
+    );
+    assert!(
+        peer.is_active(CLIENT, &second_rt).await,
+        "the grant lives on"
+    );
+    assert_eq!(peer.stats().await.grants_revoked, 0);
+    // Revoking the newest one does end the grant.
+    peer.revoke(CLIENT, &second_rt, Some("refresh_token")).await;
+    assert!(!peer.is_active(CLIENT, &second_rt).await);
+}
+
 fn process_gone(pid: u32) -> bool {
     let status = Path::new("/proc").join(pid.to_string()).join("status");
     match std::fs::read_to_string(status) {

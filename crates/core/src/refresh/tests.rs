@@ -16,7 +16,7 @@ fn settings() -> RefreshSettings {
             base_delay: Duration::from_millis(100),
             max_delay: Duration::from_secs(1),
         },
-        persist_attempts: 2,
+        persist_deadline: Duration::from_secs(4),
     }
 }
 
@@ -100,9 +100,7 @@ fn the_lease_winner_calls_the_provider_once_and_persists_before_finishing() {
     let (mut r, _) = Run::new();
     assert_eq!(
         r.step(Event::TokensRead(snapshot(stale(), 1))),
-        Command::ClaimLease {
-            until: UnixTime::from_secs(T0 + 9)
-        }
+        Command::ClaimLease
     );
     assert_eq!(r.step(Event::LeaseClaimed(true)), Command::ReadTokens);
     assert_eq!(
@@ -118,7 +116,9 @@ fn the_lease_winner_calls_the_provider_once_and_persists_before_finishing() {
         r.step(Event::ProviderGranted(granted)),
         Command::Persist {
             tokens: expected.clone(),
-            expected_version: 1
+            expected_version: 1,
+            after: Duration::ZERO,
+            within: Duration::from_secs(4),
         }
     );
     assert_eq!(
@@ -161,7 +161,7 @@ fn a_lapsed_holder_lets_the_waiter_claim_and_refresh() {
     assert_eq!(r.step(Event::HolderWaitOver), Command::ReadTokens);
     assert!(matches!(
         r.step(Event::TokensRead(snapshot(stale(), 1))),
-        Command::ClaimLease { .. }
+        Command::ClaimLease
     ));
     assert_eq!(r.step(Event::LeaseClaimed(true)), Command::ReadTokens);
     assert!(matches!(
@@ -341,17 +341,74 @@ fn a_lost_persist_race_rereads_and_adopts_the_stored_tokens() {
 }
 
 #[test]
-fn a_failed_persist_is_retried_then_reported_as_unavailable_never_as_refreshed() {
+fn a_failed_persist_is_retried_with_backoff_then_reported_as_unavailable_never_as_refreshed() {
+    let mut r = to_provider_call();
+    r.elapsed = Duration::from_secs(2);
+    r.step(Event::ProviderGranted(fresh()));
+    // 100 ms, 200 ms, 400 ms, 800 ms, then 1 s each, while the persist
+    // budget (4 s from the provider's answer) lasts.
+    let mut pauses = Vec::new();
+    loop {
+        match r.step(Event::Persisted(WriteResult::Failed)) {
+            Command::Persist {
+                after,
+                within,
+                expected_version,
+                ..
+            } => {
+                assert_eq!(expected_version, 7);
+                assert!(after < within, "{after:?} within {within:?}");
+                pauses.push(after);
+                r.elapsed += after + Duration::from_millis(50);
+            }
+            Command::ReleaseAndFinish(Outcome::Unavailable { .. }) => break,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let ms: Vec<u128> = pauses.iter().map(Duration::as_millis).collect();
+    assert_eq!(ms, [100, 200, 400, 800, 1000, 1000]);
+    assert!(r.elapsed - Duration::from_secs(2) <= Duration::from_secs(4));
+}
+
+#[test]
+fn a_write_is_retried_past_the_refresh_deadline_until_the_persist_deadline() {
+    let mut r = to_provider_call();
+    // The provider answered just before the refresh deadline (15 s).
+    r.elapsed = Duration::from_secs(14);
+    r.step(Event::ProviderGranted(fresh()));
+    r.elapsed = Duration::from_secs(16);
+    assert!(matches!(
+        r.step(Event::Persisted(WriteResult::Failed)),
+        Command::Persist { within, .. } if within == Duration::from_secs(2)
+    ));
+    r.elapsed = Duration::from_secs(17);
+    assert!(matches!(
+        r.step(Event::Persisted(WriteResult::Replaced(8))),
+        Command::Finish(Outcome::Refreshed { version: 8, .. })
+    ));
+}
+
+#[test]
+fn a_retried_write_that_finds_its_first_attempt_landed_adopts_the_stored_tokens() {
     let mut r = to_provider_call();
     r.step(Event::ProviderGranted(fresh()));
     assert!(matches!(
         r.step(Event::Persisted(WriteResult::Failed)),
         Command::Persist { .. }
     ));
-    assert!(matches!(
-        r.step(Event::Persisted(WriteResult::Failed)),
-        Command::ReleaseAndFinish(Outcome::Unavailable { .. })
-    ));
+    // The first write did land (its answer was lost): the repeat loses the
+    // compare-and-swap, and the re-read finds the tokens it wrote.
+    assert_eq!(
+        r.step(Event::Persisted(WriteResult::LostRace)),
+        Command::ReadTokens
+    );
+    assert_eq!(
+        r.step(Event::TokensRead(snapshot(fresh(), 8))),
+        Command::Finish(Outcome::AlreadyFresh {
+            tokens: fresh(),
+            version: 8
+        })
+    );
 }
 
 #[test]
@@ -478,11 +535,19 @@ fn a_failed_probe_reopens_the_circuit_and_success_resets_the_count() {
 #[test]
 fn a_lease_is_renewed_three_times_per_lifetime() {
     assert_eq!(
-        lease_renewal_interval(Duration::from_secs(15)),
+        RefreshSettings {
+            lease_ttl: Duration::from_secs(15),
+            ..RefreshSettings::default()
+        }
+        .lease_renewal_interval(),
         Duration::from_secs(5)
     );
     assert_eq!(
-        lease_renewal_interval(Duration::from_secs(3)),
+        RefreshSettings {
+            lease_ttl: Duration::from_secs(3),
+            ..RefreshSettings::default()
+        }
+        .lease_renewal_interval(),
         Duration::from_secs(1)
     );
 }

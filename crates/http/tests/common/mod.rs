@@ -188,7 +188,7 @@ pub async fn start_sharing(
     let cache = open_cache("memory://", &CacheOptions::default())
         .await
         .unwrap();
-    let cached: Arc<dyn Store> = Arc::new(CachedStore::new(Arc::clone(&store), cache, keys));
+    let cached = Arc::new(CachedStore::new(Arc::clone(&store), cache, keys));
     let mut builder = Gateway::builder(settings)
         .secrets([Secret::new(SECRET)])
         .store(Arc::clone(&store), cached)

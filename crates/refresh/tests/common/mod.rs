@@ -14,11 +14,13 @@ use authgate_core::provider_error::ProviderError;
 use authgate_core::secret::Secret;
 use authgate_core::time::UnixTime;
 use authgate_core::token::{ExpiryPolicy, TokenSet};
+use authgate_oauth::TokenTypeHint;
 use authgate_oauth::{Catalog, HttpClient, HttpSettings, ProviderSettings};
 use authgate_refresh::{
-    BreakerSettings, CatalogRefresher, Clock as _, Outcome, PollingSignal, RefreshDeps,
-    RefreshService, RefreshSettings, RefreshSignal, RetryPolicy, SystemClock, TokenRefresher,
+    BreakerSettings, CatalogRefresher, Clock, Outcome, PollingSignal, RefreshDeps, RefreshService,
+    RefreshSettings, RefreshSignal, RetryPolicy, Revocation, SystemClock, TokenRefresher,
 };
+use authgate_store::cache::NoTokenCache;
 use authgate_store::{AccountId, KeyRing, NewAccount, NewUser, Store};
 use authgate_testkit::{OidcProviderPeer, PeerClient, PeerOptions, TokenResponse, random_token};
 use futures_util::StreamExt as _;
@@ -53,7 +55,7 @@ pub async fn start_peer() -> OidcProviderPeer {
 }
 
 /// Short settings so that every test stays fast: 2 s leases (renewed every ~0.67 s), 10 s
-/// deadline, 3 provider attempts with 20–200 ms backoff.
+/// deadline, 3 provider attempts with 20–200 ms backoff, token writes retried for 10 s.
 pub fn settings() -> RefreshSettings {
     RefreshSettings {
         policy: ExpiryPolicy {
@@ -66,7 +68,7 @@ pub fn settings() -> RefreshSettings {
             base_delay: Duration::from_millis(20),
             max_delay: Duration::from_millis(200),
         },
-        persist_attempts: 3,
+        persist_deadline: Duration::from_secs(10),
     }
 }
 
@@ -138,6 +140,25 @@ impl TokenRefresher for TimedRefresher {
         self.durations.lock().unwrap().push(started.elapsed());
         r
     }
+
+    async fn revoke(
+        &self,
+        provider: &str,
+        token: &Secret,
+        hint: TokenTypeHint,
+    ) -> Result<Revocation, ProviderError> {
+        self.inner.revoke(provider, token, hint).await
+    }
+}
+
+/// The system clock moved by a fixed offset: an instance whose clock is off.
+#[derive(Debug)]
+pub struct OffsetClock(pub Duration);
+
+impl Clock for OffsetClock {
+    fn now(&self) -> UnixTime {
+        SystemClock.now().saturating_add(self.0)
+    }
 }
 
 pub fn service(
@@ -148,13 +169,34 @@ pub fn service(
     breaker: BreakerSettings,
     instance: &str,
 ) -> RefreshService {
+    service_with_clock(
+        store,
+        refresher,
+        signal,
+        settings,
+        breaker,
+        instance,
+        Arc::new(SystemClock),
+    )
+}
+
+/// [`service`] with the instance's wall clock given.
+pub fn service_with_clock(
+    store: Arc<dyn Store>,
+    refresher: Arc<dyn TokenRefresher>,
+    signal: Arc<dyn RefreshSignal>,
+    settings: RefreshSettings,
+    breaker: BreakerSettings,
+    instance: &str,
+    clock: Arc<dyn Clock>,
+) -> RefreshService {
     RefreshService::new(
         RefreshDeps {
-            source_of_truth: Arc::clone(&store),
-            writer: store,
+            store,
+            token_cache: Arc::new(NoTokenCache),
             refresher,
             signal,
-            clock: Arc::new(SystemClock),
+            clock,
         },
         settings,
         breaker,
@@ -217,7 +259,12 @@ impl PgSchema {
 
     /// A new pool on this schema (migrations applied by the first caller).
     pub async fn store(&self) -> Arc<dyn Store> {
-        let store = authgate_store::connect(&self.url(), keys()).await.unwrap();
+        Self::store_at(&self.url()).await
+    }
+
+    /// A new pool at `url` (this schema's URL, perhaps through a proxy or with more options).
+    pub async fn store_at(url: &str) -> Arc<dyn Store> {
+        let store = authgate_store::connect(url, keys()).await.unwrap();
         store.migrate().await.unwrap();
         store
     }

@@ -10,15 +10,29 @@
 //! entries carry the row's version and a write never replaces a newer entry
 //! with an older one; when the cache fails, [`CachedStore`] logs a warning,
 //! counts `authgate_cache_fallback_total{cache,op}` and uses the store.
+//!
+//! Code that must read and write the store itself (the refresh service: its
+//! decisions never read a cache) tells the cache what it wrote through
+//! [`TokenCache`], which [`CachedStore`] implements.
+//!
+//! A [`RevocationSet`] remembers revoked session ids for the session
+//! lifetime, so that `[session] revocation_check = "request"` can ask "is
+//! this sid revoked?" with one cache lookup per request
+//! ([`MemoryRevocations`] in-process, [`RedisRevocations`] shared by every
+//! instance). [`CachedStore::with_revocations`] adds every session it
+//! revokes to one.
 
 mod cached_store;
 mod memory;
 mod redis;
+mod revocations;
 
 pub use cached_store::CachedStore;
 pub use memory::MemoryCache;
 pub use redis::RedisCache;
+pub use revocations::{MemoryRevocations, RedisRevocations, RevocationSet, open_revocation_set};
 
+use crate::model::{AccountId, VersionedTokens};
 use async_trait::async_trait;
 use std::sync::Arc;
 use std::time::Duration;
@@ -80,6 +94,39 @@ pub trait CacheBackend: Send + Sync {
     async fn put_if_newer(&self, key: &str, entry: CacheEntry) -> Result<(), CacheError>;
     /// Removes the entry under `key`.
     async fn remove(&self, key: &str) -> Result<(), CacheError>;
+}
+
+/// What a writer that goes to the store directly (bypassing any cache) tells
+/// the caches in front of it, so that cached token sets follow the store.
+///
+/// The refresh service reads and writes the store itself — its decisions
+/// must never rest on a cached copy — and reports every outcome here.
+#[async_trait]
+pub trait TokenCache: Send + Sync {
+    /// The store holds `tokens` for `account` now (just written, or just
+    /// read from the store): cache them, unless a newer version is cached.
+    async fn publish_tokens(&self, account: &AccountId, tokens: &VersionedTokens);
+    /// The cached copy of `account`'s tokens may be stale (a write whose
+    /// outcome is unknown, or a lost compare-and-swap): drop it.
+    async fn invalidate_tokens(&self, account: &AccountId);
+    /// The cached copy of `account`'s tokens, if there is a usable one (never
+    /// a store read: a miss is `None`). For the fast path only; refresh
+    /// decisions read the store.
+    async fn cached_tokens(&self, account: &AccountId) -> Option<VersionedTokens>;
+}
+
+/// The [`TokenCache`] of a deployment without a cache in front of the store:
+/// there is nothing to keep in line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoTokenCache;
+
+#[async_trait]
+impl TokenCache for NoTokenCache {
+    async fn publish_tokens(&self, _: &AccountId, _: &VersionedTokens) {}
+    async fn invalidate_tokens(&self, _: &AccountId) {}
+    async fn cached_tokens(&self, _: &AccountId) -> Option<VersionedTokens> {
+        None
+    }
 }
 
 /// Opens the cache named by `url` (`memory://` or `redis://…`). A Redis cache

@@ -45,16 +45,8 @@ impl RedisCache {
     /// Prepares a cache on the Redis at `url` (`redis://host:port[/db]`). Must
     /// be called inside a Tokio runtime. Does not connect yet.
     pub fn open(url: &str, options: &CacheOptions) -> Result<Self, CacheError> {
-        let client = redis::Client::open(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_millis(500)))
-            .set_response_timeout(Some(Duration::from_millis(500)))
-            .set_number_of_retries(1)
-            .set_min_delay(Duration::from_millis(10))
-            .set_max_delay(Duration::from_millis(100));
-        let connection = ConnectionManager::new_lazy_with_config(client, config)?;
         Ok(Self {
-            connection,
+            connection: lazy_connection(url)?,
             prefix: options.key_prefix.clone(),
             ttl_millis: u64::try_from(options.ttl.as_millis())
                 .unwrap_or(u64::MAX)
@@ -66,6 +58,19 @@ impl RedisCache {
     fn key(&self, key: &str) -> String {
         format!("{}{key}", self.prefix)
     }
+}
+
+/// A lazily made, self-healing connection whose commands time out quickly,
+/// so that an outage costs little latency before the caller falls back.
+pub(super) fn lazy_connection(url: &str) -> Result<ConnectionManager, CacheError> {
+    let client = redis::Client::open(url)?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_millis(500)))
+        .set_response_timeout(Some(Duration::from_millis(500)))
+        .set_number_of_retries(1)
+        .set_min_delay(Duration::from_millis(10))
+        .set_max_delay(Duration::from_millis(100));
+    Ok(ConnectionManager::new_lazy_with_config(client, config)?)
 }
 
 fn parse_entry(raw: &[u8]) -> Result<CacheEntry, CacheError> {

@@ -7,10 +7,10 @@ use authgate_core::secret::Secret;
 use authgate_core::time::UnixTime;
 use authgate_core::token::TokenSet;
 use authgate_store::{
-    Account, AccountId, AccountStore, Backend, CreatedSession, KeyRing, NewAccount, NewUser,
-    PostgresStore, RefreshLease, RefreshLeaseStore, ReplaceOutcome, Session, SessionExpiry,
-    SessionStore, SqliteStore, Store, StoreError, TokenStore, User, UserId, UserStore,
-    VersionedTokens,
+    Account, AccountId, AccountStore, Backend, CreatedSession, HeldLease, KeyRing, NewAccount,
+    NewSession, NewUser, PostgresStore, RefreshLease, RefreshLeaseStore, ReplaceOutcome,
+    RevokedSession, Session, SessionExpiry, SessionId, SessionRecord, SessionStore, SqliteStore,
+    Store, StoreError, TokenStore, User, UserId, UserStore, VersionedTokens,
 };
 use rand::Rng as _;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -162,6 +162,27 @@ impl TestDb {
                 Arc::new(PostgresStore::connect_with(options, keys, 8).await.unwrap())
             }
         }
+    }
+
+    /// A migrated store on this database, connecting to the server at `server_url`
+    /// (e.g. a fault proxy in front of it) instead of the configured one (PostgreSQL only).
+    pub async fn open_through(&self, server_url: &str, keys: KeyRing) -> Arc<dyn Store> {
+        let Self::Postgres {
+            schema,
+            application_name,
+            ..
+        } = self
+        else {
+            panic!("not a PostgreSQL test database");
+        };
+        let options = PgConnectOptions::from_str(server_url)
+            .unwrap()
+            .application_name(application_name)
+            .options([("search_path", schema.as_str())]);
+        let store: Arc<dyn Store> =
+            Arc::new(PostgresStore::connect_with(options, keys, 2).await.unwrap());
+        store.migrate().await.unwrap();
+        store
     }
 
     /// A migrated store on this database.
@@ -401,22 +422,21 @@ impl RefreshLeaseStore for CountingStore {
         &self,
         account: &AccountId,
         owner: &str,
-        now: UnixTime,
-        until: UnixTime,
-    ) -> Result<bool, StoreError> {
+        ttl: Duration,
+    ) -> Result<Option<HeldLease>, StoreError> {
         self.hit();
         self.inner
-            .try_claim_refresh_lease(account, owner, now, until)
+            .try_claim_refresh_lease(account, owner, ttl)
             .await
     }
     async fn renew_refresh_lease(
         &self,
         account: &AccountId,
         owner: &str,
-        until: UnixTime,
-    ) -> Result<bool, StoreError> {
+        ttl: Duration,
+    ) -> Result<Option<HeldLease>, StoreError> {
         self.hit();
-        self.inner.renew_refresh_lease(account, owner, until).await
+        self.inner.renew_refresh_lease(account, owner, ttl).await
     }
     async fn release_refresh_lease(
         &self,
@@ -437,15 +457,13 @@ impl RefreshLeaseStore for CountingStore {
 
 #[async_trait]
 impl SessionStore for CountingStore {
-    async fn create_session(
-        &self,
-        user: &UserId,
-        account: Option<&AccountId>,
-        now: UnixTime,
-        expires: UnixTime,
-    ) -> Result<CreatedSession, StoreError> {
+    async fn create_jwt_session(&self, new: NewSession) -> Result<SessionRecord, StoreError> {
         self.hit();
-        self.inner.create_session(user, account, now, expires).await
+        self.inner.create_jwt_session(new).await
+    }
+    async fn create_database_session(&self, new: NewSession) -> Result<CreatedSession, StoreError> {
+        self.hit();
+        self.inner.create_database_session(new).await
     }
     async fn find_session(
         &self,
@@ -471,6 +489,51 @@ impl SessionStore for CountingStore {
     async fn delete_expired_sessions(&self, now: UnixTime) -> Result<u64, StoreError> {
         self.hit();
         self.inner.delete_expired_sessions(now).await
+    }
+    async fn find_live_session(
+        &self,
+        id: &SessionId,
+        now: UnixTime,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        self.hit();
+        self.inner.find_live_session(id, now).await
+    }
+    async fn touch_session_record(
+        &self,
+        id: &SessionId,
+        now: UnixTime,
+        expiry: SessionExpiry,
+    ) -> Result<Option<SessionRecord>, StoreError> {
+        self.hit();
+        self.inner.touch_session_record(id, now, expiry).await
+    }
+    async fn list_user_sessions(&self, user: &UserId) -> Result<Vec<SessionRecord>, StoreError> {
+        self.hit();
+        self.inner.list_user_sessions(user).await
+    }
+    async fn revoke_session(
+        &self,
+        id: &SessionId,
+        now: UnixTime,
+    ) -> Result<Option<RevokedSession>, StoreError> {
+        self.hit();
+        self.inner.revoke_session(id, now).await
+    }
+    async fn revoke_account_sessions(
+        &self,
+        account: &AccountId,
+        now: UnixTime,
+    ) -> Result<Vec<RevokedSession>, StoreError> {
+        self.hit();
+        self.inner.revoke_account_sessions(account, now).await
+    }
+    async fn revoke_user_sessions(
+        &self,
+        user: &UserId,
+        now: UnixTime,
+    ) -> Result<Vec<RevokedSession>, StoreError> {
+        self.hit();
+        self.inner.revoke_user_sessions(user, now).await
     }
 }
 

@@ -2,18 +2,28 @@ use super::*;
 
 /// A tiny upstream that answers every request with a JSON document naming its own origin.
 async fn upstream() -> (Url, JoinHandle<()>) {
+    let (url, task, _) = counting_upstream().await;
+    (url, task)
+}
+
+/// [`upstream`], also counting the requests it answered.
+async fn counting_upstream() -> (Url, JoinHandle<()>, Arc<AtomicU64>) {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
     let origin = format!("http://{}", listener.local_addr().unwrap());
     let url = Url::parse(&origin).unwrap();
+    let served = Arc::new(AtomicU64::new(0));
+    let counter = Arc::clone(&served);
     let task = tokio::spawn(async move {
         loop {
             let Ok((mut stream, _)) = listener.accept().await else {
                 return;
             };
             let origin = origin.clone();
+            let counter = Arc::clone(&counter);
             tokio::spawn(async move {
                 let mut buf = Vec::new();
                 while let Some(req) = read_request(&mut stream, &mut buf).await {
+                    counter.fetch_add(1, Ordering::SeqCst);
                     let body = format!(
                         r#"{{"issuer":"{origin}","token_endpoint":"{origin}/token","path":"{}","body":"{}"}}"#,
                         req.target,
@@ -26,7 +36,7 @@ async fn upstream() -> (Url, JoinHandle<()>) {
             });
         }
     });
-    (url, task)
+    (url, task, served)
 }
 
 fn client() -> reqwest::Client {
@@ -84,6 +94,25 @@ async fn passes_through_scripts_faults_and_counts() {
     assert_eq!(stats.token_requests, 8);
     assert_eq!(stats.token_forwarded, 2);
     assert_eq!(stats.token_faulted, 6);
+}
+
+#[tokio::test]
+async fn a_delayed_answer_reaches_the_upstream_first() {
+    let (up, _task, served) = counting_upstream().await;
+    let proxy = FaultProxy::start(up).await;
+    proxy.fail_next(1, Fault::DelayAnswer(Duration::from_millis(300)));
+    let http = client();
+    let request = tokio::spawn(http.post(proxy.token_endpoint()).send());
+    for _ in 0..100 {
+        if served.load(Ordering::SeqCst) == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(served.load(Ordering::SeqCst), 1, "processed upstream");
+    assert!(!request.is_finished(), "while the answer is held back");
+    assert_eq!(request.await.unwrap().unwrap().status(), 200);
+    assert_eq!(proxy.stats().token_forwarded, 1);
 }
 
 #[tokio::test]

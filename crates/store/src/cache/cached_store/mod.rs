@@ -1,25 +1,22 @@
 //! [`CachedStore`]: a [`Store`] that answers hot reads from a cache.
 
-use super::{CacheBackend, CacheEntry, CacheError};
+use super::{CacheBackend, CacheEntry, CacheError, RevocationSet, TokenCache};
 use crate::crypto::KeyRing;
 use crate::error::StoreError;
 use crate::model::{
-    Account, AccountId, CreatedSession, NewAccount, NewUser, RefreshLease, ReplaceOutcome, Session,
-    SessionExpiry, User, UserId, VersionedTokens, session_token_hash,
+    Account, AccountId, HeldLease, NewAccount, NewUser, RefreshLease, ReplaceOutcome, User, UserId,
+    VersionedTokens,
 };
-use crate::traits::{
-    AccountStore, Backend, RefreshLeaseStore, SessionStore, Store, TokenStore, UserStore,
-};
+use crate::traits::{AccountStore, Backend, RefreshLeaseStore, Store, TokenStore, UserStore};
 use async_trait::async_trait;
 use authgate_core::secret::Secret;
 use authgate_core::time::UnixTime;
 use authgate_core::token::TokenSet;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
+use std::time::Duration;
 
-/// Version of a "this session is gone" entry: higher than any real version,
-/// so a lookup racing with sign-out cannot re-insert the deleted session.
-const TOMBSTONE_VERSION: i64 = i64::MAX;
+mod sessions;
 
 /// A [`Store`] that serves session lookups and token-set reads from a cache.
 ///
@@ -30,14 +27,22 @@ const TOMBSTONE_VERSION: i64 = i64::MAX;
 ///   [`KeyRing`] as the database (bound to the account), never plaintext.
 /// * Writes go to the store first; the winner of a compare-and-swap replaces
 ///   the entry, a loser or an error removes it.
-/// * Users, accounts and refresh leases always go to the store (the lease
-///   must be decided by the source of truth).
+/// * Users, accounts, refresh leases and session records looked up by id
+///   always go to the store (the lease and a record's liveness must be
+///   decided by the source of truth).
+/// * Revoking sessions leaves tombstones for the database-strategy ones and,
+///   with [`CachedStore::with_revocations`], adds every revoked id to a
+///   [`RevocationSet`].
 /// * A cache failure never fails the call: it logs a warning, increments
 ///   `authgate_cache_fallback_total{cache,op}` and uses the store.
+///
+/// It is also the [`TokenCache`] of writers that bypass it (the refresh
+/// service).
 pub struct CachedStore {
     inner: Arc<dyn Store>,
     cache: Arc<dyn CacheBackend>,
     keys: KeyRing,
+    revocations: Option<Arc<dyn RevocationSet>>,
 }
 
 impl std::fmt::Debug for CachedStore {
@@ -50,15 +55,6 @@ impl std::fmt::Debug for CachedStore {
 }
 
 #[derive(Serialize, Deserialize)]
-struct CachedSession {
-    user_id: String,
-    #[serde(default)]
-    account_id: Option<String>,
-    expires: i64,
-    updated_at: i64,
-}
-
-#[derive(Serialize, Deserialize)]
 struct CachedTokens {
     access_token: Option<String>,
     refresh_token: Option<String>,
@@ -67,15 +63,6 @@ struct CachedTokens {
     token_type: Option<String>,
     scope: Option<String>,
     revoked_at: Option<i64>,
-}
-
-fn session_key(token: &Secret) -> String {
-    format!("session:{}", session_token_hash(token))
-}
-
-/// Binds a sealed session entry to its cache key and version.
-fn session_aad(key: &str, version: i64) -> Vec<u8> {
-    format!("authgate/cache/{key}/{version}").into_bytes()
 }
 
 fn tokens_key(account: &AccountId) -> String {
@@ -90,7 +77,18 @@ impl CachedStore {
     /// Puts `cache` in front of `inner`; `keys` encrypts cached token sets
     /// (use the store's key ring).
     pub fn new(inner: Arc<dyn Store>, cache: Arc<dyn CacheBackend>, keys: KeyRing) -> Self {
-        Self { inner, cache, keys }
+        Self {
+            inner,
+            cache,
+            keys,
+            revocations: None,
+        }
+    }
+
+    /// Adds every session this store revokes to `revocations`.
+    pub fn with_revocations(mut self, revocations: Arc<dyn RevocationSet>) -> Self {
+        self.revocations = Some(revocations);
+        self
     }
 
     /// The store behind the cache.
@@ -139,54 +137,6 @@ impl CachedStore {
     async fn cache_remove(&self, op: &'static str, key: &str) {
         if let Err(error) = self.cache.remove(key).await {
             self.fell_back(op, &error);
-        }
-    }
-
-    async fn cached_session(&self, op: &'static str, key: &str) -> CachedLookup<Session> {
-        let Some(entry) = self.cache_get(op, key).await else {
-            return CachedLookup::Miss;
-        };
-        if entry.version == TOMBSTONE_VERSION {
-            return CachedLookup::Gone;
-        }
-        // Session entries are sealed like token entries: whoever can write
-        // to a shared Redis must not be able to mint a session.
-        let plain = std::str::from_utf8(&entry.value).ok().and_then(|text| {
-            self.keys
-                .decrypt(text, &session_aad(key, entry.version))
-                .ok()
-        });
-        let Some(plain) = plain else {
-            return CachedLookup::Miss;
-        };
-        match serde_json::from_slice::<CachedSession>(&plain) {
-            Ok(s) => CachedLookup::Hit(Session {
-                user_id: UserId::new(s.user_id),
-                account_id: s.account_id.map(AccountId::new),
-                expires: UnixTime::from_secs(s.expires),
-                updated_at: UnixTime::from_secs(s.updated_at),
-            }),
-            Err(_) => CachedLookup::Miss,
-        }
-    }
-
-    async fn put_session(&self, op: &'static str, key: &str, session: &Session) {
-        let cached = CachedSession {
-            user_id: session.user_id.as_str().to_owned(),
-            account_id: session.account_id.as_ref().map(|a| a.as_str().to_owned()),
-            expires: session.expires.as_secs(),
-            updated_at: session.updated_at.as_secs(),
-        };
-        let version = session.expires.as_secs();
-        let sealed = serde_json::to_vec(&cached)
-            .ok()
-            .and_then(|plain| self.keys.encrypt(&plain, &session_aad(key, version)).ok());
-        if let Some(value) = sealed {
-            let entry = CacheEntry {
-                version,
-                value: value.into_bytes().into(),
-            };
-            self.cache_put(op, key, entry).await;
         }
     }
 
@@ -273,12 +223,6 @@ impl CachedStore {
     }
 }
 
-enum CachedLookup<T> {
-    Hit(T),
-    Gone,
-    Miss,
-}
-
 #[async_trait]
 impl UserStore for CachedStore {
     async fn create_user(&self, user: NewUser) -> Result<User, StoreError> {
@@ -329,26 +273,14 @@ impl TokenStore for CachedStore {
         &self,
         account: &AccountId,
     ) -> Result<Option<VersionedTokens>, StoreError> {
-        let key = tokens_key(account);
-        if let Some(entry) = self.cache_get("read_tokens", &key).await {
-            if let Some(tokens) = self.decode_tokens(account, &entry) {
-                self.count("tokens", "hit");
-                return Ok(Some(tokens));
-            }
-            // Undecryptable (key rotated out) or malformed: drop it.
-            self.cache_remove("read_tokens", &key).await;
+        if let Some(tokens) = self.cached_tokens(account).await {
+            return Ok(Some(tokens));
         }
-        self.count("tokens", "miss");
         let tokens = self.inner.read_tokens(account).await?;
         if let Some(tokens) = &tokens {
             self.put_tokens("read_tokens", account, tokens).await;
         }
         Ok(tokens)
-    }
-
-    async fn forget_cached_tokens(&self, account: &AccountId) {
-        self.cache_remove("forget_cached_tokens", &tokens_key(account))
-            .await;
     }
 
     async fn replace_tokens(
@@ -385,16 +317,41 @@ impl TokenStore for CachedStore {
 }
 
 #[async_trait]
+impl TokenCache for CachedStore {
+    async fn publish_tokens(&self, account: &AccountId, tokens: &VersionedTokens) {
+        self.put_tokens("publish_tokens", account, tokens).await;
+    }
+
+    async fn cached_tokens(&self, account: &AccountId) -> Option<VersionedTokens> {
+        let key = tokens_key(account);
+        if let Some(entry) = self.cache_get("read_tokens", &key).await {
+            if let Some(tokens) = self.decode_tokens(account, &entry) {
+                self.count("tokens", "hit");
+                return Some(tokens);
+            }
+            // Undecryptable (key rotated out) or malformed: drop it.
+            self.cache_remove("read_tokens", &key).await;
+        }
+        self.count("tokens", "miss");
+        None
+    }
+
+    async fn invalidate_tokens(&self, account: &AccountId) {
+        self.cache_remove("invalidate_tokens", &tokens_key(account))
+            .await;
+    }
+}
+
+#[async_trait]
 impl RefreshLeaseStore for CachedStore {
     async fn try_claim_refresh_lease(
         &self,
         account: &AccountId,
         owner: &str,
-        now: UnixTime,
-        until: UnixTime,
-    ) -> Result<bool, StoreError> {
+        ttl: Duration,
+    ) -> Result<Option<HeldLease>, StoreError> {
         self.inner
-            .try_claim_refresh_lease(account, owner, now, until)
+            .try_claim_refresh_lease(account, owner, ttl)
             .await
     }
 
@@ -402,9 +359,9 @@ impl RefreshLeaseStore for CachedStore {
         &self,
         account: &AccountId,
         owner: &str,
-        until: UnixTime,
-    ) -> Result<bool, StoreError> {
-        self.inner.renew_refresh_lease(account, owner, until).await
+        ttl: Duration,
+    ) -> Result<Option<HeldLease>, StoreError> {
+        self.inner.renew_refresh_lease(account, owner, ttl).await
     }
 
     async fn release_refresh_lease(
@@ -420,105 +377,6 @@ impl RefreshLeaseStore for CachedStore {
         account: &AccountId,
     ) -> Result<Option<RefreshLease>, StoreError> {
         self.inner.read_refresh_lease(account).await
-    }
-}
-
-#[async_trait]
-impl SessionStore for CachedStore {
-    async fn create_session(
-        &self,
-        user: &UserId,
-        account: Option<&AccountId>,
-        now: UnixTime,
-        expires: UnixTime,
-    ) -> Result<CreatedSession, StoreError> {
-        let created = self
-            .inner
-            .create_session(user, account, now, expires)
-            .await?;
-        self.put_session(
-            "create_session",
-            &session_key(&created.token),
-            &created.session,
-        )
-        .await;
-        Ok(created)
-    }
-
-    async fn find_session(
-        &self,
-        token: &Secret,
-        now: UnixTime,
-    ) -> Result<Option<Session>, StoreError> {
-        let key = session_key(token);
-        match self.cached_session("find_session", &key).await {
-            CachedLookup::Gone => {
-                self.count("session", "hit");
-                return Ok(None);
-            }
-            // A cached expiry in the past may be stale (another instance may
-            // have extended it): ask the store.
-            CachedLookup::Hit(session) if session.expires > now => {
-                self.count("session", "hit");
-                return Ok(Some(session));
-            }
-            CachedLookup::Hit(_) | CachedLookup::Miss => {}
-        }
-        self.count("session", "miss");
-        let session = self.inner.find_session(token, now).await?;
-        if let Some(session) = &session {
-            self.put_session("find_session", &key, session).await;
-        }
-        Ok(session)
-    }
-
-    async fn touch_session(
-        &self,
-        token: &Secret,
-        now: UnixTime,
-        expiry: SessionExpiry,
-    ) -> Result<Option<Session>, StoreError> {
-        let key = session_key(token);
-        match self.cached_session("touch_session", &key).await {
-            CachedLookup::Gone => {
-                self.count("session", "hit");
-                return Ok(None);
-            }
-            CachedLookup::Hit(session)
-                if session.expires > now && !expiry.is_due(session.updated_at, now) =>
-            {
-                self.count("session", "hit");
-                return Ok(Some(session));
-            }
-            CachedLookup::Hit(_) | CachedLookup::Miss => {}
-        }
-        self.count("session", "miss");
-        let session = self.inner.touch_session(token, now, expiry).await?;
-        match &session {
-            Some(session) => self.put_session("touch_session", &key, session).await,
-            None => self.cache_remove("touch_session", &key).await,
-        }
-        Ok(session)
-    }
-
-    async fn delete_session(&self, token: &Secret) -> Result<bool, StoreError> {
-        let key = session_key(token);
-        let result = self.inner.delete_session(token).await;
-        match &result {
-            Ok(_) => {
-                let tombstone = CacheEntry {
-                    version: TOMBSTONE_VERSION,
-                    value: Arc::from(&[][..]),
-                };
-                self.cache_put("delete_session", &key, tombstone).await;
-            }
-            Err(_) => self.cache_remove("delete_session", &key).await,
-        }
-        result
-    }
-
-    async fn delete_expired_sessions(&self, now: UnixTime) -> Result<u64, StoreError> {
-        self.inner.delete_expired_sessions(now).await
     }
 }
 
