@@ -20,10 +20,12 @@
 //! and forwarded with identity headers.
 //!
 //! The module split: [`session`] reads, refreshes and rewrites sessions;
-//! `signin` and `endpoints` are the handlers; [`cookies`], [`redirect`],
+//! `signin` and `endpoints` are the handlers, `authjs` what Auth.js's
+//! client code needs of them (`{"url"}` answers); [`cookies`], [`redirect`],
 //! [`pages`] and [`error`] are the small pieces they share. No refresh or
 //! crypto logic lives here: that is `authgate-refresh` and `authgate-core`.
 
+mod authjs;
 mod background;
 pub mod cookies;
 mod endpoints;
