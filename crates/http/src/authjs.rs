@@ -1,6 +1,6 @@
 //! What Auth.js's own client code (`next-auth/react`, v5 and v4) sends and
-//! expects beyond the plain REST API, so an app's `signIn()` and
-//! `signOut()` work against the gateway unchanged.
+//! expects beyond the plain REST API, so an app's `signIn()`, `signOut()`
+//! and `useSession().update()` work against the gateway unchanged.
 //!
 //! - `signIn()` and `signOut()` POST their form with `fetch`: a `302` is no
 //!   use to them (the browser would follow it, cross-origin, inside the
@@ -10,10 +10,17 @@
 //! - A refusal is answered the same way, with the sign-in page and Auth.js's
 //!   error code as the URL (`{base}/signin?error=MissingCSRF`), and the real
 //!   status, so `signIn(…, { redirect: false })` reports `error` and `ok`.
+//! - `update()` POSTs `{csrfToken, data}` as JSON to `{base}/session`; the
+//!   gateway checks the token and answers with the current session (the
+//!   identity is what the provider vouches for: `data` is not merged).
 
+use crate::endpoints;
 use crate::error::HttpError;
-use crate::state::Inner;
+use crate::signin::{csrf_ok, form_fields};
+use crate::state::{Gateway, Inner};
 use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
 use axum::http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE, LOCATION};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -87,6 +94,34 @@ pub(crate) fn error_url(inner: &Inner, error: &HttpError) -> Response {
         .headers_mut()
         .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+/// `POST {base}/session` (`useSession().update(data)`): CSRF-checked, then
+/// the same answer as `GET {base}/session` (refreshing stale tokens). A
+/// missing or wrong token is `400`, as Auth.js answers.
+pub(crate) async fn update_session(
+    State(gw): State<Gateway>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let fields = form_fields(&headers, &body);
+    if !csrf_ok(&gw.inner, &headers, &fields) {
+        return HttpError::bad_request(
+            "MissingCSRF",
+            "A session update needs the CSRF token from the csrf endpoint.",
+        )
+        .render(true, "/");
+    }
+    endpoints::session(State(gw), headers).await
+}
+
+/// The body for "no session": `null` (Auth.js v5), or `{}` with
+/// next-auth v4's cookie format, whose client reads `Object.keys(body)`.
+pub(crate) fn no_session_body(inner: &Inner) -> serde_json::Value {
+    match inner.session_codec.format() {
+        authgate_core::cookie::CookieFormat::NextAuthV4 => json!({}),
+        authgate_core::cookie::CookieFormat::AuthJs => serde_json::Value::Null,
+    }
 }
 
 /// `404 UnknownProvider`, as the sign-in start reports it.

@@ -60,7 +60,7 @@ pub(crate) async fn session(State(gw): State<Gateway>, headers: HeaderMap) -> Re
         Err(unavailable) => return unavailable.render(true, "/"),
     };
     let Some(mut session) = session else {
-        return no_store(Json(Value::Null).into_response());
+        return no_store(Json(authjs::no_session_body(inner)).into_response());
     };
     let refresh = inner.settings.refresh_mode != RefreshMode::Lazy;
     let (freshness, _) = ensure_fresh(inner, &mut session, now, refresh).await;

@@ -10,6 +10,7 @@
 //! | `GET\|POST /signin/{provider}` | starts the authorization code flow (POST checks CSRF) |
 //! | `GET /callback/{provider}` | verifies state, PKCE, nonce and the ID token; stores the account; sets the session |
 //! | `GET /session` | the session JSON (`user`, `expires`, `accessTokenExpiresAt`, `error`) |
+//! | `POST /session` | the same, CSRF-checked (`next-auth/react`'s `update()`) |
 //! | `POST /refresh` | refreshes now (lazy mode) |
 //! | `GET /csrf`, `GET /providers` | Auth.js's helpers |
 //! | `POST /signout` | revokes at the provider (RFC 7009), ends the session, expires every cookie |
@@ -21,7 +22,7 @@
 //!
 //! The module split: [`session`] reads, refreshes and rewrites sessions;
 //! `signin` and `endpoints` are the handlers, `authjs` what Auth.js's
-//! client code needs of them (`{"url"}` answers); [`cookies`], [`redirect`],
+//! client code needs of them (`{"url"}` answers, `update()`); [`cookies`], [`redirect`],
 //! [`pages`] and [`error`] are the small pieces they share. No refresh or
 //! crypto logic lives here: that is `authgate-refresh` and `authgate-core`.
 

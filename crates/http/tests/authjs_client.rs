@@ -1,7 +1,7 @@
 //! The requests Auth.js's own client code (`next-auth/react` v5 and v4)
 //! makes, through the gateway's router: `signIn()` and `signOut()` get
 //! `{"url": …}` instead of a redirect, refusals point at the sign-in page with
-//! Auth.js's error code.
+//! Auth.js's error code, and `update()` may POST to the session endpoint.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use authgate_core::cookie::{CookieFormat, SessionClaims, SessionCodec};
@@ -332,4 +332,83 @@ async fn sign_out_without_the_csrf_token_keeps_the_session_and_points_at_the_sig
         json(response).await["url"],
         "http://127.0.0.1:4180/api/auth/signin?error=MissingCSRF"
     );
+}
+
+/// `update(data)`: a JSON POST of `{csrfToken, data}` to the session endpoint.
+fn update_request(cookies: &str, body: serde_json::Value) -> Request<Body> {
+    Request::post("/api/auth/session")
+        .header(CONTENT_TYPE, "application/json")
+        .header(COOKIE, cookies)
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn update_posts_the_csrf_token_and_gets_the_session_in_auth_js_shape() {
+    let app = gateway(CookieFormat::AuthJs).await;
+    let (token, csrf_cookie) = csrf(&app).await;
+    let cookies = format!("{csrf_cookie}; {}", session_cookie(CookieFormat::AuthJs));
+    let response = app
+        .clone()
+        .oneshot(update_request(
+            &cookies,
+            serde_json::json!({"csrfToken": token, "data": {"name": "Not Ann"}}),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        set_cookies(&response)
+            .iter()
+            .any(|c| c.starts_with("authjs.session-token=")),
+        "the session rolls, as on GET"
+    );
+    let session = json(response).await;
+    assert_eq!(session["user"]["name"], "Ann Example", "data is not merged");
+    assert_eq!(session["user"]["email"], "ann@example.test");
+    assert!(session["user"].get("image").is_some());
+    let expires = session["expires"].as_str().unwrap();
+    assert!(expires.ends_with('Z') && expires.contains('T'), "{expires}");
+}
+
+#[tokio::test]
+async fn update_without_the_csrf_token_is_400_and_changes_nothing() {
+    let app = gateway(CookieFormat::AuthJs).await;
+    let (_, csrf_cookie) = csrf(&app).await;
+    let cookies = format!("{csrf_cookie}; {}", session_cookie(CookieFormat::AuthJs));
+    for body in [
+        serde_json::json!({"data": {}}),
+        serde_json::json!({"csrfToken": "forged"}),
+    ] {
+        let response = app
+            .clone()
+            .oneshot(update_request(&cookies, body))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        assert!(set_cookies(&response).is_empty());
+        assert_eq!(json(response).await["error"], "MissingCSRF");
+    }
+}
+
+#[tokio::test]
+async fn no_session_is_null_for_auth_js_and_an_empty_object_for_next_auth_v4() {
+    for (format, expected) in [
+        (CookieFormat::AuthJs, serde_json::Value::Null),
+        (CookieFormat::NextAuthV4, serde_json::json!({})),
+    ] {
+        let app = gateway(format).await;
+        let response = app
+            .clone()
+            .oneshot(
+                Request::get("/api/auth/session")
+                    .header(CONTENT_TYPE, "application/json")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(json(response).await, expected, "{format:?}");
+    }
 }
