@@ -80,6 +80,7 @@ pub(crate) async fn signin_page(
 fn describe_signin_error(code: &str) -> &'static str {
     match code {
         "SessionRequired" => "Please sign in to continue.",
+        "MissingCSRF" => "The sign-in form expired. Please try again.",
         "RefreshTokenError" => "Your sign-in has expired. Please sign in again.",
         "AccessDenied" => "Access was denied at the identity provider.",
         _ => "Sign-in failed. Please try again.",
