@@ -122,7 +122,10 @@ async fn the_nextjs_demo_serves_the_auth_js_client_at_api_auth_and_prints_the_ap
         app_env.contains("AUTH_SECRET=nextjs-demo-test-secret-at-least-32-chars "),
         "{app_env}"
     );
-    assert!(app_env.contains("OIDC_ISSUER=http://127.0.0.1:"), "{app_env}");
+    assert!(
+        app_env.contains("OIDC_ISSUER=http://127.0.0.1:"),
+        "{app_env}"
+    );
 
     let mut b = Browser::new();
     let providers: serde_json::Value = b
@@ -167,6 +170,9 @@ async fn the_nextjs_demo_serves_the_auth_js_client_at_api_auth_and_prints_the_ap
         .json()
         .await
         .unwrap();
-    assert_eq!(seen["headers"]["x-auth-request-email"][0], "ada@example.com");
+    assert_eq!(
+        seen["headers"]["x-auth-request-email"][0],
+        "ada@example.com"
+    );
     assert!(seen["headers"]["x-forwarded-access-token"][0].is_string());
 }

@@ -414,13 +414,17 @@ async fn no_session_is_null_for_auth_js_and_an_empty_object_for_next_auth_v4() {
 }
 
 #[tokio::test]
-async fn the_sign_in_page_explains_auth_js_error_codes_and_keeps_an_absolute_same_origin_callback() {
+async fn the_sign_in_page_explains_auth_js_error_codes_and_keeps_an_absolute_same_origin_callback()
+{
     let app = gateway(CookieFormat::AuthJs).await;
     // useSession({ required: true }) sends the browser here with its absolute href.
     for (error, sentence) in [
         ("SessionRequired", "Please sign in to continue."),
         ("MissingCSRF", "The sign-in form expired. Please try again."),
-        ("RefreshTokenError", "Your sign-in has expired. Please sign in again."),
+        (
+            "RefreshTokenError",
+            "Your sign-in has expired. Please sign in again.",
+        ),
     ] {
         let uri = format!(
             "/api/auth/signin?error={error}&callbackUrl={}",
@@ -439,6 +443,9 @@ async fn the_sign_in_page_explains_auth_js_error_codes_and_keeps_an_absolute_sam
         let html = String::from_utf8(bytes.to_vec()).unwrap();
         assert!(html.contains(sentence), "{error}: {html}");
         assert!(html.contains("/protected?tab=2"), "{html}");
-        assert!(!html.contains("http://127.0.0.1:4180/protected"), "kept as a path");
+        assert!(
+            !html.contains("http://127.0.0.1:4180/protected"),
+            "kept as a path"
+        );
     }
 }
