@@ -54,14 +54,32 @@ pub enum DemoError {
     NotLoopback(SocketAddr),
 }
 
+/// `authgate demo --nextjs`: the gateway in front of a Next.js app (such as
+/// `examples/nextjs`) instead of the sample app, the way a Next.js app uses
+/// it: endpoints at `/api/auth` (where `next-auth/react` looks), the access
+/// token passed upstream, `/api/**` answered as an API, `/protected/**`
+/// behind sign-in.
+#[derive(Debug, Clone)]
+pub struct NextjsDemo {
+    /// Where the Next.js app listens (`http://127.0.0.1:3000`).
+    pub app: String,
+    /// Where the development provider listens (`127.0.0.1:4000`, the
+    /// example's default `OIDC_ISSUER`).
+    pub provider_listen: SocketAddr,
+    /// The session secret, shared with the app's `AUTH_SECRET` (random when absent).
+    pub secret: Option<String>,
+}
+
 /// A running demo.
 pub struct Demo {
     /// The URL to open.
     pub url: String,
+    /// With `--nextjs`: the environment the Next.js app needs (`AUTH_SECRET`, `OIDC_ISSUER`).
+    pub app_env: Vec<(&'static str, String)>,
     app: App,
     listener: TcpListener,
     _idp: DevIdp,
-    _upstream: tokio::task::JoinHandle<()>,
+    _upstream: Option<tokio::task::JoinHandle<()>>,
     _dir: tempfile::TempDir,
 }
 
@@ -69,6 +87,16 @@ impl Demo {
     /// Starts the provider and the sample upstream and builds the gateway for
     /// `listen` (port 0 picks a free one).
     pub async fn start(listen: SocketAddr) -> Result<Demo, DemoError> {
+        Self::start_with(listen, None).await
+    }
+
+    /// Starts the provider and builds the gateway for `listen` in front of a
+    /// Next.js app (see [`NextjsDemo`]).
+    pub async fn start_nextjs(listen: SocketAddr, nextjs: NextjsDemo) -> Result<Demo, DemoError> {
+        Self::start_with(listen, Some(nextjs)).await
+    }
+
+    async fn start_with(listen: SocketAddr, nextjs: Option<NextjsDemo>) -> Result<Demo, DemoError> {
         if !listen.ip().is_loopback() {
             return Err(DemoError::NotLoopback(listen));
         }
@@ -84,18 +112,54 @@ impl Demo {
         })?;
         let public = format!("http://{addr}");
         let client_secret = random_secret();
+        let (idp_listen, provider_id, callback_base) = match &nextjs {
+            Some(n) => (n.provider_listen, "op", "/api/auth"),
+            None => (SocketAddr::from(([127, 0, 0, 1], 0)), "devidp", "/auth"),
+        };
+        if !idp_listen.ip().is_loopback() {
+            return Err(DemoError::NotLoopback(idp_listen));
+        }
         let idp = DevIdp::bind(
-            SocketAddr::from(([127, 0, 0, 1], 0)),
+            idp_listen,
             DevIdpConfig {
                 access_token_ttl: Duration::from_secs(30),
                 ..DevIdpConfig::default()
             }
             .with_client(
                 DevClient::new("authgate-demo", client_secret.clone())
-                    .with_redirect_uri(format!("{public}/auth/callback/devidp")),
+                    .with_redirect_uri(format!("{public}{callback_base}/callback/{provider_id}")),
             ),
         )
         .await?;
+        let dir = tempfile::tempdir().map_err(DemoError::TempDir)?;
+        let db = dir.path().join("authgate-demo.db");
+        if let Some(nextjs) = nextjs {
+            let secret = nextjs.secret.unwrap_or_else(random_secret);
+            let toml = nextjs_toml(&NextjsToml {
+                addr,
+                public: &public,
+                app: nextjs.app.trim_end_matches('/'),
+                secret: &secret,
+                db: &db,
+                issuer: idp.issuer_str(),
+                client_secret: &client_secret,
+            });
+            let config =
+                Config::from_sources(Some(("authgate demo --nextjs", &toml)), std::iter::empty())?;
+            let app = App::build(&config, Migrations::Apply).await?;
+            return Ok(Demo {
+                url: format!("{public}/"),
+                app_env: vec![
+                    ("AUTH_SECRET", secret),
+                    ("OIDC_ISSUER", idp.issuer_str().to_owned()),
+                ],
+                app,
+                listener,
+                _idp: idp,
+                _upstream: None,
+                _dir: dir,
+            });
+        }
         let upstream_listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
             .await
             .map_err(|source| DemoError::Listen {
@@ -112,8 +176,6 @@ impl Demo {
         let upstream = tokio::spawn(async move {
             let _ = axum::serve(upstream_listener, sample).await;
         });
-        let dir = tempfile::tempdir().map_err(DemoError::TempDir)?;
-        let db = dir.path().join("authgate-demo.db");
         let toml = format!(
             r#"
 [server]
@@ -154,10 +216,11 @@ access = "protected"
         let app = App::build(&config, Migrations::Apply).await?;
         Ok(Demo {
             url: format!("{public}/"),
+            app_env: Vec::new(),
             app,
             listener,
             _idp: idp,
-            _upstream: upstream,
+            _upstream: Some(upstream),
             _dir: dir,
         })
     }
@@ -177,10 +240,77 @@ access = "protected"
         } = self;
         let result = app.serve(listener, shutdown).await;
         drop(_idp);
-        _upstream.abort();
+        if let Some(upstream) = _upstream {
+            upstream.abort();
+        }
         drop(_dir);
         result
     }
+}
+
+/// What the `--nextjs` configuration is made of.
+struct NextjsToml<'a> {
+    addr: SocketAddr,
+    public: &'a str,
+    app: &'a str,
+    secret: &'a str,
+    db: &'a std::path::Path,
+    issuer: &'a str,
+    client_secret: &'a str,
+}
+
+/// The README's Next.js configuration with the demo's addresses.
+fn nextjs_toml(c: &NextjsToml<'_>) -> String {
+    format!(
+        r#"
+[server]
+listen = "{addr}"
+public_url = "{public}"
+upstream = "{app}"
+base_path = "/api/auth"
+pass_access_token = true
+
+[session]
+secret = ["{secret}"]
+
+[refresh]
+mode = "inline"
+skew = "5s"
+
+[store]
+url = "sqlite://{db}"
+
+[cache]
+url = "memory://"
+
+[[providers]]
+id = "op"
+name = "the development provider"
+issuer = "{issuer}"
+client_id = "authgate-demo"
+client_secret = "{client_secret}"
+scopes = ["openid", "email", "profile", "offline_access"]
+
+[[routes]]
+path = "/api/**"
+access = "api"
+
+[[routes]]
+path = "/protected/**"
+access = "protected"
+
+[[routes]]
+path = "/**"
+access = "public"
+"#,
+        addr = c.addr,
+        public = c.public,
+        app = c.app,
+        secret = c.secret,
+        db = c.db.display(),
+        issuer = c.issuer,
+        client_secret = c.client_secret,
+    )
 }
 
 fn random_secret() -> String {

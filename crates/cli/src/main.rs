@@ -39,6 +39,17 @@ enum Command {
         /// Where the gateway listens (loopback only; port 0 picks a free port).
         #[arg(long, default_value = "127.0.0.1:4180")]
         listen: std::net::SocketAddr,
+        /// Put the gateway in front of a Next.js app (examples/nextjs) instead of
+        /// the sample app: endpoints at /api/auth, the development provider on
+        /// 127.0.0.1:4000, the session secret from AUTH_SECRET (shared with the app).
+        #[arg(long)]
+        nextjs: bool,
+        /// With --nextjs: where the Next.js app listens.
+        #[arg(long, default_value = "http://127.0.0.1:3000", requires = "nextjs")]
+        app: String,
+        /// With --nextjs: where the development provider listens (the app's OIDC_ISSUER).
+        #[arg(long, default_value = "127.0.0.1:4000", requires = "nextjs")]
+        provider_listen: std::net::SocketAddr,
     },
     /// Run the gateway with a configuration file (plus AUTHGATE_* environment).
     Serve {
@@ -85,7 +96,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Secret => secret(),
-        Command::Demo { listen } => run_async(demo(listen)),
+        Command::Demo {
+            listen,
+            nextjs,
+            app,
+            provider_listen,
+        } => run_async(demo(listen, nextjs.then_some((app, provider_listen)))),
         Command::Check { config } => check(config),
         Command::Serve { config, log_format } => run_async(serve(config, log_format)),
         Command::Migrate { config } => run_async(migrate(config)),
@@ -180,9 +196,24 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: draining in-flight requests");
 }
 
-async fn demo(listen: std::net::SocketAddr) -> ExitCode {
+/// `authgate demo`; with `nextjs = Some((app, provider_listen))`, in front of a Next.js app.
+async fn demo(
+    listen: std::net::SocketAddr,
+    nextjs: Option<(String, std::net::SocketAddr)>,
+) -> ExitCode {
     init_logging(LogFormat::Text);
-    let demo = match authgate::demo::Demo::start(listen).await {
+    let started = match nextjs {
+        Some((app, provider_listen)) => {
+            let nextjs = authgate::demo::NextjsDemo {
+                app,
+                provider_listen,
+                secret: std::env::var("AUTH_SECRET").ok().filter(|s| !s.is_empty()),
+            };
+            authgate::demo::Demo::start_nextjs(listen, nextjs).await
+        }
+        None => authgate::demo::Demo::start(listen).await,
+    };
+    let demo = match started {
         Ok(d) => d,
         Err(e) => {
             eprintln!("error: {e}");
@@ -193,6 +224,17 @@ async fn demo(listen: std::net::SocketAddr) -> ExitCode {
         }
     };
     println!("authgate demo is running: open {}", demo.url);
+    if !demo.app_env.is_empty() {
+        let env: Vec<String> = demo
+            .app_env
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        println!(
+            "start the Next.js app with: {} npm --prefix examples/nextjs start",
+            env.join(" ")
+        );
+    }
     println!("sign in with any user name at the development provider; Ctrl-C stops the demo");
     match demo.serve(shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,

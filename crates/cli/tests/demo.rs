@@ -86,3 +86,93 @@ async fn the_demo_prints_a_url_where_a_new_user_signs_in_and_sees_their_identity
     assert_eq!(session["user"]["name"], "Grace Hopper");
     assert!(session["accessTokenExpiresAt"].as_i64().is_some());
 }
+
+#[tokio::test]
+async fn the_nextjs_demo_serves_the_auth_js_client_at_api_auth_and_prints_the_apps_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let (app, _upstream) = common::echo_upstream().await;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_authgate"))
+        .args(["demo", "--nextjs", "--listen", "127.0.0.1:0"])
+        .args(["--provider-listen", "127.0.0.1:0", "--app", app.as_str()])
+        .env("AUTH_SECRET", "nextjs-demo-test-secret-at-least-32-chars")
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _guard = DemoProcess(child);
+    let mut lines = BufReader::new(stdout).lines();
+    let (url, app_env) = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+        let mut url = None;
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(u) = line.split("open ").nth(1) {
+                url = Some(u.trim().to_owned());
+            }
+            if let Some(env) = line.strip_prefix("start the Next.js app with: ") {
+                return (url.expect("the URL comes first"), env.to_owned());
+            }
+        }
+        panic!("the demo exited without printing the app's environment");
+    })
+    .await
+    .expect("the demo prints its URL and the app's environment within 30 s");
+    assert!(
+        app_env.contains("AUTH_SECRET=nextjs-demo-test-secret-at-least-32-chars "),
+        "{app_env}"
+    );
+    assert!(
+        app_env.contains("OIDC_ISSUER=http://127.0.0.1:"),
+        "{app_env}"
+    );
+
+    let mut b = Browser::new();
+    let providers: serde_json::Value = b
+        .get(&format!("{url}api/auth/providers"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(providers["op"]["type"], "oidc");
+    // next-auth/react's signIn("op"): a fetch POST that wants {"url"}.
+    let csrf: serde_json::Value = b
+        .get(&format!("{url}api/auth/csrf"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let r = b
+        .client
+        .post(format!("{url}api/auth/signin/op"))
+        .header("cookie", b.cookie_header())
+        .header("x-auth-return-redirect", "1")
+        .form(&[
+            ("csrfToken", csrf["csrfToken"].as_str().unwrap()),
+            ("callbackUrl", "/protected"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    b.absorb(&r);
+    let authorize = r.json::<serde_json::Value>().await.unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let callback = authgate_testkit::login_with_dev_provider(&authorize, "ada", None).await;
+    let r = b.get(&callback).await;
+    assert_eq!(location(&r), "/protected");
+    // The app gets the identity and the access token.
+    let seen: serde_json::Value = b
+        .get(&format!("{url}protected"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        seen["headers"]["x-auth-request-email"][0],
+        "ada@example.com"
+    );
+    assert!(seen["headers"]["x-forwarded-access-token"][0].is_string());
+}

@@ -1,5 +1,6 @@
 //! The JSON endpoints (`session`, `csrf`, `providers`, `refresh`) and sign-out.
 
+use crate::authjs;
 use crate::cookies::request_cookies;
 use crate::csrf::{csrf_for, csrf_ok, form_fields, same_site};
 use crate::error::{HttpError, wants_json};
@@ -60,7 +61,7 @@ pub(crate) async fn session(State(gw): State<Gateway>, headers: HeaderMap) -> Re
         Err(rejection) => return rejection.http_error().render(true, "/"),
     };
     let Some(mut session) = session else {
-        return no_store(Json(Value::Null).into_response());
+        return no_store(Json(authjs::no_session_body(inner)).into_response());
     };
     let refresh = inner.settings.refresh_mode != RefreshMode::Lazy;
     // Only an outage is an error here; a revoked grant or a stale token is
@@ -154,13 +155,18 @@ pub(crate) async fn signout(
 ) -> Response {
     let inner = &gw.inner;
     let fields = form_fields(&headers, &body);
-    let json = wants_json(&headers);
+    // next-auth/react's `signOut()` posts with `fetch` and wants `{"url": …}`.
+    let url_json = authjs::wants_redirect_url(&headers, &fields);
+    let json = wants_json(&headers) || url_json;
     if !csrf_ok(inner, &headers, &fields) {
-        return HttpError::forbidden(
+        let error = HttpError::forbidden(
             "MissingCSRF",
             "The sign-out request was not sent by this site.",
-        )
-        .render(json, &inner.settings.auth_url("/signin"));
+        );
+        if url_json {
+            return authjs::error_url(inner, &error);
+        }
+        return error.render(json, &inner.settings.auth_url("/signin"));
     }
     let now = inner.clock.now();
     let cookies = request_cookies(&headers);
@@ -193,7 +199,8 @@ pub(crate) async fn signout(
         tracing::info!(user = session.identity.id, "signed out");
     }
     let mut response = if json {
-        Json(json!({ "url": target })).into_response()
+        let url = authjs::absolute_url(&inner.settings.public_url, &target);
+        Json(json!({ "url": url })).into_response()
     } else {
         let mut r = StatusCode::FOUND.into_response();
         if let Ok(v) = HeaderValue::from_str(&target) {

@@ -10,6 +10,7 @@
 //! | `GET\|POST /signin/{provider}` | starts the authorization code flow (POST checks CSRF) |
 //! | `GET /callback/{provider}` | verifies state, PKCE, nonce and the ID token; stores the account; sets the session |
 //! | `GET /session` | the session JSON (`user`, `expires`, `accessTokenExpiresAt`, `error`) |
+//! | `POST /session` | the same, CSRF-checked (`next-auth/react`'s `update()`) |
 //! | `POST /refresh` | refreshes now (lazy mode) |
 //! | `GET /csrf`, `GET /providers` | Auth.js's helpers |
 //! | `POST /signout` | revokes at the provider (RFC 7009), ends the session, expires every cookie |
@@ -25,13 +26,16 @@
 //! The module split: [`session`] reads and rewrites sessions; `tokens` is
 //! the one token-access path (fresh tokens for the decision, the proxy,
 //! forward-auth and the layer); [`gate`] is the access decision;
-//! `signin`, `endpoints` and `forward` are the handlers; [`layer`] is the
+//! `signin`, `endpoints` and `forward` are the handlers, `authjs` what
+//! Auth.js's client code needs of them (`{"url"}` answers, `update()`);
+//! [`layer`] is the
 //! tower layer and its extractors; `csrf`, [`cookies`], [`redirect`],
 //! [`pages`], [`error`] and [`AuthRejection`] (the one set of refusals) are
 //! the small pieces they share. No refresh or crypto logic lives here: that
 //! is `authgate-refresh` and `authgate-core`.
 
 mod account;
+mod authjs;
 mod builder;
 pub mod cookies;
 mod csrf;

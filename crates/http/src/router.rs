@@ -1,7 +1,7 @@
 //! The `/auth/*` routes.
 
 use crate::state::Gateway;
-use crate::{endpoints, forward, signin};
+use crate::{authjs, endpoints, forward, signin};
 use axum::Router;
 use axum::routing::{get, post};
 
@@ -9,7 +9,7 @@ impl Gateway {
     /// The authentication endpoints, relative to the base path (nest them
     /// under `settings().base_path`):
     /// `GET /signin`, `GET|POST /signin/{provider}`, `GET /callback/{provider}`,
-    /// `GET /session`, `GET /csrf`, `GET /providers`, `POST /refresh`,
+    /// `GET|POST /session`, `GET /csrf`, `GET /providers`, `POST /refresh`,
     /// `POST /signout`, `GET /verify` (forward-auth).
     pub fn auth_routes(&self) -> Router {
         self.auth_router().with_state(self.clone())
@@ -23,7 +23,10 @@ impl Gateway {
                 get(signin::signin_get).post(signin::signin_post),
             )
             .route("/callback/{provider}", get(signin::callback))
-            .route("/session", get(endpoints::session))
+            .route(
+                "/session",
+                get(endpoints::session).post(authjs::update_session),
+            )
             .route("/csrf", get(endpoints::csrf))
             .route("/providers", get(endpoints::providers))
             .route("/refresh", post(endpoints::refresh))

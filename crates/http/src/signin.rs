@@ -7,6 +7,7 @@
 //! minutes. Nothing is stored until every check has passed.
 
 use crate::account;
+use crate::authjs;
 use crate::cookies::{cookie_value, request_cookies};
 use crate::csrf::{csrf_for, csrf_ok, form_fields};
 use crate::error::{HttpError, wants_json};
@@ -81,6 +82,7 @@ pub(crate) async fn signin_page(
 fn describe_signin_error(code: &str) -> &'static str {
     match code {
         "SessionRequired" => "Please sign in to continue.",
+        "MissingCSRF" => "The sign-in form expired. Please try again.",
         "RefreshTokenError" => "Your sign-in has expired. Please sign in again.",
         "AccessDenied" => "Access was denied at the identity provider.",
         _ => "Sign-in failed. Please try again.",
@@ -96,19 +98,31 @@ pub(crate) async fn signin_post(
 ) -> Response {
     let inner = &gw.inner;
     let fields = form_fields(&headers, &body);
+    // next-auth/react's `signIn()` posts with `fetch` and wants `{"url": …}`.
+    let url_json = authjs::wants_redirect_url(&headers, &fields);
     if !csrf_ok(inner, &headers, &fields) {
-        return HttpError::forbidden(
+        let error = HttpError::forbidden(
             "MissingCSRF",
             "The sign-in form expired or was not sent by this site. Please try again.",
-        )
-        .render(wants_json(&headers), &inner.settings.auth_url("/signin"));
+        );
+        if url_json {
+            return authjs::error_url(inner, &error);
+        }
+        return error.render(wants_json(&headers), &inner.settings.auth_url("/signin"));
     }
-    start(
+    if url_json && inner.catalog.get(&provider).is_none() {
+        return authjs::error_url(inner, &authjs::unknown_provider());
+    }
+    let response = start(
         inner,
         &provider,
         fields.get("callbackUrl").map(String::as_str),
         &headers,
-    )
+    );
+    if url_json {
+        return authjs::redirect_as_url(response, &inner.settings.public_url);
+    }
+    response
 }
 
 /// `GET {base}/signin/{provider}?callbackUrl=…`: start the flow by link.
