@@ -5,7 +5,7 @@
 //! # use std::sync::Arc;
 //! # fn demo(
 //! #     store: Arc<dyn authgate_store::Store>,  // e.g. authgate_store::connect(…)
-//! #     cached: Arc<dyn authgate_store::Store>, // e.g. a CachedStore over it
+//! #     cached: Arc<authgate_store::cache::CachedStore>, // a cache over it
 //! #     catalog: authgate_oauth::Catalog,       // e.g. Catalog::resolve(…)
 //! # ) -> Result<(), Box<dyn std::error::Error>> {
 //! use authgate_core::secret::Secret;
