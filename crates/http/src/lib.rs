@@ -43,6 +43,7 @@ pub mod layer;
 pub mod pages;
 pub mod redirect;
 mod rejection;
+mod release;
 pub mod request_id;
 mod router;
 pub mod session;
@@ -56,7 +57,7 @@ pub use authgate_proxy::{
     ReverseProxy, RouteRule, RouteRules, RuleError, TrustedProxies,
 };
 pub use builder::{BuildError, DEFAULT_SIGNAL_POLL, GatewayBuilder};
-pub use gate::{Decision, Verdict};
+pub use gate::{Decision, TokenRelease, Verdict};
 pub use layer::{AccessToken, AuthLayer, AuthService, Session};
 pub use rejection::{AuthRejection, REFRESH_TOKEN_ERROR};
 pub use settings::{GatewaySettings, RefreshMode, SessionStrategy};
