@@ -187,13 +187,15 @@ impl App {
     pub fn router(&self) -> Router {
         let store = Arc::clone(&self.store);
         let cache = Arc::clone(&self.cache);
-        let mut router = Router::new().route(HEALTH_PATH, get(|| async { "ok" })).route(
-            READY_PATH,
-            get(move || {
-                let (store, cache) = (Arc::clone(&store), Arc::clone(&cache));
-                async move { readiness(&*store, &*cache).await }
-            }),
-        );
+        let mut router = Router::new()
+            .route(HEALTH_PATH, get(|| async { "ok" }))
+            .route(
+                READY_PATH,
+                get(move || {
+                    let (store, cache) = (Arc::clone(&store), Arc::clone(&cache));
+                    async move { readiness(&*store, &*cache).await }
+                }),
+            );
         if !self.metrics_apart {
             router = router.merge(self.metrics_endpoint());
         }
@@ -295,8 +297,8 @@ impl App {
         .with_graceful_shutdown(until_stopped(stopped.clone()));
         match metrics {
             Some((router, listener)) => {
-                let metrics = axum::serve(listener, router)
-                    .with_graceful_shutdown(until_stopped(stopped));
+                let metrics =
+                    axum::serve(listener, router).with_graceful_shutdown(until_stopped(stopped));
                 tokio::try_join!(main.into_future(), metrics.into_future()).map(drop)
             }
             None => main.await,

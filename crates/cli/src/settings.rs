@@ -288,7 +288,11 @@ mod tests {
             ("", "/healthz", "/healthz"),
             ("", "/readyz/x", "/readyz"),
             ("", "/auth/**", "/auth"),
-            ("[server]\nbase_path = \"/api/auth\"\n", "/api/auth/x", "/api/auth"),
+            (
+                "[server]\nbase_path = \"/api/auth\"\n",
+                "/api/auth/x",
+                "/api/auth",
+            ),
         ] {
             let c = config("", &format!("{server}{}{}", route("/x"), route(path)));
             match routes(&c) {
@@ -304,7 +308,10 @@ mod tests {
             ("", "/**"),
             ("", "/api/**"),
             ("", "/metricsx"),
-            ("[server]\nmetrics_listen = \"127.0.0.1:9090\"\n", "/metrics/**"),
+            (
+                "[server]\nmetrics_listen = \"127.0.0.1:9090\"\n",
+                "/metrics/**",
+            ),
             ("[server]\nbase_path = \"/api/auth\"\n", "/auth/**"),
         ] {
             let c = config("", &format!("{server}{}", route(path)));

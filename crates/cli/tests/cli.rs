@@ -230,7 +230,10 @@ fn check_and_serve_refuse_a_route_rule_naming_a_path_authgate_answers_itself() {
     std::fs::write(&path, text).unwrap();
     let (out, stdout, stderr) = run(authgate().arg("check").arg("--config").arg(&path));
     assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
-    assert!(stdout.contains("metrics_listen  = 127.0.0.1:9090"), "{stdout}");
+    assert!(
+        stdout.contains("metrics_listen  = 127.0.0.1:9090"),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -376,7 +376,11 @@ async fn nginx_brings_the_token_to_the_application_and_never_to_the_browser() {
         assert_eq!(status, 200, "{path}: {view}\n{}", s.nginx.log());
         assert_eq!(seen(&view, "x-auth-request-email"), ["fay@example.test"]);
         let tokens = seen(&view, "x-forwarded-access-token");
-        assert_eq!(tokens.len(), 1, "{path}: the application gets the token: {view}");
+        assert_eq!(
+            tokens.len(),
+            1,
+            "{path}: the application gets the token: {view}"
+        );
         assert!(!tokens[0].is_empty());
         token = tokens[0].to_owned();
         assert!(

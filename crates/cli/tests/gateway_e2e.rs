@@ -280,7 +280,10 @@ async fn metrics_listen_serves_metrics_apart_and_leaves_the_path_to_the_upstream
     assert_eq!(status, 200);
     let view: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(view["path"], "/metrics");
-    assert_eq!(text(&client, &format!("{base}/healthz")).await, (200, "ok".to_owned()));
+    assert_eq!(
+        text(&client, &format!("{base}/healthz")).await,
+        (200, "ok".to_owned())
+    );
     assert_eq!(text(&client, &format!("{base}/readyz")).await.0, 200);
     // On server.metrics_listen: /metrics, and nothing else.
     let metrics = gw.metrics_url.clone().unwrap();

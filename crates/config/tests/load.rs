@@ -679,6 +679,9 @@ fn edge_keys_default_to_the_safe_choice_and_are_checked() {
     assert_eq!(p.origin, var(key));
     assert!(p.message.contains("invalid address"), "{}", p.message);
     let p = load_err(MINIMAL, &[(key, "127.0.0.1:4180")]).problems()[0].clone();
-    assert_eq!((p.key.as_str(), p.origin), ("server.metrics_listen", var(key)));
+    assert_eq!(
+        (p.key.as_str(), p.origin),
+        ("server.metrics_listen", var(key))
+    );
     assert!(p.message.contains("must differ"), "{}", p.message);
 }

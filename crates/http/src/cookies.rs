@@ -52,7 +52,9 @@ impl OwnCookies {
     pub fn new(format: CookieFormat) -> Self {
         let callback_url = match format {
             CookieFormat::AuthJs => ["authjs.callback-url", "__Secure-authjs.callback-url"],
-            CookieFormat::NextAuthV4 => ["next-auth.callback-url", "__Secure-next-auth.callback-url"],
+            CookieFormat::NextAuthV4 => {
+                ["next-auth.callback-url", "__Secure-next-auth.callback-url"]
+            }
         };
         let mut names = callback_url.to_vec();
         for secure in [false, true] {

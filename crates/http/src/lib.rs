@@ -13,7 +13,7 @@
 //! | `POST /refresh` | refreshes now (lazy mode) |
 //! | `GET /csrf`, `GET /providers` | Auth.js's helpers |
 //! | `POST /signout` | revokes at the provider (RFC 7009), ends the session, expires every cookie |
-//! | `GET /verify` | forward-auth: 200 + identity headers, 401, or a sign-in redirect |
+//! | `GET /verify` | forward-auth: 200 + identity headers (provider tokens only for a trusted proxy, see [`TokenRelease`]), 401, or a sign-in redirect |
 //!
 //! [`Gateway::router`] adds the reverse proxy: every other path is judged by
 //! the route rules over every lenient reading ([`RouteRules::judge`]; an
@@ -24,7 +24,8 @@
 //!
 //! The module split: [`session`] reads and rewrites sessions; `tokens` is
 //! the one token-access path (fresh tokens for the decision, the proxy,
-//! forward-auth and the layer); [`gate`] is the access decision;
+//! forward-auth and the layer); [`gate`] is the access decision, and
+//! `release` says who may receive provider tokens ([`TokenRelease`]);
 //! `signin`, `endpoints` and `forward` are the handlers; [`layer`] is the
 //! tower layer and its extractors; `csrf`, [`cookies`], [`redirect`],
 //! [`pages`], [`error`] and [`AuthRejection`] (the one set of refusals) are

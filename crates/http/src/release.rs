@@ -103,7 +103,8 @@ mod tests {
 
     #[test]
     fn tokens_go_only_to_a_trusted_peer_without_browser_metadata() {
-        let trusted = TrustedProxies::parse(["10.0.0.0/8", "::1"]).unwrap_or_else(|e| panic!("{e}"));
+        let trusted =
+            TrustedProxies::parse(["10.0.0.0/8", "::1"]).unwrap_or_else(|e| panic!("{e}"));
         let proxy = headers(&["cookie", "accept", "x-original-uri", "x-forwarded-for"]);
         assert_eq!(
             forward_auth_release(&trusted, ip("10.1.2.3"), &proxy),
@@ -141,6 +142,10 @@ mod tests {
                 "{browser}"
             );
         }
-        assert!(!has_browser_metadata(&headers(&["secret", "x-sec-fetch-mode", "se"])));
+        assert!(!has_browser_metadata(&headers(&[
+            "secret",
+            "x-sec-fetch-mode",
+            "se"
+        ])));
     }
 }

@@ -179,7 +179,10 @@ async fn verify_hands_tokens_only_to_a_trusted_proxy_and_never_to_a_browser() {
         headers.extend_from_slice(metadata);
         let r = b.get_with("/auth/verify", &headers).await;
         assert_eq!(r.status(), 200, "{metadata:?}");
-        assert!(r.headers().contains_key("x-auth-request-user"), "{metadata:?}");
+        assert!(
+            r.headers().contains_key("x-auth-request-user"),
+            "{metadata:?}"
+        );
         assert!(
             !r.headers().contains_key("x-forwarded-access-token")
                 && !r.headers().contains_key("authorization"),

@@ -109,7 +109,11 @@ async fn the_upstream_gets_its_own_host_and_the_public_host_whatever_the_client_
     let echoed = json(r).await;
     let upstream_host = echoed["host"].as_str().unwrap();
     assert!(upstream_host.starts_with("127.0.0.1:"), "{echoed}");
-    assert_ne!(upstream_host, public_host(&h), "the upstream's own authority");
+    assert_ne!(
+        upstream_host,
+        public_host(&h),
+        "the upstream's own authority"
+    );
     assert_eq!(echoed["forwarded_host"], public_host(&h), "{echoed}");
     assert_eq!(echoed["forwarded_proto"], "http", "{echoed}");
 
@@ -147,21 +151,32 @@ async fn a_hostile_host_never_appears_in_a_location_or_callback_url() {
     let mut b = Browser::new(&h);
     // The proxy's sign-in redirect.
     let r = b
-        .get_with("/protected/page", &[&hostile[..], &[("accept", "text/html")]].concat())
+        .get_with(
+            "/protected/page",
+            &[&hostile[..], &[("accept", "text/html")]].concat(),
+        )
         .await;
     assert_eq!(r.status(), 302);
     clean("proxy redirect", &location(&r));
     // Forward-auth's absolute sign-in URL is built on public_url.
     for uri in ["x-original-uri", "x-forwarded-uri"] {
         let r = b
-            .get_with("/auth/verify", &[&hostile[..], &[(uri, "/protected/page")]].concat())
+            .get_with(
+                "/auth/verify",
+                &[&hostile[..], &[(uri, "/protected/page")]].concat(),
+            )
             .await;
         let l = location(&r);
         assert!(l.starts_with(h.url.as_str().trim_end_matches('/')), "{l}");
         clean("verify redirect", &l);
     }
     // The sign-in page, and the authorization request's redirect_uri.
-    let page = b.get_with("/auth/signin", &hostile).await.text().await.unwrap();
+    let page = b
+        .get_with("/auth/signin", &hostile)
+        .await
+        .text()
+        .await
+        .unwrap();
     clean("sign-in page", &page);
     let r = b
         .get_with("/auth/signin/dev?callbackUrl=%2Fdone", &hostile)
@@ -299,7 +314,10 @@ async fn a_rule_for_get_guards_head_through_the_proxy_and_forward_auth() {
     let r = b
         .get_with(
             "/auth/verify",
-            &[("x-forwarded-uri", "/admin/users"), ("x-forwarded-method", "HEAD")],
+            &[
+                ("x-forwarded-uri", "/admin/users"),
+                ("x-forwarded-method", "HEAD"),
+            ],
         )
         .await;
     assert_eq!(r.status(), 403);

@@ -193,11 +193,18 @@ pub fn remove_cookies(headers: &mut HeaderMap, mut doomed: impl FnMut(&[u8]) -> 
     let mut kept: Vec<&[u8]> = Vec::new();
     let mut removed = 0;
     for value in &values {
-        for pair in value.as_bytes().split(|b| *b == b';').map(<[u8]>::trim_ascii) {
+        for pair in value
+            .as_bytes()
+            .split(|b| *b == b';')
+            .map(<[u8]>::trim_ascii)
+        {
             if pair.is_empty() {
                 continue;
             }
-            let name = pair.split(|b| *b == b'=').next().map_or(pair, <[u8]>::trim_ascii);
+            let name = pair
+                .split(|b| *b == b'=')
+                .next()
+                .map_or(pair, <[u8]>::trim_ascii);
             if doomed(name) {
                 removed += 1;
             } else {

@@ -121,9 +121,9 @@ pub async fn start(reserved: Reserved, toml: &str) -> Gateway {
         Some(_) => Some(TcpListener::bind("127.0.0.1:0").await.unwrap()),
         None => None,
     };
-    let metrics_url = metrics.as_ref().map(|l| {
-        Url::parse(&format!("http://{}", l.local_addr().unwrap())).unwrap()
-    });
+    let metrics_url = metrics
+        .as_ref()
+        .map(|l| Url::parse(&format!("http://{}", l.local_addr().unwrap())).unwrap());
     let (tx, rx) = oneshot::channel();
     let listeners = Listeners {
         main: reserved.listener,
