@@ -71,14 +71,9 @@ pub(crate) fn forward_auth_release(
 }
 
 /// Whether `headers` carry `Origin` or any `Sec-*` header: metadata that
-/// only a browser sets.
+/// only a browser sets (header names are lower case here).
 pub(crate) fn has_browser_metadata(headers: &HeaderMap) -> bool {
-    headers.contains_key(ORIGIN)
-        || headers.keys().any(|name| {
-            name.as_str()
-                .get(..4)
-                .is_some_and(|prefix| prefix.eq_ignore_ascii_case("sec-"))
-        })
+    headers.contains_key(ORIGIN) || headers.keys().any(|name| name.as_str().starts_with("sec-"))
 }
 
 #[cfg(test)]
