@@ -166,6 +166,25 @@ async fn verify_hands_tokens_only_to_a_trusted_proxy_and_never_to_a_browser() {
         format!("Bearer {token}")
     );
 
+    // Only the exact path is forward-auth: a proxy rule that keeps the
+    // public off `/auth/verify` covers every spelling that reaches it.
+    for spelling in [
+        "/auth//verify",
+        "/auth/verify/",
+        "/auth/%76erify",
+        "/auth/Verify",
+        "/auth/verify;x=1",
+        "/AUTH/verify",
+    ] {
+        let r = b.get_with(spelling, &proxy).await;
+        assert!(
+            !r.headers().contains_key("x-forwarded-access-token"),
+            "{spelling}: {}",
+            r.status()
+        );
+        assert_ne!(r.status(), 200, "{spelling}");
+    }
+
     // The same call carrying any browser metadata: identity only.
     let browser: [&[(&str, &str)]; 5] = [
         &SCRIPT_FETCH,
