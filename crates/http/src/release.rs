@@ -20,8 +20,8 @@
 //!    off`, Traefik `authRequestHeaders`, Caddy `header_up -Sec-*` (see
 //!    `docs/forward-auth.md`).
 //!
-//! A withheld caller gets the identity headers (not secret) and nothing that
-//! reads or refreshes tokens for it: the decision still refreshes a stale
+//! A withheld caller gets the identity headers (not secret), and no token is
+//! fetched or refreshed to hand to it: the decision still refreshes a stale
 //! token on a route that needs a session, as it would for the browser's own
 //! navigation, but never on a `public` route just to hand a token out.
 
@@ -38,8 +38,8 @@ pub enum TokenRelease {
     /// allowed session carries them: the reverse proxy's upstream, a trusted
     /// proxy's forward-auth call, the service the tower layer wraps.
     AsConfigured,
-    /// The decision neither reads nor refreshes tokens for this caller, and
-    /// the session it allows carries none.
+    /// The decision fetches and refreshes no token to hand to this caller,
+    /// and the session it allows carries none.
     Withheld,
 }
 
