@@ -16,8 +16,17 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::OnceLock;
+use tokio::net::TcpListener;
+
+/// Liveness, on `server.listen`.
+pub const HEALTH_PATH: &str = "/healthz";
+/// Readiness (store and cache reachable), on `server.listen`.
+pub const READY_PATH: &str = "/readyz";
+/// Prometheus metrics, on `server.listen` or on `server.metrics_listen`.
+pub const METRICS_PATH: &str = "/metrics";
 
 /// Why the gateway could not be assembled. Each says what to fix.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +55,18 @@ pub enum AppError {
     /// The gateway could not be assembled from its parts.
     #[error("{0}")]
     Gateway(#[from] authgate_http::BuildError),
+    /// A route rule names a path that authgate answers itself.
+    #[error(
+        "routes[{index}].path: {pattern:?} names {reserved}, which authgate answers itself on server.listen (the upstream would never see it); reserved: server.base_path, /healthz, /readyz, and /metrics unless server.metrics_listen moves it"
+    )]
+    ReservedPath {
+        /// Route position.
+        index: usize,
+        /// The rule's pattern.
+        pattern: String,
+        /// The reserved path it names.
+        reserved: String,
+    },
     /// A route's method is not an HTTP method.
     #[error("routes[{index}].methods: {method:?} is not an HTTP method")]
     Method {
@@ -71,6 +92,27 @@ pub struct App {
     store: Arc<dyn Store>,
     cache: Arc<dyn CacheBackend>,
     metrics: Option<PrometheusHandle>,
+    /// `/metrics` has a listener of its own (`server.metrics_listen`).
+    metrics_apart: bool,
+}
+
+/// Where [`App::serve`] listens: `server.listen`, and `server.metrics_listen`
+/// when the configuration moves `/metrics` there.
+pub struct Listeners {
+    /// The gateway (`server.listen`).
+    pub main: TcpListener,
+    /// `/metrics` alone (`server.metrics_listen`).
+    pub metrics: Option<TcpListener>,
+}
+
+impl From<TcpListener> for Listeners {
+    /// Only the gateway's listener.
+    fn from(main: TcpListener) -> Self {
+        Listeners {
+            main,
+            metrics: None,
+        }
+    }
 }
 
 impl App {
@@ -125,6 +167,7 @@ impl App {
             store,
             cache,
             metrics: prometheus(),
+            metrics_apart: config.server.metrics_listen.is_some(),
         })
     }
 
@@ -138,36 +181,47 @@ impl App {
         &self.store
     }
 
-    /// The HTTP application: the gateway (`/auth/*` and the proxy),
-    /// `/healthz`, `/readyz` and `/metrics`.
+    /// The HTTP application on `server.listen`: the gateway (`/auth/*` and
+    /// the proxy), `/healthz`, `/readyz`, and `/metrics` unless it has a
+    /// listener of its own ([`App::metrics_router`]).
     pub fn router(&self) -> Router {
         let store = Arc::clone(&self.store);
         let cache = Arc::clone(&self.cache);
-        let metrics = self.metrics.clone();
-        Router::new()
-            .route("/healthz", get(|| async { "ok" }))
+        let mut router = Router::new()
+            .route(HEALTH_PATH, get(|| async { "ok" }))
             .route(
-                "/metrics",
-                get(move || {
-                    let metrics = metrics.clone();
-                    async move {
-                        match metrics {
-                            Some(h) => (StatusCode::OK, h.render()).into_response(),
-                            None => {
-                                (StatusCode::NOT_FOUND, "metrics are not enabled").into_response()
-                            }
-                        }
-                    }
-                }),
-            )
-            .route(
-                "/readyz",
+                READY_PATH,
                 get(move || {
                     let (store, cache) = (Arc::clone(&store), Arc::clone(&cache));
                     async move { readiness(&*store, &*cache).await }
                 }),
-            )
-            .merge(self.gateway.router())
+            );
+        if !self.metrics_apart {
+            router = router.merge(self.metrics_endpoint());
+        }
+        router.merge(self.gateway.router())
+    }
+
+    /// `/metrics` alone, for `server.metrics_listen`; `None` when `/metrics`
+    /// is served by [`App::router`].
+    pub fn metrics_router(&self) -> Option<Router> {
+        self.metrics_apart.then(|| self.metrics_endpoint())
+    }
+
+    fn metrics_endpoint(&self) -> Router {
+        let metrics = self.metrics.clone();
+        Router::new().route(
+            METRICS_PATH,
+            get(move || {
+                let metrics = metrics.clone();
+                async move {
+                    match metrics {
+                        Some(h) => (StatusCode::OK, h.render()).into_response(),
+                        None => (StatusCode::NOT_FOUND, "metrics are not enabled").into_response(),
+                    }
+                }
+            }),
+        )
     }
 }
 
@@ -203,19 +257,51 @@ fn prometheus() -> Option<PrometheusHandle> {
 }
 
 impl App {
-    /// Serves the application on `listener` until `shutdown` resolves, then
-    /// drains in-flight requests.
+    /// Serves the application on `listeners` until `shutdown` resolves, then
+    /// drains in-flight requests. `listeners.metrics` must be given exactly
+    /// when the configuration sets `server.metrics_listen`.
     pub async fn serve(
         self,
-        listener: tokio::net::TcpListener,
+        listeners: impl Into<Listeners>,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let router = self.router();
-        axum::serve(
-            listener,
-            router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        let listeners = listeners.into();
+        let metrics = match (self.metrics_router(), listeners.metrics) {
+            (Some(router), Some(listener)) => Some((router, listener)),
+            (None, None) => None,
+            (wanted, _) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    if wanted.is_some() {
+                        "server.metrics_listen is set but no metrics listener was given"
+                    } else {
+                        "a metrics listener was given but server.metrics_listen is not set"
+                    },
+                ));
+            }
+        };
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        });
+        let until_stopped = |mut stopped: tokio::sync::watch::Receiver<bool>| async move {
+            // An error means the sender is gone: stop as well.
+            let _ = stopped.wait_for(|stop| *stop).await;
+        };
+        let main = axum::serve(
+            listeners.main,
+            self.router()
+                .into_make_service_with_connect_info::<SocketAddr>(),
         )
-        .with_graceful_shutdown(shutdown)
-        .await
+        .with_graceful_shutdown(until_stopped(stopped.clone()));
+        match metrics {
+            Some((router, listener)) => {
+                let metrics =
+                    axum::serve(listener, router).with_graceful_shutdown(until_stopped(stopped));
+                tokio::try_join!(main.into_future(), metrics.into_future()).map(drop)
+            }
+            None => main.await,
+        }
     }
 }

@@ -10,7 +10,7 @@ use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use authgate::app::{App, Migrations};
+use authgate::app::{App, Listeners, Migrations};
 use authgate_config::{Config, ConfigError, is_config_env_var};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -140,9 +140,22 @@ fn load(path: Option<&std::path::Path>) -> Result<Config, ExitCode> {
     })
 }
 
+/// Loads the configuration and compiles its route rules (patterns, methods,
+/// reserved paths), or reports what is wrong (exit code 2).
+fn load_with_routes(path: Option<&std::path::Path>) -> Result<Config, ExitCode> {
+    let config = load(path)?;
+    match authgate::settings::routes(&config) {
+        Ok(_) => Ok(config),
+        Err(error) => {
+            eprintln!("error: {error}");
+            Err(ExitCode::from(EXIT_INVALID_CONFIG))
+        }
+    }
+}
+
 async fn serve(path: Option<PathBuf>, log_format: LogFormat) -> ExitCode {
     init_logging(log_format);
-    let config = match load(path.as_deref()) {
+    let config = match load_with_routes(path.as_deref()) {
         Ok(c) => c,
         Err(code) => return code,
     };
@@ -163,8 +176,25 @@ async fn serve(path: Option<PathBuf>, log_format: LogFormat) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let metrics = match config.server.metrics_listen {
+        Some(addr) => match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => {
+                tracing::info!(metrics_listen = %addr, "/metrics is served on its own address");
+                Some(l)
+            }
+            Err(e) => {
+                eprintln!("error: server.metrics_listen: cannot listen on {addr}: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => None,
+    };
     tracing::info!(listen = %config.server.listen, public_url = %config.server.public_url, "authgate is serving");
-    match app.serve(listener, shutdown_signal()).await {
+    let listeners = Listeners {
+        main: listener,
+        metrics,
+    };
+    match app.serve(listeners, shutdown_signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: server failed: {e}");
@@ -309,7 +339,7 @@ fn secret() -> ExitCode {
 }
 
 fn check(path: Option<PathBuf>) -> ExitCode {
-    match Config::load(path.as_deref()) {
+    match load_with_routes(path.as_deref()) {
         Ok(config) => {
             let mut sources: Vec<String> = path.iter().map(|p| p.display().to_string()).collect();
             let mut vars: Vec<String> = std::env::vars_os()
@@ -329,10 +359,7 @@ fn check(path: Option<PathBuf>) -> ExitCode {
             let _ = write!(out, "{}", config.redacted_summary());
             ExitCode::SUCCESS
         }
-        Err(error) => {
-            report(&error);
-            ExitCode::from(EXIT_INVALID_CONFIG)
-        }
+        Err(code) => code,
     }
 }
 

@@ -4,7 +4,7 @@
 //! configuration enum converts by an exhaustive `match` (a new variant breaks
 //! the build here, never a string comparison at run time).
 
-use crate::app::AppError;
+use crate::app::{AppError, HEALTH_PATH, METRICS_PATH, READY_PATH};
 use authgate_config::{CacheConfig, Config, ProviderConfig, ProviderPreset, RouteAccess, Secret};
 use authgate_core::cookie::CookieFormat;
 use authgate_core::refresh::{RefreshSettings, RetryPolicy};
@@ -48,6 +48,7 @@ pub fn gateway_settings(config: &Config) -> GatewaySettings {
         },
         pass_access_token: config.server.pass_access_token,
         pass_authorization_header: config.server.pass_authorization_header,
+        pass_auth_cookies: config.server.pass_auth_cookies,
         trusted_proxies: TrustedProxies::new(config.server.trusted_proxies.clone()),
     }
 }
@@ -137,8 +138,20 @@ pub fn cache_options(cache: &CacheConfig) -> CacheOptions {
 pub fn proxy_settings(config: &Config) -> ProxySettings {
     ProxySettings {
         response_timeout: config.server.upstream_timeout,
+        preserve_host: config.server.preserve_host,
         ..ProxySettings::default()
     }
+}
+
+/// The paths authgate answers itself on `server.listen`, so the upstream
+/// never sees them: the base path (its endpoints), `/healthz`, `/readyz`,
+/// and `/metrics` unless `server.metrics_listen` moves it.
+pub fn reserved_paths(config: &Config) -> Vec<&str> {
+    let mut paths = vec![config.server.base_path.as_str(), HEALTH_PATH, READY_PATH];
+    if config.server.metrics_listen.is_none() {
+        paths.push(METRICS_PATH);
+    }
+    paths
 }
 
 /// One `[[providers]]` entry.
@@ -183,7 +196,9 @@ fn access(access: RouteAccess) -> Access {
     }
 }
 
-/// `[[routes]]`: the compiled rules, each with its allow-list.
+/// `[[routes]]`: the compiled rules, each with its allow-list. A rule that
+/// names a [reserved path](reserved_paths) is refused: it would promise the
+/// upstream requests that authgate answers itself.
 pub fn routes(config: &Config) -> Result<RouteRules, AppError> {
     let mut rules = Vec::with_capacity(config.routes.len());
     for (index, r) in config.routes.iter().enumerate() {
@@ -206,7 +221,17 @@ pub fn routes(config: &Config) -> Result<RouteRules, AppError> {
             domains: r.allow_domains.clone(),
         }));
     }
-    Ok(RouteRules::new(rules)?)
+    let rules = RouteRules::new(rules)?;
+    for reserved in reserved_paths(config) {
+        if let Some((index, rule)) = rules.rule_naming(reserved) {
+            return Err(AppError::ReservedPath {
+                index,
+                pattern: rule.pattern.clone(),
+                reserved: reserved.to_owned(),
+            });
+        }
+    }
+    Ok(rules)
 }
 
 #[cfg(test)]
@@ -247,6 +272,46 @@ mod tests {
             ProviderPreset::Auth0,
         ] {
             assert_eq!(Preset::from_str(p.as_str()).ok(), Some(preset(p)), "{p:?}");
+        }
+    }
+
+    #[test]
+    fn a_route_rule_may_not_name_a_path_authgate_answers_itself() {
+        let route = |path: &str| format!("[[routes]]\npath = \"{path}\"\naccess = \"public\"\n");
+        for (server, path, reserved) in [
+            ("", "/metrics", "/metrics"),
+            ("", "/Metrics/**", "/metrics"),
+            ("", "/healthz", "/healthz"),
+            ("", "/readyz/x", "/readyz"),
+            ("", "/auth/**", "/auth"),
+            (
+                "[server]\nbase_path = \"/api/auth\"\n",
+                "/api/auth/x",
+                "/api/auth",
+            ),
+        ] {
+            let c = config("", &format!("{server}{}{}", route("/x"), route(path)));
+            match routes(&c) {
+                Err(AppError::ReservedPath {
+                    index: 1,
+                    reserved: r,
+                    ..
+                }) => assert_eq!(r, reserved, "{path}"),
+                other => panic!("{path}: {other:?}"),
+            }
+        }
+        for (server, path) in [
+            ("", "/**"),
+            ("", "/api/**"),
+            ("", "/metricsx"),
+            (
+                "[server]\nmetrics_listen = \"127.0.0.1:9090\"\n",
+                "/metrics/**",
+            ),
+            ("[server]\nbase_path = \"/api/auth\"\n", "/auth/**"),
+        ] {
+            let c = config("", &format!("{server}{}", route(path)));
+            assert!(routes(&c).is_ok(), "{server} {path}");
         }
     }
 

@@ -187,3 +187,64 @@ fn migrate_then_reencrypt_work_on_a_fresh_sqlite_file() {
     assert!(out.status.success(), "{stderr}");
     assert!(stdout.contains("re-encrypted 0 account rows"), "{stdout}");
 }
+
+#[test]
+fn check_and_serve_refuse_a_route_rule_naming_a_path_authgate_answers_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let canonical = std::fs::read_to_string(example()).unwrap();
+    for (rule, reserved) in [
+        ("/metrics/**", "/metrics"),
+        ("/healthz", "/healthz"),
+        ("/readyz", "/readyz"),
+        ("/auth/**", "/auth"),
+    ] {
+        let path = dir.path().join("reserved.toml");
+        let text = canonical.replacen(
+            "[[routes]]",
+            &format!("[[routes]]\npath = \"{rule}\"\naccess = \"public\"\n\n[[routes]]"),
+            1,
+        );
+        std::fs::write(&path, &text).unwrap();
+        for cmd in ["check", "serve"] {
+            let (out, stdout, stderr) = run(authgate().arg(cmd).arg("--config").arg(&path));
+            assert_eq!(out.status.code(), Some(2), "{cmd} {rule}: {stdout}{stderr}");
+            assert!(
+                stderr.contains(&format!("routes[0].path: \"{rule}\" names {reserved}")),
+                "{cmd} {rule}: {stderr}"
+            );
+        }
+    }
+    // With its own listener, /metrics on server.listen is the upstream's.
+    let path = dir.path().join("metrics-apart.toml");
+    let text = canonical
+        .replacen(
+            "[server]\n",
+            "[server]\nmetrics_listen = \"127.0.0.1:9090\"\n",
+            1,
+        )
+        .replacen(
+            "[[routes]]",
+            "[[routes]]\npath = \"/metrics/**\"\naccess = \"protected\"\n\n[[routes]]",
+            1,
+        );
+    std::fs::write(&path, text).unwrap();
+    let (out, stdout, stderr) = run(authgate().arg("check").arg("--config").arg(&path));
+    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("metrics_listen  = 127.0.0.1:9090"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn check_compiles_route_patterns() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("pattern.toml");
+    let text = std::fs::read_to_string(example())
+        .unwrap()
+        .replace("path = \"/protected/**\"", "path = \"/protected/*.png\"");
+    std::fs::write(&path, text).unwrap();
+    let (out, _, stderr) = run(authgate().arg("check").arg("--config").arg(&path));
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("/protected/*.png"), "{stderr}");
+}

@@ -41,7 +41,8 @@ struct Stack {
     _upstream: tokio::task::JoinHandle<()>,
 }
 
-async fn stack(access_ttl: u64, skew: &str) -> Option<Stack> {
+/// The stack, with `server_extra` lines added to authgate's `[server]`.
+async fn stack(access_ttl: u64, skew: &str, server_extra: &str) -> Option<Stack> {
     if !Nginx::require_installed() {
         return None;
     }
@@ -85,7 +86,7 @@ async fn stack(access_ttl: u64, skew: &str) -> Option<Stack> {
         "",
         "inline",
     )
-    .replace("upstream = \"http://127.0.0.1:9\"\n", "")
+    .replace("upstream = \"http://127.0.0.1:9\"\n", server_extra)
     .replace("skew = \"2s\"", &format!("skew = \"{skew}\""));
     assert!(!toml.contains("upstream ="), "forward-auth only");
     let gw = start(reserved, &toml).await;
@@ -175,7 +176,7 @@ const IDENTITY: [&str; 4] = [
 
 #[tokio::test]
 async fn nginx_auth_request_protects_the_upstream_with_the_documented_config() {
-    let Some(s) = stack(3600, "2s").await else {
+    let Some(s) = stack(3600, "2s", "").await else {
         return;
     };
     let o = s.origin.clone();
@@ -319,16 +320,127 @@ async fn nginx_auth_request_protects_the_upstream_with_the_documented_config() {
     assert_eq!(status, 200);
     assert_eq!(session["user"]["email"], "carol@example.test", "{session}");
 
-    // The forward-auth subrequest location is internal.
+    // The forward-auth subrequest location is internal, and the public
+    // /auth/verify is not routed to authgate.
     let (status, _, _) = get(&mut anon, &format!("{o}/_authgate/verify"), &[]).await;
     assert_eq!(status, 404);
+    let (status, _, _) = get(
+        &mut b,
+        &format!("{o}/auth/verify"),
+        &[("X-Original-URI", "/protected/x")],
+    )
+    .await;
+    assert_eq!(status, 404);
+}
+
+/// What a browser sends with a navigation and with a script's `fetch()`.
+const NAVIGATION: [(&str, &str); 5] = [
+    ("accept", "text/html,application/xhtml+xml,*/*;q=0.8"),
+    ("sec-fetch-site", "none"),
+    ("sec-fetch-mode", "navigate"),
+    ("sec-fetch-dest", "document"),
+    ("sec-fetch-user", "?1"),
+];
+const SCRIPT_FETCH: [(&str, &str); 4] = [
+    ("sec-fetch-site", "same-origin"),
+    ("sec-fetch-mode", "cors"),
+    ("sec-fetch-dest", "empty"),
+    ("origin", "http://127.0.0.1"),
+];
+
+/// With `pass_access_token` and nginx trusted, the documented config brings
+/// the token to the application for a browser's navigation and fetch (nginx
+/// keeps the browser's metadata out of the subrequest), while no answer a
+/// browser can obtain — through nginx or straight from authgate — carries it.
+#[tokio::test]
+async fn nginx_brings_the_token_to_the_application_and_never_to_the_browser() {
+    let Some(s) = stack(
+        3600,
+        "2s",
+        "pass_access_token = true\ntrusted_proxies = [\"127.0.0.1\"]\n",
+    )
+    .await
+    else {
+        return;
+    };
+    let o = s.origin.clone();
+    let mut b = sign_in_through_nginx(&s, "fay", "/protected/x").await;
+
+    let mut token = String::new();
+    for (path, browser) in [
+        ("/protected/x", &NAVIGATION[..]),
+        ("/api/x", &SCRIPT_FETCH[..]),
+        ("/public/page", &NAVIGATION[..]),
+    ] {
+        let (status, headers, view) = get(&mut b, &format!("{o}{path}"), browser).await;
+        assert_eq!(status, 200, "{path}: {view}\n{}", s.nginx.log());
+        assert_eq!(seen(&view, "x-auth-request-email"), ["fay@example.test"]);
+        let tokens = seen(&view, "x-forwarded-access-token");
+        assert_eq!(
+            tokens.len(),
+            1,
+            "{path}: the application gets the token: {view}"
+        );
+        assert!(!tokens[0].is_empty());
+        token = tokens[0].to_owned();
+        assert!(
+            headers.get("x-forwarded-access-token").is_none(),
+            "{path}: {headers:?}"
+        );
+    }
+
+    // A script's ways to ask for the decision itself.
+    let authgate = s.gw.url.as_str().trim_end_matches('/').to_owned();
+    let mut attempts: Vec<String> = [
+        "/auth/verify",
+        "/auth//verify",
+        "/auth/./verify",
+        "/auth/%76erify",
+        "/auth/verify/",
+        "/auth/verify?x=1",
+        "/_authgate/verify",
+    ]
+    .iter()
+    .map(|p| format!("{o}{p}"))
+    .collect();
+    // authgate's own listener is loopback, as nginx is: a browser that
+    // reached it would be a trusted peer, and still gets no token.
+    attempts.push(format!("{authgate}/auth/verify"));
+    for url in &attempts {
+        for uri in ["X-Original-URI", "X-Forwarded-Uri"] {
+            let mut extra = SCRIPT_FETCH.to_vec();
+            extra.push((uri, "/api/x"));
+            let r = b
+                .client
+                .get(url)
+                .header(COOKIE, b.cookie_header())
+                .headers(
+                    extra
+                        .iter()
+                        .map(|(k, v)| (k.parse().unwrap(), v.parse().unwrap()))
+                        .collect(),
+                )
+                .send()
+                .await
+                .unwrap();
+            let status = r.status();
+            let headers = r.headers().clone();
+            let body = r.text().await.unwrap();
+            assert!(
+                headers.get("x-forwarded-access-token").is_none()
+                    && headers.get("authorization").is_none(),
+                "{url} ({uri}): {status} {headers:?}"
+            );
+            assert!(!body.contains(&token), "{url} ({uri}): {status} {body}");
+        }
+    }
 }
 
 #[tokio::test]
 async fn nginx_passes_the_cookie_rewritten_by_a_refresh_during_verify_to_the_browser() {
     // Tokens live 15 s and count as stale 14 s early: after a 1.5 s wait the
     // sign-in's token is stale, a refreshed (60 s) one is fresh again.
-    let Some(s) = stack(15, "14s").await else {
+    let Some(s) = stack(15, "14s", "").await else {
         return;
     };
     let o = s.origin.clone();

@@ -243,3 +243,55 @@ async fn a_storm_of_a_thousand_requests_over_a_hundred_stale_sessions_costs_exac
         }
     }
 }
+
+/// The upstream's view of `path` and the gateway's own answer, as text.
+async fn text(client: &reqwest::Client, url: &str) -> (u16, String) {
+    let r = client.get(url).send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn metrics_listen_serves_metrics_apart_and_leaves_the_path_to_the_upstream() {
+    let s = Stack::start(3600, "2s", "inline", "").await;
+    let base = s.base();
+    let client = Browser::new().client;
+    // Without metrics_listen, /metrics on server.listen is authgate's.
+    let (status, body) = text(&client, &format!("{base}/metrics")).await;
+    assert_eq!(status, 200);
+    assert!(!body.contains("\"path\""), "not the upstream's: {body}");
+    assert!(s.gw.metrics_url.is_none());
+
+    let reserved = reserve().await;
+    let (upstream, _task) = echo_upstream().await;
+    // The same provider (discovery only: nobody signs in here).
+    let issuer = s.peer.issuer().as_str().trim_end_matches('/').to_owned();
+    let toml = config_toml(&reserved.url, &issuer, "{db}", "", "inline").replace(
+        "upstream = \"http://127.0.0.1:9\"\n",
+        &format!(
+            "upstream = \"{}\"\nmetrics_listen = \"127.0.0.1:0\"\n",
+            upstream.as_str().trim_end_matches('/')
+        ),
+    );
+    let gw = start(reserved, &toml).await;
+    let base = gw.url.as_str().trim_end_matches('/');
+    // On server.listen: /metrics is the upstream's path (a public route here),
+    // /healthz and /readyz stay authgate's.
+    let (status, body) = text(&client, &format!("{base}/metrics")).await;
+    assert_eq!(status, 200);
+    let view: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(view["path"], "/metrics");
+    assert_eq!(
+        text(&client, &format!("{base}/healthz")).await,
+        (200, "ok".to_owned())
+    );
+    assert_eq!(text(&client, &format!("{base}/readyz")).await.0, 200);
+    // On server.metrics_listen: /metrics, and nothing else.
+    let metrics = gw.metrics_url.clone().unwrap();
+    let (status, body) = text(&client, metrics.join("/metrics").unwrap().as_str()).await;
+    assert_eq!(status, 200);
+    assert!(body.contains("authgate_http_requests_total"), "{body}");
+    for path in ["/auth/session", "/healthz", "/protected/x"] {
+        let (status, _) = text(&client, metrics.join(path).unwrap().as_str()).await;
+        assert_eq!(status, 404, "{path} on the metrics listener");
+    }
+}

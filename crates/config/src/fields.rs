@@ -30,15 +30,30 @@ pub(crate) fn de_opt_url<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Optio
     }
 }
 
+fn parse_socket_addr(text: &str) -> Result<SocketAddr, String> {
+    text.trim().parse().map_err(|_| {
+        format!(
+            "invalid address {text:?}: expected IP:port, e.g. \"127.0.0.1:4180\" or \"[::]:4180\""
+        )
+    })
+}
+
 pub(crate) fn de_socket_addr<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> Result<SocketAddr, D::Error> {
     let text = String::deserialize(d)?;
-    text.trim().parse().map_err(|_| {
-        serde::de::Error::custom(format!(
-            "invalid address {text:?}: expected IP:port, e.g. \"127.0.0.1:4180\" or \"[::]:4180\""
-        ))
-    })
+    parse_socket_addr(&text).map_err(serde::de::Error::custom)
+}
+
+pub(crate) fn de_opt_socket_addr<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<SocketAddr>, D::Error> {
+    match Option::<String>::deserialize(d)? {
+        Some(text) => parse_socket_addr(&text)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+        None => Ok(None),
+    }
 }
 
 /// An IP network that also accepts a bare address (as a single-host network).

@@ -105,6 +105,22 @@ pub struct ServerConfig {
     /// Default `false`.
     #[serde(default)]
     pub pass_authorization_header: bool,
+    /// Send authgate's own cookies (the session cookie and its chunks, CSRF,
+    /// the sign-in `state` / PKCE / `nonce` cookies, the callback URL) to the
+    /// upstream. Default `false`: the upstream never sees them. Turn it on
+    /// only for an upstream that reads the session itself (a Next.js app
+    /// calling Auth.js's `auth()` with the same secret).
+    #[serde(default)]
+    pub pass_auth_cookies: bool,
+    /// Send the client's `Host` to the upstream. Default `false`: the
+    /// upstream receives its own authority (from `upstream`), and
+    /// `X-Forwarded-Host` / `X-Forwarded-Proto` describe `public_url`.
+    #[serde(default)]
+    pub preserve_host: bool,
+    /// Serve `/metrics` on this address instead of `listen` (then `/metrics`
+    /// on `listen` is the upstream's). Default: on `listen`.
+    #[serde(default, deserialize_with = "fields::de_opt_socket_addr")]
+    pub metrics_listen: Option<SocketAddr>,
     /// How long the upstream may take to answer with headers before the
     /// gateway answers 504. Default `60s`.
     #[serde(
@@ -128,6 +144,9 @@ impl Default for ServerConfig {
             base_path: default_base_path(),
             pass_access_token: false,
             pass_authorization_header: false,
+            pass_auth_cookies: false,
+            preserve_host: false,
+            metrics_listen: None,
             upstream_timeout: default_upstream_timeout(),
         }
     }
@@ -481,6 +500,7 @@ pub struct RouteConfig {
     /// `public`, `protected` or `api`.
     pub access: RouteAccess,
     /// HTTP methods this rule applies to (upper-cased at load); empty means all.
+    /// `GET` also covers `HEAD`.
     #[serde(default)]
     pub methods: Vec<String>,
     /// Only these e-mail addresses may pass (lower-cased at load); empty means anyone

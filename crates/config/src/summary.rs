@@ -61,6 +61,12 @@ impl Config {
             "  pass_authorization_header = {}",
             s.pass_authorization_header
         )?;
+        writeln!(out, "  pass_auth_cookies = {}", s.pass_auth_cookies)?;
+        writeln!(out, "  preserve_host   = {}", s.preserve_host)?;
+        match s.metrics_listen {
+            Some(addr) => writeln!(out, "  metrics_listen  = {addr}")?,
+            None => writeln!(out, "  metrics_listen  = (none: /metrics on listen)")?,
+        }
         writeln!(
             out,
             "  upstream_timeout = {}",

@@ -88,6 +88,17 @@ fn server(c: &mut Checker<'_>, config: &mut Config) {
             ),
         }
     }
+    if let Some(metrics) = server.metrics_listen
+        && metrics == server.listen
+        && metrics.port() != 0
+    {
+        c.fail(
+            "server.metrics_listen",
+            format!(
+                "must differ from server.listen ({metrics}); leave it out to serve /metrics on server.listen"
+            ),
+        );
+    }
     let base = &server.base_path;
     if !base.starts_with('/') || base.len() < 2 || base.ends_with('/') {
         c.fail(

@@ -664,3 +664,40 @@ fn link_by_email_and_the_address_list_endpoint_are_provider_keys() {
     assert!(summary.contains("link_by_email   = true"), "{summary}");
     assert!(summary.contains("endpoints.emails"), "{summary}");
 }
+
+#[test]
+fn edge_keys_default_to_the_safe_choice_and_are_checked() {
+    let c = load(MINIMAL, &[]).unwrap();
+    assert!(!c.server.pass_auth_cookies, "authgate's cookies stay home");
+    assert!(!c.server.preserve_host, "the upstream gets its own Host");
+    assert_eq!(c.server.metrics_listen, None);
+
+    let toml = format!(
+        "{MINIMAL}[server]\npass_auth_cookies = true\npreserve_host = true\nmetrics_listen = \"127.0.0.1:9090\"\n"
+    );
+    let c = load(&toml, &[]).unwrap();
+    assert!(c.server.pass_auth_cookies && c.server.preserve_host);
+    assert_eq!(
+        c.server.metrics_listen,
+        Some("127.0.0.1:9090".parse::<SocketAddr>().unwrap())
+    );
+    let summary = c.redacted_summary();
+    for line in [
+        "pass_auth_cookies = true",
+        "preserve_host   = true",
+        "metrics_listen  = 127.0.0.1:9090",
+    ] {
+        assert!(summary.contains(line), "{summary}");
+    }
+
+    let key = "AUTHGATE_SERVER__METRICS_LISTEN";
+    let p = load_err(MINIMAL, &[(key, "localhost:9090")]).problems()[0].clone();
+    assert_eq!(p.origin, var(key));
+    assert!(p.message.contains("invalid address"), "{}", p.message);
+    let p = load_err(MINIMAL, &[(key, "127.0.0.1:4180")]).problems()[0].clone();
+    assert_eq!(
+        (p.key.as_str(), p.origin),
+        ("server.metrics_listen", var(key))
+    );
+    assert!(p.message.contains("must differ"), "{}", p.message);
+}

@@ -15,7 +15,7 @@
 //! background refresher (refresh mode `background`) and the expired-session
 //! sweep (strategy `database`). Both stop when the gateway is dropped.
 
-use crate::cookies::CookiePolicy;
+use crate::cookies::{CookiePolicy, OwnCookies};
 use crate::settings::{GatewaySettings, RefreshMode, SessionStrategy};
 use crate::state::{Gateway, Inner};
 use authgate_core::cookie::{CheckCodec, CookieFormat, KeyError, SessionCodec};
@@ -266,6 +266,7 @@ impl GatewayBuilder {
         let gateway = Gateway {
             inner: Arc::new(Inner {
                 cookies: CookiePolicy { secure },
+                own_cookies: OwnCookies::new(self.cookie_format),
                 settings,
                 secrets: self.secrets,
                 session_codec,

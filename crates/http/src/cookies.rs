@@ -3,7 +3,9 @@
 //! Every cookie authgate writes is `HttpOnly; SameSite=Lax; Path=/`, plus
 //! `Secure` when the gateway is served over https, as Auth.js writes them.
 
-use authgate_core::cookie::chunk::CookieWrite;
+use authgate_core::cookie::chunk::{CookieWrite, is_chunk_of};
+use authgate_core::cookie::{CheckKind, CookieFormat};
+use authgate_core::csrf::csrf_cookie_name;
 use axum::http::header::{COOKIE, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue};
 use cookie::{Cookie, SameSite};
@@ -32,6 +34,51 @@ pub fn cookie_value<'a>(cookies: &'a [(String, String)], name: &str) -> Option<&
         .iter()
         .find(|(n, _)| n == name)
         .map(|(_, v)| v.as_str())
+}
+
+/// The cookies that are the gateway's own: the session cookie and its `.0`,
+/// `.1`… chunks, the CSRF cookie, the sign-in check cookies (`state`, PKCE
+/// verifier, `nonce`) and Auth.js's callback-URL cookie — each by its exact
+/// name, with and without its `__Secure-` / `__Host-` prefix. The reverse
+/// proxy removes them from the request unless `pass_auth_cookies` is set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OwnCookies {
+    sessions: [&'static str; 2],
+    names: Vec<&'static str>,
+}
+
+impl OwnCookies {
+    /// The gateway's cookie names under `format`.
+    pub fn new(format: CookieFormat) -> Self {
+        let callback_url = match format {
+            CookieFormat::AuthJs => ["authjs.callback-url", "__Secure-authjs.callback-url"],
+            CookieFormat::NextAuthV4 => {
+                ["next-auth.callback-url", "__Secure-next-auth.callback-url"]
+            }
+        };
+        let mut names = callback_url.to_vec();
+        for secure in [false, true] {
+            names.push(csrf_cookie_name(secure));
+            for kind in [CheckKind::State, CheckKind::PkceVerifier, CheckKind::Nonce] {
+                names.push(kind.cookie_name(secure));
+            }
+        }
+        OwnCookies {
+            sessions: [
+                format.session_cookie_name(false),
+                format.session_cookie_name(true),
+            ],
+            names,
+        }
+    }
+
+    /// Whether `name` (as written in a `Cookie` header) is one of them.
+    pub fn contains(&self, name: &[u8]) -> bool {
+        let Ok(name) = std::str::from_utf8(name) else {
+            return false;
+        };
+        self.names.contains(&name) || self.sessions.iter().any(|s| is_chunk_of(s, name))
+    }
 }
 
 /// Cookie attributes shared by every cookie of one gateway.
@@ -109,6 +156,45 @@ mod tests {
         assert_eq!(cookie_value(&c, "a"), Some("1"));
         assert_eq!(cookie_value(&c, "d"), Some("4"));
         assert_eq!(cookie_value(&c, "junk"), None);
+    }
+
+    #[test]
+    fn own_cookies_are_the_exact_names_the_gateway_writes() {
+        let own = OwnCookies::new(CookieFormat::AuthJs);
+        for name in [
+            "authjs.session-token",
+            "authjs.session-token.0",
+            "authjs.session-token.12",
+            "__Secure-authjs.session-token",
+            "__Secure-authjs.session-token.1",
+            "authjs.csrf-token",
+            "__Host-authjs.csrf-token",
+            "authjs.state",
+            "__Secure-authjs.pkce.code_verifier",
+            "authjs.nonce",
+            "authjs.callback-url",
+            "__Secure-authjs.callback-url",
+        ] {
+            assert!(own.contains(name.as_bytes()), "{name}");
+        }
+        for name in [
+            "authjs.session-tokens",
+            "authjs.session-token.",
+            "authjs.session-token.x",
+            "Authjs.session-token",
+            "__Host-authjs.session-token",
+            "next-auth.session-token",
+            "authjs.csrf",
+            "session",
+            "",
+        ] {
+            assert!(!own.contains(name.as_bytes()), "{name}");
+        }
+        assert!(!own.contains(b"authjs.state\xff"));
+        let v4 = OwnCookies::new(CookieFormat::NextAuthV4);
+        assert!(v4.contains(b"__Secure-next-auth.session-token.0"));
+        assert!(v4.contains(b"next-auth.callback-url"));
+        assert!(!v4.contains(b"authjs.session-token"));
     }
 
     #[test]

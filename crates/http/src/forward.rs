@@ -3,10 +3,12 @@
 //! for nginx `auth_request`, Traefik ForwardAuth and Caddy `forward_auth`).
 
 use crate::error::{HttpError, wants_json};
-use crate::gate::{Verdict, identity_headers};
+use crate::gate::{TokenRelease, Verdict, identity_headers};
 use crate::rejection::AuthRejection;
+use crate::release::forward_auth_release;
 use crate::state::Gateway;
-use authgate_proxy::{AmbiguousPath, ClientInfo, ErrorFormat, Scheme, normalize};
+use authgate_proxy::{AmbiguousPath, ClientInfo, ErrorFormat, Scheme, normalize, remove_cookies};
+use axum::Extension;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::{CACHE_CONTROL, LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
@@ -33,11 +35,12 @@ pub(crate) fn append_all(to: &mut HeaderMap, from: &HeaderMap) {
 }
 
 /// Every request outside `/auth`: decide, then proxy to the upstream with
-/// identity headers (client copies stripped), or redirect/refuse.
+/// identity headers (client copies stripped) and without the gateway's own
+/// cookies (unless `pass_auth_cookies`), or redirect/refuse.
 pub(crate) async fn proxy(
     State(gw): State<Gateway>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    req: Request,
+    mut req: Request,
 ) -> Response {
     let started = std::time::Instant::now();
     let inner = &gw.inner;
@@ -66,10 +69,19 @@ pub(crate) async fn proxy(
         .get::<crate::request_id::RequestId>()
         .cloned();
     let decision = gw
-        .decide(access, &judgement, req.headers(), &path.path_and_query())
+        .decide(
+            access,
+            &judgement,
+            req.headers(),
+            &path.path_and_query(),
+            TokenRelease::AsConfigured,
+        )
         .await;
     let response = match decision.verdict {
         Verdict::Allow(session) => {
+            if !inner.settings.pass_auth_cookies {
+                remove_cookies(req.headers_mut(), |name| inner.own_cookies.contains(name));
+            }
             let identity = match &session {
                 Some(s) => identity_headers(&inner.settings, s),
                 None => HeaderMap::new(),
@@ -86,6 +98,7 @@ pub(crate) async fn proxy(
                     ErrorFormat::Html
                 },
                 request_id: request_id.map(|r| r.0),
+                forwarded_host: public_host(&inner.settings.public_url),
                 ..ClientInfo::new(peer)
             };
             let mut response = upstream.forward(req, client, identity).await;
@@ -96,6 +109,17 @@ pub(crate) async fn proxy(
     };
     record(access.as_str(), response.status(), started);
     response
+}
+
+/// The authority of `public_url` (`host[:port]`), which the upstream gets as
+/// `X-Forwarded-Host` instead of whatever `Host` the client wrote.
+fn public_host(public_url: &url::Url) -> Option<HeaderValue> {
+    let host = public_url.host_str()?;
+    let authority = match public_url.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    };
+    HeaderValue::from_str(&authority).ok()
 }
 
 /// 400 for a path some lenient reading of which cannot be judged (see
@@ -127,8 +151,13 @@ fn original<'h>(headers: &'h HeaderMap, a: &str, b: &str) -> Result<Option<&'h s
 /// with a JSON or HTML body, and for browsers without a session a redirect
 /// target: a 302 (Traefik, Caddy), or — when the caller is nginx
 /// (`X-Original-URI`), which only understands 2xx/401/403 — a 401 carrying
-/// the sign-in URL in `Location`.
-pub(crate) async fn verify(State(gw): State<Gateway>, headers: HeaderMap) -> Response {
+/// the sign-in URL in `Location`. Provider tokens are added only for a
+/// trusted proxy ([`forward_auth_release`]).
+pub(crate) async fn verify(
+    State(gw): State<Gateway>,
+    connection: Option<Extension<ConnectInfo<SocketAddr>>>,
+    headers: HeaderMap,
+) -> Response {
     let started = std::time::Instant::now();
     let inner = &gw.inner;
     let json = wants_json(&headers);
@@ -179,12 +208,23 @@ pub(crate) async fn verify(State(gw): State<Gateway>, headers: HeaderMap) -> Res
         Ok(judgement) => judgement,
         Err(error) => return ambiguous_path(&error, json, &back),
     };
+    let peer = connection.map(|Extension(ConnectInfo(addr))| addr.ip());
+    let release = match forward_auth_release(&inner.settings.trusted_proxies, peer, &headers) {
+        Ok(release) => release,
+        Err(reason) => {
+            if inner.settings.forwards_tokens() {
+                tracing::info!(%reason, "forward-auth: provider tokens withheld");
+            }
+            TokenRelease::Withheld
+        }
+    };
     let decision = gw
         .decide(
             judgement.access(),
             &judgement,
             &headers,
             &path.path_and_query(),
+            release,
         )
         .await;
     let response = match decision.verdict {

@@ -10,13 +10,17 @@
 //!
 //! A valid JWT cookie with a fresh token is decided without I/O. When
 //! tokens are forwarded upstream (`pass_access_token`,
-//! `pass_authorization_header`), the decision also gets them — through the
-//! one token-access path, `tokens.rs` — and carries them on the session it
+//! `pass_authorization_header`) and the caller may receive them
+//! ([`TokenRelease`]), the decision also gets them — through the one
+//! token-access path, `tokens.rs` — and carries them on the session it
 //! allows, so the proxy never reads the store or refreshes a second time.
+//! A caller whose release is [`TokenRelease::Withheld`] gets a session that
+//! carries no tokens, whatever the request read or refreshed.
 
 use crate::cookies::request_cookies;
 use crate::error::{HttpError, wants_json};
 use crate::rejection::{AuthRejection, REFRESH_TOKEN_ERROR};
+pub use crate::release::TokenRelease;
 use crate::session::{CurrentSession, read_session, rewrite_cookie};
 use crate::settings::{GatewaySettings, RefreshMode};
 use crate::state::{Gateway, Inner};
@@ -76,13 +80,15 @@ impl Gateway {
     /// must be permitted by `allow` (an [`AllowList`], or the
     /// [`Judgement`](authgate_proxy::Judgement) of a request path, which
     /// combines every reading's lists). `return_to` is where sign-in should
-    /// come back to (path and query).
+    /// come back to (path and query). `release` says whether the caller may
+    /// receive the session's provider tokens (see [`TokenRelease`]).
     pub async fn decide(
         &self,
         access: Access,
         allow: &(dyn Permits + Sync),
         headers: &HeaderMap,
         return_to: &str,
+        release: TokenRelease,
     ) -> Decision {
         let inner = &self.inner;
         let json = access == Access::Api || wants_json(headers);
@@ -109,7 +115,7 @@ impl Gateway {
             if session.error.is_some() {
                 return decision(Verdict::Allow(None), HeaderMap::new());
             }
-            forwardable_tokens(inner, &mut session, now).await;
+            release_tokens(inner, &mut session, now, release).await;
             return decision(Verdict::Allow(Some(Box::new(session))), HeaderMap::new());
         }
         if !allow.permits(session.identity.email.as_deref()) {
@@ -142,7 +148,7 @@ impl Gateway {
                         now,
                     );
                 }
-                forwardable_tokens(inner, &mut session, now).await;
+                release_tokens(inner, &mut session, now, release).await;
                 Verdict::Allow(Some(Box::new(session)))
             }
             Err(AuthRejection::Revoked) => {
@@ -172,10 +178,21 @@ fn adopt_background_refresh(inner: &Inner, session: &mut CurrentSession, now: Un
     }
 }
 
-/// Gets the tokens to forward upstream, when the settings forward them. Best
-/// effort: a session whose token cannot be had right now is still a session
-/// (the request passes without the token, as it always has).
-async fn forwardable_tokens(inner: &Inner, session: &mut CurrentSession, now: UnixTime) {
+/// Gets the tokens to forward upstream, when the settings forward them and
+/// `release` lets the caller have them; otherwise drops any the request read
+/// or refreshed, so no header can carry them. Best effort: a session whose
+/// token cannot be had right now is still a session (the request passes
+/// without the token, as it always has).
+async fn release_tokens(
+    inner: &Inner,
+    session: &mut CurrentSession,
+    now: UnixTime,
+    release: TokenRelease,
+) {
+    if release == TokenRelease::Withheld {
+        session.tokens = None;
+        return;
+    }
     if !inner.settings.forwards_tokens() || session.account.is_none() {
         return;
     }

@@ -14,7 +14,7 @@
 //! | `POST /refresh` | refreshes now (lazy mode) |
 //! | `GET /csrf`, `GET /providers` | Auth.js's helpers |
 //! | `POST /signout` | revokes at the provider (RFC 7009), ends the session, expires every cookie |
-//! | `GET /verify` | forward-auth: 200 + identity headers, 401, or a sign-in redirect |
+//! | `GET /verify` | forward-auth: 200 + identity headers (provider tokens only for a trusted proxy, see [`TokenRelease`]), 401, or a sign-in redirect |
 //!
 //! [`Gateway::router`] adds the reverse proxy: every other path is judged by
 //! the route rules over every lenient reading ([`RouteRules::judge`]; an
@@ -25,7 +25,8 @@
 //!
 //! The module split: [`session`] reads and rewrites sessions; `tokens` is
 //! the one token-access path (fresh tokens for the decision, the proxy,
-//! forward-auth and the layer); [`gate`] is the access decision;
+//! forward-auth and the layer); [`gate`] is the access decision, and
+//! `release` says who may receive provider tokens ([`TokenRelease`]);
 //! `signin`, `endpoints` and `forward` are the handlers, `authjs` what
 //! Auth.js's client code needs of them (`{"url"}` answers, `update()`);
 //! [`layer`] is the
@@ -47,6 +48,7 @@ pub mod layer;
 pub mod pages;
 pub mod redirect;
 mod rejection;
+mod release;
 pub mod request_id;
 mod router;
 pub mod session;
@@ -60,7 +62,7 @@ pub use authgate_proxy::{
     ReverseProxy, RouteRule, RouteRules, RuleError, TrustedProxies,
 };
 pub use builder::{BuildError, DEFAULT_SIGNAL_POLL, GatewayBuilder};
-pub use gate::{Decision, Verdict};
+pub use gate::{Decision, TokenRelease, Verdict};
 pub use layer::{AccessToken, AuthLayer, AuthService, Session};
 pub use rejection::{AuthRejection, REFRESH_TOKEN_ERROR};
 pub use settings::{GatewaySettings, RefreshMode, SessionStrategy};

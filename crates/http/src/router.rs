@@ -10,7 +10,10 @@ impl Gateway {
     /// under `settings().base_path`):
     /// `GET /signin`, `GET|POST /signin/{provider}`, `GET /callback/{provider}`,
     /// `GET|POST /session`, `GET /csrf`, `GET /providers`, `POST /refresh`,
-    /// `POST /signout`, `GET /verify` (forward-auth).
+    /// `POST /signout`, `GET /verify` (forward-auth). Serve them with
+    /// `into_make_service_with_connect_info::<SocketAddr>()`: without the
+    /// peer address, `/verify` cannot recognise a trusted proxy and never
+    /// adds provider tokens.
     pub fn auth_routes(&self) -> Router {
         self.auth_router().with_state(self.clone())
     }

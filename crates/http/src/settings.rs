@@ -54,7 +54,13 @@ pub struct GatewaySettings {
     pub pass_access_token: bool,
     /// Send the access token upstream as `Authorization: Bearer`.
     pub pass_authorization_header: bool,
-    /// Proxies whose `X-Forwarded-For` and `X-Request-Id` are believed.
+    /// Send the gateway's own cookies (session and its chunks, CSRF, sign-in
+    /// checks, callback URL) to the upstream; by default the proxy removes
+    /// them from `Cookie` ([`OwnCookies`](crate::cookies::OwnCookies)).
+    pub pass_auth_cookies: bool,
+    /// Proxies whose `X-Forwarded-For` and `X-Request-Id` are believed, and
+    /// the only forward-auth callers that receive provider tokens
+    /// ([`TokenRelease`](crate::gate::TokenRelease)).
     pub trusted_proxies: authgate_proxy::TrustedProxies,
 }
 
@@ -73,6 +79,7 @@ impl GatewaySettings {
             policy: ExpiryPolicy::default(),
             pass_access_token: false,
             pass_authorization_header: false,
+            pass_auth_cookies: false,
             trusted_proxies: authgate_proxy::TrustedProxies::none(),
         }
     }

@@ -1,6 +1,6 @@
 //! The gateway's shared state.
 
-use crate::cookies::CookiePolicy;
+use crate::cookies::{CookiePolicy, OwnCookies};
 use crate::session::Identity;
 use crate::settings::GatewaySettings;
 use authgate_core::cookie::{CheckCodec, SessionCodec};
@@ -32,6 +32,8 @@ pub(crate) struct Inner {
     pub session_codec: SessionCodec,
     pub checks: CheckCodec,
     pub cookies: CookiePolicy,
+    /// The gateway's own cookies, kept from the upstream.
+    pub own_cookies: OwnCookies,
     pub store: Arc<dyn Store>,
     pub catalog: Catalog,
     pub refresh: RefreshService,

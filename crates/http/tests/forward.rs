@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{Browser, Options, json, sign_in, start, start_sharing};
+use common::{Browser, Options, json, loopback, sign_in, start, start_sharing};
 
 #[tokio::test]
 async fn verify_needs_the_original_request_and_refuses_ambiguous_ones() {
@@ -87,6 +87,8 @@ async fn forwarding_the_token_reads_it_once_and_a_stale_one_is_refreshed_once() 
     let h = start(Options {
         pass_access_token: true,
         upstream: true,
+        // The verify call below comes from a trusted proxy (loopback).
+        trusted_proxies: loopback(),
         ..Options::default().always_stale()
     })
     .await;
@@ -133,4 +135,111 @@ async fn the_proxy_strips_client_identity_headers_and_passes_public_routes() {
         .get_with("/protected/x", &[("accept", "text/html")])
         .await;
     assert_eq!(r.status(), 302);
+}
+
+/// Headers a browser adds to every request to an https or loopback origin; a
+/// script's `fetch('/auth/verify')` carries them and cannot remove them.
+const SCRIPT_FETCH: [(&str, &str); 3] = [
+    ("sec-fetch-site", "same-origin"),
+    ("sec-fetch-mode", "cors"),
+    ("sec-fetch-dest", "empty"),
+];
+
+#[tokio::test]
+async fn verify_hands_tokens_only_to_a_trusted_proxy_and_never_to_a_browser() {
+    let h = start(Options {
+        pass_access_token: true,
+        pass_authorization_header: true,
+        trusted_proxies: loopback(),
+        ..Options::default()
+    })
+    .await;
+    let mut b = sign_in(&h, "ann").await;
+    let proxy = [("x-original-uri", "/protected/page")];
+
+    // A trusted proxy's subrequest (no browser metadata): the tokens.
+    let r = b.get_with("/auth/verify", &proxy).await;
+    assert_eq!(r.status(), 200);
+    let token = r.headers()["x-forwarded-access-token"].to_str().unwrap();
+    assert_eq!(
+        r.headers()["authorization"].to_str().unwrap(),
+        format!("Bearer {token}")
+    );
+
+    // Only the exact path is forward-auth: a proxy rule that keeps the
+    // public off `/auth/verify` covers every spelling that reaches it.
+    for spelling in [
+        "/auth//verify",
+        "/auth/verify/",
+        "/auth/%76erify",
+        "/auth/Verify",
+        "/auth/verify;x=1",
+        "/AUTH/verify",
+    ] {
+        let r = b.get_with(spelling, &proxy).await;
+        assert!(
+            !r.headers().contains_key("x-forwarded-access-token"),
+            "{spelling}: {}",
+            r.status()
+        );
+        assert_ne!(r.status(), 200, "{spelling}");
+    }
+
+    // The same call carrying any browser metadata: identity only.
+    let browser: [&[(&str, &str)]; 5] = [
+        &SCRIPT_FETCH,
+        &[("sec-fetch-mode", "navigate")],
+        &[("sec-fetch-site", "none")],
+        &[("sec-fetch-dest", "document")],
+        &[("origin", "http://127.0.0.1")],
+    ];
+    for metadata in browser {
+        let mut headers = proxy.to_vec();
+        headers.extend_from_slice(metadata);
+        let r = b.get_with("/auth/verify", &headers).await;
+        assert_eq!(r.status(), 200, "{metadata:?}");
+        assert!(
+            r.headers().contains_key("x-auth-request-user"),
+            "{metadata:?}"
+        );
+        assert!(
+            !r.headers().contains_key("x-forwarded-access-token")
+                && !r.headers().contains_key("authorization"),
+            "{metadata:?}: {:?}",
+            r.headers()
+        );
+    }
+}
+
+#[tokio::test]
+async fn verify_gives_an_untrusted_caller_no_token_and_refreshes_nothing_for_it() {
+    // Tokens stale as soon as issued: handing one out would refresh it.
+    let h = start(Options {
+        pass_access_token: true,
+        ..Options::default().always_stale()
+    })
+    .await;
+    let mut b = sign_in(&h, "ann").await;
+    let grants = h.idp.stats().refresh_grants;
+    for _ in 0..3 {
+        // A public route needs no refresh for the decision itself.
+        let r = b
+            .get_with("/auth/verify", &[("x-forwarded-uri", "/public/page")])
+            .await;
+        assert_eq!(r.status(), 200);
+        assert!(r.headers().contains_key("x-auth-request-user"));
+        assert!(!r.headers().contains_key("x-forwarded-access-token"));
+    }
+    assert_eq!(
+        h.idp.stats().refresh_grants,
+        grants,
+        "no refresh to hand a token to an untrusted caller"
+    );
+    // A route that needs a session: the decision may refresh, the token still
+    // does not leave.
+    let r = b
+        .get_with("/auth/verify", &[("x-forwarded-uri", "/api/v1")])
+        .await;
+    assert_eq!(r.status(), 200);
+    assert!(!r.headers().contains_key("x-forwarded-access-token"));
 }

@@ -40,10 +40,13 @@
 //!
 //! ## `Host`
 //!
-//! By default the client's `Host` is preserved ([`ProxySettings::preserve_host`] = `true`), as
-//! oauth2-proxy and most auth proxies do: applications build absolute URLs and cookies from
-//! it. Set it to `false` to send the upstream's own authority instead. `X-Forwarded-Host` is
-//! always set to the client's host.
+//! By default the upstream receives its own authority as `Host` (the authority of the upstream
+//! URL; [`ProxySettings::preserve_host`] = `false`): a client's `Host` is whatever the client
+//! chose to write, and applications build absolute URLs (password-reset links, redirects,
+//! cache keys) from it. Set `preserve_host` to `true` to pass the client's `Host` on, for
+//! upstreams that serve several virtual hosts. `X-Forwarded-Host` is
+//! [`ClientInfo::forwarded_host`] when the caller knows the public host (the gateway sets its
+//! `public_url`'s), otherwise the client's host.
 
 use std::error::Error as StdError;
 use std::io;
@@ -85,7 +88,7 @@ pub struct ProxySettings {
     pub pool_idle_timeout: Duration,
     /// Maximum idle pooled connections to the upstream. Default 64.
     pub max_idle_per_host: usize,
-    /// Send the client's `Host` (`true`, default) or the upstream's authority (`false`).
+    /// Send the client's `Host` (`true`) or the upstream's authority (`false`, default).
     pub preserve_host: bool,
     /// Peers whose `X-Forwarded-For` and `X-Request-Id` are believed. Default: none.
     pub trusted_proxies: TrustedProxies,
@@ -100,7 +103,7 @@ impl Default for ProxySettings {
             response_timeout: Duration::from_secs(60),
             pool_idle_timeout: Duration::from_secs(90),
             max_idle_per_host: 64,
-            preserve_host: true,
+            preserve_host: false,
             trusted_proxies: TrustedProxies::none(),
             owned_headers: OwnedHeaders::default(),
         }
@@ -114,9 +117,13 @@ pub struct ClientInfo {
     pub peer: std::net::SocketAddr,
     /// The scheme the client used to reach the gateway (`X-Forwarded-Proto`).
     pub proto: Scheme,
-    /// The host the client asked for (`X-Forwarded-Host`, and `Host` when preserved);
-    /// `None` uses the request's `Host` header or URI authority.
+    /// The host the client asked for (`Host` when preserved, and `X-Forwarded-Host` unless
+    /// [`forwarded_host`](Self::forwarded_host) is set); `None` uses the request's `Host`
+    /// header or URI authority.
     pub host: Option<HeaderValue>,
+    /// The value of `X-Forwarded-Host` — the public host the gateway serves, which a client
+    /// cannot choose; `None` uses the client's host.
+    pub forwarded_host: Option<HeaderValue>,
     /// How to render errors the proxy generates for this request.
     pub error_format: ErrorFormat,
     /// The request id already assigned to this request (by the gateway's
@@ -125,12 +132,13 @@ pub struct ClientInfo {
 }
 
 impl ClientInfo {
-    /// Plain-HTTP client at `peer`, host taken from the request, HTML errors.
+    /// Plain-HTTP client at `peer`, hosts taken from the request, HTML errors.
     pub fn new(peer: std::net::SocketAddr) -> Self {
         ClientInfo {
             peer,
             proto: Scheme::Http,
             host: None,
+            forwarded_host: None,
             error_format: ErrorFormat::Html,
             request_id: None,
         }
@@ -356,7 +364,7 @@ impl ReverseProxy {
             &mut headers,
             peer,
             client.proto,
-            client_host.as_ref(),
+            client.forwarded_host.as_ref().or(client_host.as_ref()),
             &settings.trusted_proxies,
         );
         set_request_id(&mut headers, id.clone());

@@ -24,6 +24,9 @@
 //!    dropped; from a trusted peer their exact spelling is kept and only variants are dropped.
 //! 4. **Request id** ([`request_id`]): a valid `X-Request-Id` from a trusted proxy is kept,
 //!    otherwise a fresh UUIDv4 is generated.
+//!
+//! [`remove_cookies`] takes chosen cookies out of the `Cookie` header(s) and leaves every other
+//! cookie byte for byte; the gateway uses it to keep its own cookies from the upstream.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -173,6 +176,52 @@ fn remove_matching(headers: &mut HeaderMap, mut pred: impl FnMut(&str) -> bool) 
         headers.remove(name);
     }
     doomed.len()
+}
+
+/// Removes the cookies whose name `doomed` picks from the request's `Cookie` headers and
+/// returns how many were removed.
+///
+/// A `Cookie` header is a `;`-separated list of `name=value` pairs (a cookie value cannot
+/// contain `;`). Names are compared exactly (cookie names are case-sensitive) after trimming
+/// white space; a piece without `=` is a nameless cookie whose name is taken to be the
+/// whole piece. Every other pair is kept byte for byte. Several `Cookie` headers (HTTP/2
+/// sends one per cookie) become one, joined with `"; "`, as RFC 9113 §8.2.3 asks of a hop
+/// to HTTP/1.1; a header left empty is dropped. A single header from which nothing is removed
+/// is left untouched.
+pub fn remove_cookies(headers: &mut HeaderMap, mut doomed: impl FnMut(&[u8]) -> bool) -> usize {
+    let values: Vec<HeaderValue> = headers.get_all(header::COOKIE).iter().cloned().collect();
+    let mut kept: Vec<&[u8]> = Vec::new();
+    let mut removed = 0;
+    for value in &values {
+        for pair in value
+            .as_bytes()
+            .split(|b| *b == b';')
+            .map(<[u8]>::trim_ascii)
+        {
+            if pair.is_empty() {
+                continue;
+            }
+            let name = pair
+                .split(|b| *b == b'=')
+                .next()
+                .map_or(pair, <[u8]>::trim_ascii);
+            if doomed(name) {
+                removed += 1;
+            } else {
+                kept.push(pair);
+            }
+        }
+    }
+    if removed == 0 && values.len() <= 1 {
+        return 0;
+    }
+    headers.remove(header::COOKIE);
+    if !kept.is_empty()
+        && let Ok(joined) = HeaderValue::from_bytes(&kept.join(&b"; "[..]))
+    {
+        headers.insert(header::COOKIE, joined);
+    }
+    removed
 }
 
 fn connection_tokens(headers: &HeaderMap) -> Vec<String> {

@@ -27,7 +27,8 @@
 //! * [`headers`] — pure header hygiene: stripping client copies of the identity headers the
 //!   gateway owns, including look-alikes an upstream framework would read as the same header
 //!   (`x_auth_request_user`, any letter case); hop-by-hop removal; `X-Forwarded-For/-Proto/
-//!   -Host`, `X-Real-IP` with [`TrustedProxies`] and [`client_ip`]; `X-Request-Id`.
+//!   -Host`, `X-Real-IP` with [`TrustedProxies`] and [`client_ip`]; `X-Request-Id`; taking
+//!   chosen cookies out of `Cookie` ([`remove_cookies`]).
 //! * [`forward`] — [`ReverseProxy`]: hyper-util's legacy client (HTTP/1.1, keep-alive pool),
 //!   streaming bodies both ways, WebSocket pass-through, 502/504 with a small HTML or JSON
 //!   body on upstream failure, never a hang.
@@ -78,8 +79,8 @@ pub use forward::{
     error_response,
 };
 pub use headers::{
-    OwnedHeaders, Scheme, TrustedProxies, client_ip, generate_request_id, request_id,
-    strip_identity_headers,
+    OwnedHeaders, Scheme, TrustedProxies, client_ip, generate_request_id, remove_cookies,
+    request_id, strip_identity_headers,
 };
 pub use judge::Judgement;
 pub use path::{NormalizedPath, PathError, normalize};

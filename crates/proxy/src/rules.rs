@@ -27,8 +27,10 @@
 //! [lenient reading](crate::readings) of the path is matched, exactly and ignoring letter
 //! case, and the strictest answer wins.
 //!
-//! A method filter is an exact list: a rule for `GET` does not match `HEAD`. With the usual
-//! "public rule first, protected catch-all last" layout this errs on the protected side.
+//! A method filter lists methods in any letter case, and a rule that lists `GET` also matches
+//! `HEAD`: nearly every server answers `HEAD` with its `GET` handler (the same code, minus the
+//! body), so a `GET`-only rule that let `HEAD` fall through to a later, laxer rule would
+//! expose what the `GET` rule guards. No other method stands in for another.
 
 use std::fmt;
 use std::str::FromStr;
@@ -94,7 +96,8 @@ pub struct RouteRule {
     pub pattern: String,
     /// What applies to matching requests.
     pub access: Access,
-    /// When set, the rule matches only these methods (must not be empty).
+    /// When set, the rule matches only these methods (must not be empty); `GET` also
+    /// matches `HEAD`.
     pub methods: Option<Vec<Method>>,
     /// Who may pass beyond having a session (ignored on `public` rules).
     pub allow: AllowList,
@@ -257,6 +260,32 @@ impl RouteRules {
         self.rules.iter().map(|c| &c.rule)
     }
 
+    /// The first rule (with its position) that names `path` — a plain path such as `/metrics`
+    /// — or a path under it by its leading literal segments, letter case ignored: `/metrics`,
+    /// `/metrics/**` and `/METRICS/x` name `/metrics`; `/**`, `/*/x` and `/met` do not. A
+    /// server that answers `path` itself uses this to refuse rules that could never reach the
+    /// upstream. `None` also when `path` is not a plain path.
+    pub fn rule_naming(&self, path: &str) -> Option<(usize, &RouteRule)> {
+        let named = compile(0, &RouteRule::new(path, Access::Public)).ok()?;
+        let named: Vec<&str> = named
+            .iter()
+            .map(|s| match s {
+                Segment::Literal { folded, .. } if !folded.is_empty() => Some(folded.as_str()),
+                _ => None,
+            })
+            .collect::<Option<_>>()?;
+        self.rules.iter().enumerate().find_map(|(index, c)| {
+            let mut literals = c.segments.iter().map_while(|s| match s {
+                Segment::Literal { folded, .. } => Some(folded.as_str()),
+                _ => None,
+            });
+            named
+                .iter()
+                .all(|n| literals.next() == Some(*n))
+                .then_some((index, &c.rule))
+        })
+    }
+
     /// Whether a reading needs matching ignoring case too (it, or a literal, has letters
     /// whose case folds).
     pub(crate) fn needs_folded_match(&self, reading: &str) -> bool {
@@ -288,9 +317,7 @@ impl RouteRules {
         let without_trailing = rest.strip_suffix('/');
         let found = self.rules.iter().find(|c| {
             if let Some(methods) = &c.rule.methods
-                && !methods
-                    .iter()
-                    .any(|m| m.as_str().eq_ignore_ascii_case(method.as_str()))
+                && !methods.iter().any(|m| method_matches(m, method))
             {
                 return false;
             }
@@ -302,6 +329,15 @@ impl RouteRules {
             None => (self.default, None),
         }
     }
+}
+
+/// Whether a rule listing `listed` matches a request with `method`: the same method in any
+/// letter case, or `HEAD` for a rule listing `GET` (servers answer `HEAD` with the `GET`
+/// handler).
+fn method_matches(listed: &Method, method: &Method) -> bool {
+    let method = method.as_str();
+    listed.as_str().eq_ignore_ascii_case(method)
+        || (method.eq_ignore_ascii_case("HEAD") && listed.as_str().eq_ignore_ascii_case("GET"))
 }
 
 fn compile(index: usize, rule: &RouteRule) -> Result<Vec<Segment>, RuleError> {
@@ -557,6 +593,43 @@ mod tests {
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(access(&r, Method::POST, "/hooks/x"), Access::Public);
         assert_eq!(access(&r, Method::GET, "/hooks/x"), Access::Api);
+    }
+
+    #[test]
+    fn a_rule_names_a_path_by_its_leading_literals() {
+        let r = rules(&[
+            ("/**", Access::Public),
+            ("/*/metrics", Access::Public),
+            ("/met", Access::Public),
+            ("/api/**", Access::Api),
+            ("/METRICS/x", Access::Api),
+            ("/api/auth/**", Access::Protected),
+        ]);
+        assert_eq!(r.rule_naming("/metrics").map(|(i, _)| i), Some(4));
+        assert_eq!(r.rule_naming("/api/auth").map(|(i, _)| i), Some(5));
+        assert_eq!(r.rule_naming("/api").map(|(i, _)| i), Some(3));
+        assert_eq!(r.rule_naming("/healthz"), None);
+        assert_eq!(r.rule_naming("/"), None, "not a plain path");
+        assert_eq!(r.rule_naming("/a/*"), None, "not a plain path");
+    }
+
+    #[test]
+    fn a_rule_for_get_also_covers_head_and_nothing_else_stands_in() {
+        let r = RouteRules::new(vec![
+            RouteRule::new("/admin/**", Access::Protected).with_methods([Method::GET]),
+            RouteRule::new("/feed/**", Access::Protected).with_methods([Method::HEAD]),
+            RouteRule::new("/**", Access::Public),
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(access(&r, Method::GET, "/admin/x"), Access::Protected);
+        assert_eq!(access(&r, Method::HEAD, "/admin/x"), Access::Protected);
+        let head = Method::from_bytes(b"head").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(access(&r, head, "/admin/x"), Access::Protected);
+        assert_eq!(access(&r, Method::POST, "/admin/x"), Access::Public);
+        assert_eq!(access(&r, Method::OPTIONS, "/admin/x"), Access::Public);
+        // The other way round: a HEAD-only rule does not guard GET.
+        assert_eq!(access(&r, Method::GET, "/feed/x"), Access::Public);
+        assert_eq!(access(&r, Method::HEAD, "/feed/x"), Access::Protected);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! browser (no redirects followed, a cookie jar).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use authgate::app::{App, Migrations};
+use authgate::app::{App, Listeners, Migrations};
 use authgate_config::Config;
 use authgate_store::Store;
 use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
@@ -17,6 +17,8 @@ use url::Url;
 /// A running gateway.
 pub struct Gateway {
     pub url: Url,
+    /// The `server.metrics_listen` listener's URL, when the config sets it.
+    pub metrics_url: Option<Url>,
     pub store: Arc<dyn Store>,
     pub db_dir: tempfile::TempDir,
     stop: Option<oneshot::Sender<()>>,
@@ -115,16 +117,28 @@ pub async fn start(reserved: Reserved, toml: &str) -> Gateway {
     let config = Config::from_sources(Some(("test.toml", &toml)), std::iter::empty()).unwrap();
     let app = App::build(&config, Migrations::Apply).await.unwrap();
     let store = Arc::clone(app.store());
+    let metrics = match config.server.metrics_listen {
+        Some(_) => Some(TcpListener::bind("127.0.0.1:0").await.unwrap()),
+        None => None,
+    };
+    let metrics_url = metrics
+        .as_ref()
+        .map(|l| Url::parse(&format!("http://{}", l.local_addr().unwrap())).unwrap());
     let (tx, rx) = oneshot::channel();
+    let listeners = Listeners {
+        main: reserved.listener,
+        metrics,
+    };
     let task = tokio::spawn(async move {
         let _ = app
-            .serve(reserved.listener, async {
+            .serve(listeners, async {
                 let _ = rx.await;
             })
             .await;
     });
     Gateway {
         url: reserved.url,
+        metrics_url,
         store,
         db_dir,
         stop: Some(tx),

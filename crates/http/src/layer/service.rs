@@ -3,7 +3,7 @@
 
 use super::Policy;
 use crate::forward::append_all;
-use crate::gate::Verdict;
+use crate::gate::{TokenRelease, Verdict};
 use crate::session::CurrentSession;
 use crate::state::Gateway;
 use axum::BoxError;
@@ -81,7 +81,14 @@ where
                 .map_or(request.uri(), |o| &o.0);
             let return_to = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
             let decision = gateway
-                .decide(policy.access, &policy.allow, request.headers(), &return_to)
+                .decide(
+                    policy.access,
+                    &policy.allow,
+                    request.headers(),
+                    &return_to,
+                    // In process: the wrapped service is the upstream.
+                    TokenRelease::AsConfigured,
+                )
                 .await;
             match decision.verdict {
                 Verdict::Allow(session) => {

@@ -8,7 +8,7 @@ use authgate_core::token::ExpiryPolicy;
 use authgate_devidp::{DevClient, DevIdp, DevIdpConfig};
 use authgate_http::{
     Access, Gateway, GatewaySettings, ProxySettings, RefreshMode, RouteRule, RouteRules,
-    SessionStrategy,
+    SessionStrategy, TrustedProxies,
 };
 use authgate_oauth::{Catalog, HttpClient, HttpSettings, ProviderSettings};
 use authgate_store::cache::{CacheOptions, CachedStore, open_cache};
@@ -42,6 +42,15 @@ pub struct Options {
     /// so every protected request refreshes it (no sleeping needed).
     pub skew: Duration,
     pub pass_access_token: bool,
+    pub pass_authorization_header: bool,
+    /// Keep the gateway's own cookies in requests to the upstream.
+    pub pass_auth_cookies: bool,
+    /// Send the client's `Host` upstream.
+    pub preserve_host: bool,
+    /// Proxies trusted for forwarding headers and forward-auth tokens.
+    pub trusted_proxies: TrustedProxies,
+    /// Route rules (default: [`routes`]).
+    pub routes: Option<RouteRules>,
     /// Serve an echo upstream behind the reverse proxy.
     pub upstream: bool,
     /// Leave the store without tables: every store read fails.
@@ -56,6 +65,11 @@ impl Default for Options {
             token_ttl: Duration::from_secs(300),
             skew: Duration::from_secs(5),
             pass_access_token: false,
+            pass_authorization_header: false,
+            pass_auth_cookies: false,
+            preserve_host: false,
+            trusted_proxies: TrustedProxies::none(),
+            routes: None,
             upstream: false,
             broken_store: false,
         }
@@ -104,8 +118,13 @@ pub fn routes() -> RouteRules {
     .unwrap()
 }
 
-/// An upstream that answers every request with the identity headers it got,
-/// as JSON.
+/// Trusts loopback: the test client and the gateway are both on 127.0.0.1.
+pub fn loopback() -> TrustedProxies {
+    TrustedProxies::parse(["127.0.0.1"]).unwrap()
+}
+
+/// An upstream that answers every request with the identity headers, the
+/// `Host`, the forwarding headers and the `Cookie` headers it got, as JSON.
 async fn echo_upstream() -> (Url, tokio::task::JoinHandle<()>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url: Url = format!("http://{}/", listener.local_addr().unwrap())
@@ -118,11 +137,23 @@ async fn echo_upstream() -> (Url, tokio::task::JoinHandle<()>) {
                 .get(name)
                 .map(|v| v.to_str().unwrap().to_owned())
         };
+        let cookies: Vec<String> = request
+            .headers()
+            .get_all("cookie")
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect();
         axum::Json(serde_json::json!({
+            "method": request.method().as_str(),
             "path": request.uri().path(),
             "user": header("x-auth-request-user"),
             "email": header("x-auth-request-email"),
             "token": header("x-forwarded-access-token"),
+            "authorization": header("authorization"),
+            "host": header("host"),
+            "forwarded_host": header("x-forwarded-host"),
+            "forwarded_proto": header("x-forwarded-proto"),
+            "cookies": cookies,
         }))
     }));
     let task = tokio::spawn(async move {
@@ -152,6 +183,9 @@ pub async fn start_sharing(
     settings.refresh_mode = options.refresh_mode;
     settings.policy = ExpiryPolicy { skew: options.skew };
     settings.pass_access_token = options.pass_access_token;
+    settings.pass_authorization_header = options.pass_authorization_header;
+    settings.pass_auth_cookies = options.pass_auth_cookies;
+    settings.trusted_proxies = options.trusted_proxies.clone();
     let idp = match idp {
         Some(idp) => idp,
         None => Arc::new(
@@ -193,11 +227,15 @@ pub async fn start_sharing(
         .secrets([Secret::new(SECRET)])
         .store(Arc::clone(&store), cached)
         .catalog(catalog)
-        .routes(routes());
+        .routes(options.routes.clone().unwrap_or_else(routes));
     let mut upstream = None;
     if options.upstream {
         let (upstream_url, task) = echo_upstream().await;
-        builder = builder.upstream(upstream_url, ProxySettings::default());
+        let proxy = ProxySettings {
+            preserve_host: options.preserve_host,
+            ..ProxySettings::default()
+        };
+        builder = builder.upstream(upstream_url, proxy);
         upstream = Some(task);
     }
     let gateway = builder.build().unwrap();

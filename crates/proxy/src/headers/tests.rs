@@ -216,3 +216,125 @@ fn request_ids() {
         Some(&b"mine"[..])
     );
 }
+
+fn cookie_lines(h: &HeaderMap) -> Vec<Vec<u8>> {
+    h.get_all(header::COOKIE)
+        .iter()
+        .map(|v| v.as_bytes().to_vec())
+        .collect()
+}
+
+fn is_session(name: &[u8]) -> bool {
+    name == b"sid" || name.starts_with(b"sid.")
+}
+
+#[test]
+fn remove_cookies_takes_out_only_the_chosen_names_and_keeps_the_rest_byte_for_byte() {
+    let mut h = map(&[(
+        "cookie",
+        "theme=dark;sid.0=AAA; lang=\"en-GB\";  sid.1=BBB ;x=a=b; sidx=keep",
+    )]);
+    assert_eq!(remove_cookies(&mut h, is_session), 2);
+    assert_eq!(
+        cookie_lines(&h),
+        [b"theme=dark; lang=\"en-GB\"; x=a=b; sidx=keep".to_vec()]
+    );
+
+    // Only chosen cookies: the header goes.
+    let mut h = map(&[("cookie", "sid=1"), ("cookie", "sid.0=2; sid.1=3")]);
+    assert_eq!(remove_cookies(&mut h, is_session), 3);
+    assert!(h.get(header::COOKIE).is_none());
+
+    // Several headers (HTTP/2): one header, every other cookie kept in order.
+    let mut h = map(&[
+        ("cookie", "a=1"),
+        ("cookie", "sid=x"),
+        ("cookie", "b=2; c=3"),
+    ]);
+    assert_eq!(remove_cookies(&mut h, is_session), 1);
+    assert_eq!(cookie_lines(&h), [b"a=1; b=2; c=3".to_vec()]);
+    let mut h = map(&[("cookie", "a=1"), ("cookie", "b=2")]);
+    assert_eq!(remove_cookies(&mut h, is_session), 0);
+    assert_eq!(cookie_lines(&h), [b"a=1; b=2".to_vec()]);
+
+    // Nothing chosen in a single header: untouched, odd spacing included.
+    let mut h = map(&[("cookie", " a=1;;b=2 ;")]);
+    assert_eq!(remove_cookies(&mut h, is_session), 0);
+    assert_eq!(cookie_lines(&h), [b" a=1;;b=2 ;".to_vec()]);
+
+    // Names are case-sensitive; a nameless cookie is judged by its whole text.
+    let mut h = map(&[("cookie", "SID=1; sid; Sid.0=2")]);
+    assert_eq!(remove_cookies(&mut h, is_session), 1);
+    assert_eq!(cookie_lines(&h), [b"SID=1; Sid.0=2".to_vec()]);
+
+    // Bytes that are not UTF-8 pass through.
+    let mut h = HeaderMap::new();
+    h.insert(
+        header::COOKIE,
+        HeaderValue::from_bytes(b"v=\xe9t\xe9; sid=1").unwrap_or_else(|e| panic!("{e}")),
+    );
+    assert_eq!(remove_cookies(&mut h, is_session), 1);
+    assert_eq!(cookie_lines(&h), [b"v=\xe9t\xe9".to_vec()]);
+
+    // No Cookie header at all.
+    let mut h = map(&[("accept", "*/*")]);
+    assert_eq!(remove_cookies(&mut h, is_session), 0);
+    assert_eq!(h.len(), 1);
+}
+
+mod cookie_properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("sid".to_owned()),
+            (0u8..12).prop_map(|i| format!("sid.{i}")),
+            "[A-Za-z0-9_.-]{1,8}",
+        ]
+    }
+
+    /// Cookie values: cookie-octets (RFC 6265 §4.1.1), possibly quoted.
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[!#-+\\--:<-\\[\\]-~]{0,12}",
+            "[!#-+\\--:<-\\[\\]-~]{0,12}".prop_map(|v| format!("\"{v}\"")),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn every_other_cookie_survives_in_order_and_no_chosen_one_does(
+            headers in prop::collection::vec(
+                prop::collection::vec((name(), value(), "[ ]{0,2}"), 1..6),
+                1..4,
+            ),
+        ) {
+            let mut h = HeaderMap::new();
+            let mut expected = Vec::new();
+            for pairs in &headers {
+                let text: Vec<String> = pairs.iter().map(|(n, v, pad)| format!("{pad}{n}={v}")).collect();
+                for (n, v, _) in pairs {
+                    if !is_session(n.as_bytes()) {
+                        expected.push(format!("{n}={v}"));
+                    }
+                }
+                let value = HeaderValue::from_str(&text.join(";"))
+                    .unwrap_or_else(|e| panic!("{e}"));
+                h.append(header::COOKIE, value);
+            }
+            let before = cookie_lines(&h);
+            let removed = remove_cookies(&mut h, is_session);
+            let total: usize = headers.iter().map(Vec::len).sum();
+            prop_assert_eq!(removed, total - expected.len());
+            let after = cookie_lines(&h);
+            if removed == 0 && headers.len() == 1 {
+                prop_assert_eq!(after, before);
+            } else if expected.is_empty() {
+                prop_assert!(after.is_empty());
+            } else {
+                prop_assert_eq!(after, vec![expected.join("; ").into_bytes()]);
+            }
+        }
+    }
+}
