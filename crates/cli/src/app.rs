@@ -325,6 +325,33 @@ fn upstream(config: &Config) -> Result<Option<ReverseProxy>, AppError> {
     Ok(Some(ReverseProxy::new(url.clone(), settings)?))
 }
 
+/// The most provider calls one request waits for: a sign-in's code exchange,
+/// signing keys, userinfo and e-mail list (a refresh's deadline is two calls).
+const PROVIDER_CALLS_PER_REQUEST: u32 = 4;
+
+/// Slack for the work around the waits counted in [`drain_timeout`].
+const DRAIN_MARGIN: Duration = Duration::from_secs(5);
+
+/// How long `authgate serve` lets in-flight requests finish after SIGTERM
+/// or Ctrl-C before it exits anyway: the longest a request waits on others —
+/// the upstream's response headers (`server.upstream_timeout`, reverse-proxy
+/// mode) or the provider (`refresh.timeout` per call, four calls at most) —
+/// plus five seconds. Streams that outlive it (long downloads, WebSockets)
+/// are cut. A supervisor's stop timeout (Kubernetes'
+/// `terminationGracePeriodSeconds`, systemd's `TimeoutStopSec`) must be at
+/// least this long.
+pub fn drain_timeout(config: &Config) -> Duration {
+    let upstream = match config.server.upstream {
+        Some(_) => config.server.upstream_timeout,
+        None => Duration::ZERO,
+    };
+    let provider = config
+        .refresh
+        .timeout
+        .saturating_mul(PROVIDER_CALLS_PER_REQUEST);
+    upstream.max(provider).saturating_add(DRAIN_MARGIN)
+}
+
 /// The token encryption keys: `store.encryption_keys`, or derived from the
 /// session secrets when none are configured.
 pub fn key_ring(config: &Config) -> Result<KeyRing, authgate_store::CryptoError> {
