@@ -329,9 +329,13 @@ fn check(path: Option<PathBuf>) -> ExitCode {
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
 
 async fn health(path: Option<PathBuf>) -> ExitCode {
-    let config = match load(path.as_deref()) {
+    // Exit code 2 is reserved in Docker's HEALTHCHECK: every failure here is 1.
+    let config = match Config::load(path.as_deref()) {
         Ok(c) => c,
-        Err(code) => return code,
+        Err(error) => {
+            report(&error);
+            return ExitCode::FAILURE;
+        }
     };
     let mut addr = config.server.listen;
     if addr.ip().is_unspecified() {
