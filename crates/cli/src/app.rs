@@ -19,6 +19,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::OnceLock;
+use std::time::Duration;
 use tokio::net::TcpListener;
 
 /// Liveness, on `server.listen`.
@@ -254,6 +255,42 @@ fn prometheus() -> Option<PrometheusHandle> {
     HANDLE
         .get_or_init(|| PrometheusBuilder::new().install_recorder().ok())
         .clone()
+}
+
+/// The most provider calls one request waits for: a sign-in's code exchange,
+/// signing keys, userinfo and e-mail list (a refresh's deadline is two calls).
+const PROVIDER_CALLS_PER_REQUEST: u32 = 4;
+
+/// Slack for the work around the waits counted in [`drain_timeout`].
+const DRAIN_MARGIN: Duration = Duration::from_secs(5);
+
+/// How long `authgate serve` lets in-flight requests finish after SIGTERM
+/// or Ctrl-C before it exits anyway: the longest a request waits on others —
+/// the upstream's response headers (`server.upstream_timeout`, reverse-proxy
+/// mode), the provider (`refresh.timeout` per call, four calls at most) or a
+/// refresh (its deadline, then up to `refresh.persist_deadline` of token writes) —
+/// plus five seconds. Streams that outlive it (long downloads, WebSockets)
+/// are cut. A supervisor's stop timeout (Kubernetes'
+/// `terminationGracePeriodSeconds`, systemd's `TimeoutStopSec`) must be at
+/// least this long.
+pub fn drain_timeout(config: &Config) -> Duration {
+    let upstream = match config.server.upstream {
+        Some(_) => config.server.upstream_timeout,
+        None => Duration::ZERO,
+    };
+    let provider = config
+        .refresh
+        .timeout
+        .saturating_mul(PROVIDER_CALLS_PER_REQUEST);
+    let refresh = config
+        .refresh
+        .timeout
+        .saturating_mul(settings::DEADLINE_CALLS)
+        .saturating_add(config.refresh.persist_deadline);
+    upstream
+        .max(provider)
+        .max(refresh)
+        .saturating_add(DRAIN_MARGIN)
 }
 
 impl App {

@@ -3,12 +3,14 @@
 //!
 //! Subcommands: `serve` (run the gateway), `migrate` (apply database
 //! migrations), `reencrypt` (re-encrypt stored tokens under the newest key),
-//! `secret` (print a new random secret) and `check` (validate a
-//! configuration and print a redacted summary).
+//! `secret` (print a new random secret), `check` (validate a
+//! configuration and print a redacted summary) and `health` (ask a running
+//! gateway's `/healthz`, for container health checks).
 
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use authgate::app::{App, Listeners, Migrations};
 use authgate_config::{Config, ConfigError, is_config_env_var};
@@ -81,6 +83,14 @@ enum Command {
         #[arg(long, short, env = "AUTHGATE_CONFIG", value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// Ask the gateway listening on `server.listen` (a wildcard address is asked
+    /// on loopback) for `/healthz`: exits 0 when it answers 200, 1 otherwise. For
+    /// container health checks, where the image has no shell or HTTP client.
+    Health {
+        /// TOML configuration file (plus AUTHGATE_* environment), as for `serve`.
+        #[arg(long, short, env = "AUTHGATE_CONFIG", value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
 }
 
 /// Log output format.
@@ -106,6 +116,7 @@ fn main() -> ExitCode {
         Command::Serve { config, log_format } => run_async(serve(config, log_format)),
         Command::Migrate { config } => run_async(migrate(config)),
         Command::Reencrypt { config } => run_async(reencrypt(config)),
+        Command::Health { config } => run_async(health(config)),
     }
 }
 
@@ -190,11 +201,31 @@ async fn serve(path: Option<PathBuf>, log_format: LogFormat) -> ExitCode {
         None => None,
     };
     tracing::info!(listen = %config.server.listen, public_url = %config.server.public_url, "authgate is serving");
+    let drain = authgate::app::drain_timeout(&config);
+    let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
     let listeners = Listeners {
         main: listener,
         metrics,
     };
-    match app.serve(listeners, shutdown_signal()).await {
+    let serving = app.serve(listeners, async move {
+        shutdown_signal().await;
+        let _ = stopping.send(());
+    });
+    let deadline = async move {
+        match stopped.await {
+            Ok(()) => tokio::time::sleep(drain).await,
+            // The server ended on its own; `serving` has the result.
+            Err(_) => std::future::pending().await,
+        }
+    };
+    let result = tokio::select! {
+        result = serving => result,
+        () = deadline => {
+            tracing::warn!(drain = ?drain, "shutting down: requests still in flight after the drain deadline are cut");
+            Ok(())
+        }
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: server failed: {e}");
@@ -361,6 +392,69 @@ fn check(path: Option<PathBuf>) -> ExitCode {
         }
         Err(code) => code,
     }
+}
+
+/// How long `health` waits for the gateway's answer.
+const HEALTH_TIMEOUT: Duration = Duration::from_secs(3);
+
+async fn health(path: Option<PathBuf>) -> ExitCode {
+    // Exit code 2 is reserved in Docker's HEALTHCHECK: every failure here is 1.
+    let config = match Config::load(path.as_deref()) {
+        Ok(c) => c,
+        Err(error) => {
+            report(&error);
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut addr = config.server.listen;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    match tokio::time::timeout(HEALTH_TIMEOUT, healthz_status(addr)).await {
+        Ok(Ok(200)) => {
+            println!("healthy: http://{addr}/healthz answered 200");
+            ExitCode::SUCCESS
+        }
+        Ok(Ok(status)) => {
+            eprintln!("unhealthy: http://{addr}/healthz answered {status}");
+            ExitCode::FAILURE
+        }
+        Ok(Err(e)) => {
+            eprintln!("unhealthy: http://{addr}/healthz: {e}");
+            ExitCode::FAILURE
+        }
+        Err(_) => {
+            eprintln!(
+                "unhealthy: http://{addr}/healthz did not answer within {}s",
+                HEALTH_TIMEOUT.as_secs()
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The status code of `GET /healthz` at `addr` (HTTP/1.1, one request).
+async fn healthz_status(addr: std::net::SocketAddr) -> std::io::Result<u16> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr).await?;
+    let request = format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await?;
+    // The status line is all that is read: "HTTP/1.1 200 OK".
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head).await?;
+    std::str::from_utf8(&head)
+        .ok()
+        .and_then(|line| line.strip_prefix("HTTP/1.1 "))
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "the answer is not an HTTP/1.1 status line",
+            )
+        })
 }
 
 fn report(error: &ConfigError) {
