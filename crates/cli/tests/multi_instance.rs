@@ -63,6 +63,7 @@ fn rand_suffix() -> u64 {
 struct Instance {
     child: tokio::process::Child,
     url: String,
+    log: std::path::PathBuf,
 }
 
 impl Drop for Instance {
@@ -147,9 +148,13 @@ async fn a_storm_spread_over_three_processes_costs_exactly_one_grant_per_session
             .arg("serve")
             .arg("--config")
             .arg(path)
+            // Its log, read if it never becomes ready (a pipe nobody drains
+            // would block the process once full).
+            .stderr(std::fs::File::create(path.with_extension("log")).unwrap())
             .spawn()
             .unwrap();
         instances.push(Instance {
+            log: path.with_extension("log"),
             child,
             url: urls[i].as_str().trim_end_matches('/').to_owned(),
         });
@@ -171,12 +176,7 @@ async fn a_storm_spread_over_three_processes_costs_exactly_one_grant_per_session
         }
         if !ready {
             let _ = inst.child.start_kill();
-            let mut err = String::new();
-            if let Some(mut e) = inst.child.stderr.take() {
-                use tokio::io::AsyncReadExt;
-                let _ =
-                    tokio::time::timeout(Duration::from_secs(2), e.read_to_string(&mut err)).await;
-            }
+            let err = std::fs::read_to_string(&inst.log).unwrap_or_default();
             panic!("instance {} never became ready: {err}", inst.url);
         }
     }
