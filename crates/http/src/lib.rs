@@ -14,6 +14,7 @@
 //! | `GET /csrf`, `GET /providers` | Auth.js's helpers |
 //! | `POST /signout` | revokes at the provider (RFC 7009), ends the session, expires every cookie |
 //! | `GET /verify` | forward-auth: 200 + identity headers, 401, or a sign-in redirect |
+//! | `POST /token` | a fresh provider access token for a [`ServiceClient`] (never a browser) |
 //!
 //! [`Gateway::router`] adds the reverse proxy: every other path is judged by
 //! the route rules over every lenient reading ([`RouteRules::judge`]; an
@@ -25,7 +26,9 @@
 //! The module split: [`session`] reads and rewrites sessions; `tokens` is
 //! the one token-access path (fresh tokens for the decision, the proxy,
 //! forward-auth and the layer); [`gate`] is the access decision;
-//! `signin`, `endpoints` and `forward` are the handlers; [`layer`] is the
+//! `signin`, `endpoints`, `forward` and `token_endpoint` are the handlers;
+//! [`service_client`] admits servers and jobs (credentials, no browsers,
+//! rate limit) to the service endpoints; [`layer`] is the
 //! tower layer and its extractors; `csrf`, [`cookies`], [`redirect`],
 //! [`pages`], [`error`] and [`AuthRejection`] (the one set of refusals) are
 //! the small pieces they share. No refresh or crypto logic lives here: that
@@ -45,10 +48,12 @@ pub mod redirect;
 mod rejection;
 pub mod request_id;
 mod router;
+pub mod service_client;
 pub mod session;
 pub mod settings;
 mod signin;
 mod state;
+mod token_endpoint;
 mod tokens;
 
 pub use authgate_proxy::{
@@ -59,5 +64,7 @@ pub use builder::{BuildError, DEFAULT_SIGNAL_POLL, GatewayBuilder};
 pub use gate::{Decision, Verdict};
 pub use layer::{AccessToken, AuthLayer, AuthService, Session};
 pub use rejection::{AuthRejection, REFRESH_TOKEN_ERROR};
+pub use service_client::{ServiceClient, ServiceClientError, ServicePermission};
 pub use settings::{GatewaySettings, RefreshMode, SessionStrategy};
 pub use state::Gateway;
+pub use token_endpoint::{AUDIT_TARGET, TOKEN_REQUESTS_TOTAL};

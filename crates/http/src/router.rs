@@ -1,7 +1,7 @@
 //! The `/auth/*` routes.
 
 use crate::state::Gateway;
-use crate::{endpoints, forward, signin};
+use crate::{endpoints, forward, signin, token_endpoint};
 use axum::Router;
 use axum::routing::{get, post};
 
@@ -10,7 +10,8 @@ impl Gateway {
     /// under `settings().base_path`):
     /// `GET /signin`, `GET|POST /signin/{provider}`, `GET /callback/{provider}`,
     /// `GET /session`, `GET /csrf`, `GET /providers`, `POST /refresh`,
-    /// `POST /signout`, `GET /verify` (forward-auth).
+    /// `POST /signout`, `GET /verify` (forward-auth), `POST /token` (service
+    /// clients).
     pub fn auth_routes(&self) -> Router {
         self.auth_router().with_state(self.clone())
     }
@@ -29,6 +30,7 @@ impl Gateway {
             .route("/refresh", post(endpoints::refresh))
             .route("/signout", post(endpoints::signout))
             .route("/verify", get(forward::verify))
+            .route("/token", post(token_endpoint::token))
     }
 }
 
