@@ -169,12 +169,16 @@ pub(crate) async fn token(
     let (outcome, response) = match result {
         Ok(tokens) => ("ok", issued(&tokens)),
         Err(failure) => {
-            if let Failure::Client(Refusal::InvalidClient(reason)) = &failure {
-                audit.reason = Some(reason.as_str());
+            if let Failure::Client(refusal) = &failure {
+                // The client the request named, when it is a configured one
+                // (with a wrong secret too: someone is trying it).
                 audit.client = inner
                     .service_clients
                     .claimed_id(&headers)
                     .map(str::to_owned);
+                if let Refusal::InvalidClient(reason) = refusal {
+                    audit.reason = Some(reason.as_str());
+                }
             }
             (failure.outcome(), failure.response())
         }
@@ -225,11 +229,15 @@ async fn read_request(body: Body) -> Result<TokenRequest, Failure> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(TokenRequest::default());
     }
-    let request: TokenRequest = serde_json::from_slice(&bytes).map_err(|e| {
+    let bad = |e: serde_json::Error| {
         Failure::BadRequest(format!(
             "The body must be {{}} or {{\"user_id\": \"…\", \"provider\": \"…\"}}: {e}"
         ))
-    })?;
+    };
+    // An object, not any JSON serde could read as the struct (an array).
+    let object: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&bytes).map_err(bad)?;
+    let request = TokenRequest::deserialize(serde_json::Value::Object(object)).map_err(bad)?;
     for value in [&request.user_id, &request.provider].into_iter().flatten() {
         if value.is_empty() || value.len() > MAX_NAME || value.contains(char::is_control) {
             return Err(Failure::BadRequest(format!(

@@ -46,6 +46,8 @@ pub struct Options {
     pub upstream: bool,
     /// Leave the store without tables: every store read fails.
     pub broken_store: bool,
+    /// Servers and jobs that may call `POST /auth/token`.
+    pub service_clients: Vec<authgate_http::ServiceClient>,
 }
 
 impl Default for Options {
@@ -58,6 +60,7 @@ impl Default for Options {
             pass_access_token: false,
             upstream: false,
             broken_store: false,
+            service_clients: Vec::new(),
         }
     }
 }
@@ -193,7 +196,8 @@ pub async fn start_sharing(
         .secrets([Secret::new(SECRET)])
         .store(Arc::clone(&store), cached)
         .catalog(catalog)
-        .routes(routes());
+        .routes(routes())
+        .service_clients(options.service_clients.clone());
     let mut upstream = None;
     if options.upstream {
         let (upstream_url, task) = echo_upstream().await;
