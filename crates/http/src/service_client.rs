@@ -2,7 +2,7 @@
 //! authgate's service endpoints (`POST {base}/token` now; an endpoint guarded
 //! by [`ServicePermission::Sessions`] later uses the same admission).
 //!
-//! [`ServiceClients::admit`] is the one gate, in this order:
+//! `ServiceClients::admit` is the one gate, in this order:
 //!
 //! 1. **Credentials.** `Authorization: Basic base64(id:secret)`, or
 //!    `Authorization: Bearer <secret>` together with `X-Service-Client: <id>`.
@@ -23,8 +23,8 @@
 //!    bucket, `authgate_core::rate`): `429` with `Retry-After`. Only
 //!    authenticated calls count, so nobody can spend another client's budget.
 //!
-//! What the admitted [`Caller`] may do is then the endpoint's question
-//! ([`Caller::may`]).
+//! What the admitted `Caller` may do is then the endpoint's question
+//! (`Caller::may`).
 
 use crate::error::HttpError;
 use authgate_core::client_secret::SecretHash;

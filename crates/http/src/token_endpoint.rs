@@ -104,10 +104,10 @@ impl Failure {
             Failure::Rejected(AuthRejection::Revoked) => "grant_revoked",
             Failure::Rejected(AuthRejection::ProviderRejected) => "provider_rejected",
             Failure::Rejected(
-                AuthRejection::StoreUnavailable
-                | AuthRejection::RefreshUnavailable { .. }
-                | AuthRejection::TokenExpired,
+                AuthRejection::StoreUnavailable | AuthRejection::RefreshUnavailable { .. },
             ) => "unavailable",
+            // `account_tokens` always refreshes; listed for completeness.
+            Failure::Rejected(AuthRejection::TokenExpired) => "token_expired",
         }
     }
 
