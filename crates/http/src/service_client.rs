@@ -13,12 +13,14 @@
 //!    wrong secret get the same `401 invalid_client` after the same work.
 //!    Cookies count for nothing here: without valid credentials the answer
 //!    is 401 whatever the request carries.
-//! 2. **No browsers.** A request that shows a browser's fetch metadata —
-//!    `Origin`, `Sec-Fetch-Site`, `Sec-Fetch-Dest` or `Sec-Fetch-User` — is
-//!    refused (`403 access_denied`) even with valid credentials, so a secret
-//!    that leaked into front-end code cannot hand provider tokens to a page.
-//!    `Sec-Fetch-Mode` alone is not a browser's mark: Node's `fetch`
-//!    (undici) sends `Sec-Fetch-Mode: cors` on every request.
+//! 2. **No browsers.** A request with a browser's metadata — `Origin`
+//!    (browsers send it on every `POST`) or any `Sec-*` header
+//!    (`Sec-Fetch-Site`, `-Dest`, `-User`, `Sec-CH-UA…`, `Sec-GPC`; scripts
+//!    can neither set nor remove them) — is refused (`403 access_denied`)
+//!    even with valid credentials, so a secret that leaked into front-end
+//!    code cannot hand provider tokens to a page. The one exception is
+//!    `Sec-Fetch-Mode`: Node's `fetch` (undici) sends `Sec-Fetch-Mode: cors`
+//!    on every request, and Node is where app servers run.
 //! 3. **Rate limit** per client ([`ServiceClient::rate_limit`]; a token
 //!    bucket, `authgate_core::rate`): `429` with `Retry-After`. Only
 //!    authenticated calls count, so nobody can spend another client's budget.
@@ -30,7 +32,7 @@ use crate::error::HttpError;
 use authgate_core::client_secret::SecretHash;
 use authgate_core::rate::{Rate, RateLimiter};
 use axum::http::header::{AUTHORIZATION, ORIGIN, WWW_AUTHENTICATE};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::Response;
 use base64::Engine as _;
 use base64::engine::DecodePaddingMode;
@@ -48,14 +50,8 @@ pub const MAX_CLIENT_ID: usize = 64;
 /// The longest secret read from a request; longer ones are refused unread.
 const MAX_SECRET_BYTES: usize = 512;
 
-/// Headers only a browser sends (fetch metadata, and `Origin`, which every
-/// browser sends on a `POST`).
-const BROWSER_HEADERS: [HeaderName; 4] = [
-    ORIGIN,
-    HeaderName::from_static("sec-fetch-site"),
-    HeaderName::from_static("sec-fetch-dest"),
-    HeaderName::from_static("sec-fetch-user"),
-];
+/// The one `Sec-*` header servers send too (Node's `fetch`).
+const SEC_FETCH_MODE: &str = "sec-fetch-mode";
 
 /// Standard base64, padded or not (RFC 7617 says padded; some clients omit it).
 const BASIC: GeneralPurpose = GeneralPurpose::new(
@@ -323,16 +319,20 @@ fn credentials(headers: &HeaderMap) -> Result<(String, String), InvalidReason> {
     Ok((id, secret))
 }
 
-/// Whether the request carries a browser's fetch metadata.
+/// Whether the request carries a browser's metadata: `Origin`, or a
+/// `Sec-*` header other than `Sec-Fetch-Mode` (header names are lower case
+/// here).
 pub(crate) fn looks_like_a_browser(headers: &HeaderMap) -> bool {
-    BROWSER_HEADERS
-        .iter()
-        .any(|name| headers.contains_key(name))
+    headers.contains_key(ORIGIN)
+        || headers
+            .keys()
+            .any(|name| name.as_str().starts_with("sec-") && name.as_str() != SEC_FETCH_MODE)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::HeaderName;
     use base64::engine::general_purpose;
     use rand::SeedableRng;
     use rand::rngs::StdRng;
@@ -471,6 +471,8 @@ mod tests {
             ("sec-fetch-site", "same-origin"),
             ("sec-fetch-dest", "empty"),
             ("sec-fetch-user", "?1"),
+            ("sec-ch-ua", "\"Chromium\";v=\"130\""),
+            ("sec-gpc", "1"),
         ] {
             assert_eq!(
                 refusal(&c, &[("authorization", &auth), mark]),

@@ -15,7 +15,7 @@
 //! | request | answer |
 //! |---|---|
 //! | no or bad client credentials | 401 `invalid_client` (+ `WWW-Authenticate`) |
-//! | a browser's fetch metadata (`Origin`, `Sec-Fetch-Site`/`-Dest`/`-User`) | 403 `access_denied` |
+//! | a browser's metadata (`Origin`, a `Sec-*` header other than `Sec-Fetch-Mode`) | 403 `access_denied` |
 //! | over the client's rate limit | 429 `rate_limited` + `Retry-After` |
 //! | body not `{}` or `{"user_id", "provider"}`, both a cookie and a `user_id`, an unknown provider | 400 `invalid_request` |
 //! | permission missing (`token` for a cookie, `token:offline` for a `user_id`) | 403 `access_denied` |

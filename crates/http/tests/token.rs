@@ -257,6 +257,7 @@ async fn browser_looking_requests_are_refused_even_with_valid_credentials() {
         ("sec-fetch-site", "same-origin"),
         ("sec-fetch-dest", "empty"),
         ("sec-fetch-user", "?1"),
+        ("sec-ch-ua-mobile", "?0"),
     ] {
         let r = post_token(
             &h,
