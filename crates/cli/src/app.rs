@@ -159,7 +159,8 @@ impl App {
             .signal(signal)
             .refresh_settings(settings::refresh_settings(config))
             .breaker(settings::breaker_settings(config))
-            .routes(settings::routes(config)?);
+            .routes(settings::routes(config)?)
+            .service_clients(settings::service_clients(config));
         if let Some(url) = &config.server.upstream {
             builder = builder.upstream(url.clone(), settings::proxy_settings(config));
         }

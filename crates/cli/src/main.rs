@@ -3,9 +3,10 @@
 //!
 //! Subcommands: `serve` (run the gateway), `migrate` (apply database
 //! migrations), `reencrypt` (re-encrypt stored tokens under the newest key),
-//! `secret` (print a new random secret), `check` (validate a
-//! configuration and print a redacted summary) and `health` (ask a running
-//! gateway's `/healthz`, for container health checks).
+//! `secret` (print a new random secret; `--hash` adds a service client's
+//! `secret_hash`), `check` (validate a configuration and print a redacted
+//! summary) and `health` (ask a running gateway's `/healthz`, for container
+//! health checks).
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -14,10 +15,9 @@ use std::time::Duration;
 
 use authgate::app::{App, Listeners, Migrations};
 use authgate_config::{Config, ConfigError, is_config_env_var};
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use authgate_core::client_secret;
 use clap::{Parser, Subcommand};
-use rand::RngCore as _;
+use rand::{RngCore as _, SeedableRng as _};
 
 /// Exit code for an invalid configuration (also clap's code for usage errors).
 const EXIT_INVALID_CONFIG: u8 = 2;
@@ -74,8 +74,14 @@ enum Command {
         #[arg(long, short, env = "AUTHGATE_CONFIG", value_name = "FILE")]
         config: Option<PathBuf>,
     },
-    /// Print a new random secret (32 bytes, base64url) for `session.secret`.
-    Secret,
+    /// Print a new random secret (32 bytes, base64url) for `session.secret`;
+    /// with --hash, a service client's secret and, on a second line, the
+    /// `secret_hash` to configure for it.
+    Secret {
+        /// Also print the secret's hash for `[[service_clients]] secret_hash`.
+        #[arg(long)]
+        hash: bool,
+    },
     /// Load and validate a configuration (file + AUTHGATE_* environment), then print
     /// a summary with secrets redacted. Exits with 2 when the configuration is invalid.
     Check {
@@ -105,7 +111,7 @@ enum LogFormat {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Secret => secret(),
+        Command::Secret { hash } => secret(hash),
         Command::Demo {
             listen,
             nextjs,
@@ -363,14 +369,33 @@ async fn reencrypt(path: Option<PathBuf>) -> ExitCode {
     }
 }
 
-fn secret() -> ExitCode {
-    let mut bytes = [0u8; 32];
-    if let Err(e) = rand::rngs::OsRng.try_fill_bytes(&mut bytes) {
+fn secret(hash: bool) -> ExitCode {
+    // A CSPRNG seeded from the operating system, so that a failing OS
+    // generator is reported instead of panicking.
+    let mut seed = [0u8; 32];
+    if let Err(e) = rand::rngs::OsRng.try_fill_bytes(&mut seed) {
         eprintln!("error: the operating system's random number generator failed: {e}");
         return ExitCode::FAILURE;
     }
-    println!("{}", URL_SAFE_NO_PAD.encode(bytes));
-    ExitCode::SUCCESS
+    let mut rng = rand::rngs::StdRng::from_seed(seed);
+    let (secret, secret_hash) = client_secret::generate(&mut rng);
+    let mut out = std::io::stdout().lock();
+    let printed = if hash {
+        eprintln!(
+            "Give the secret to the service client (it is not stored anywhere); put secret_hash in its [[service_clients]] entry."
+        );
+        writeln!(out, "secret:      {}", secret.expose())
+            .and_then(|()| writeln!(out, "secret_hash: {secret_hash}"))
+    } else {
+        writeln!(out, "{}", secret.expose())
+    };
+    match printed {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: cannot write to standard output: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn check(path: Option<PathBuf>) -> ExitCode {

@@ -5,13 +5,15 @@
 //! the build here, never a string comparison at run time).
 
 use crate::app::{AppError, HEALTH_PATH, METRICS_PATH, READY_PATH};
-use authgate_config::{CacheConfig, Config, ProviderConfig, ProviderPreset, RouteAccess, Secret};
+use authgate_config::{
+    CacheConfig, Config, ProviderConfig, ProviderPreset, RouteAccess, Secret, ServicePermission,
+};
 use authgate_core::cookie::CookieFormat;
 use authgate_core::refresh::{RefreshSettings, RetryPolicy};
 use authgate_core::token::ExpiryPolicy;
 use authgate_http::{
     Access, AllowList, GatewaySettings, ProxySettings, RefreshMode, RouteRule, RouteRules,
-    SessionStrategy, TrustedProxies,
+    ServiceClient, SessionStrategy, TrustedProxies,
 };
 use authgate_oauth::{EndpointOverrides, HttpSettings, Preset, ProviderSettings};
 use authgate_refresh::BreakerSettings;
@@ -234,6 +236,28 @@ pub fn routes(config: &Config) -> Result<RouteRules, AppError> {
     Ok(rules)
 }
 
+/// `[[service_clients]]`.
+pub fn service_clients(config: &Config) -> Vec<ServiceClient> {
+    config
+        .service_clients
+        .iter()
+        .map(|c| ServiceClient {
+            id: c.id.clone(),
+            secret_hash: c.secret_hash.clone(),
+            allow: c.allow.iter().copied().map(permission).collect(),
+            rate_limit: c.rate_limit,
+        })
+        .collect()
+}
+
+fn permission(permission: ServicePermission) -> authgate_http::ServicePermission {
+    match permission {
+        ServicePermission::Token => authgate_http::ServicePermission::Token,
+        ServicePermission::TokenOffline => authgate_http::ServicePermission::TokenOffline,
+        ServicePermission::Sessions => authgate_http::ServicePermission::Sessions,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,5 +349,30 @@ mod tests {
         assert_eq!(s.strategy, SessionStrategy::Database);
         assert_eq!(s.refresh_mode, RefreshMode::Background);
         assert_eq!(cookie_format(&c), CookieFormat::NextAuthV4);
+    }
+
+    #[test]
+    fn service_clients_convert_with_every_permission_and_their_rate() {
+        let hash =
+            "$hmac-sha256$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        let c = config(
+            "",
+            &format!(
+                "[[service_clients]]\nid = \"job\"\nsecret_hash = \"{hash}\"\nallow = [\"token\", \"token:offline\", \"sessions\"]\nrate_limit = \"5/s\"\n"
+            ),
+        );
+        let clients = service_clients(&c);
+        assert_eq!(clients.len(), 1);
+        assert_eq!(clients[0].id, "job");
+        assert_eq!(clients[0].secret_hash.to_string(), hash);
+        assert_eq!(
+            clients[0].allow,
+            [
+                authgate_http::ServicePermission::Token,
+                authgate_http::ServicePermission::TokenOffline,
+                authgate_http::ServicePermission::Sessions
+            ]
+        );
+        assert_eq!(clients[0].rate_limit.to_string(), "5/s");
     }
 }

@@ -146,6 +146,77 @@ fn secret_prints_43_base64url_chars_and_differs_each_run() {
 }
 
 #[test]
+fn secret_hash_prints_a_service_secret_and_a_hash_that_verifies_and_configures() {
+    use authgate_core::client_secret::SecretHash;
+    let (out, stdout, stderr) = run(authgate().args(["secret", "--hash"]));
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 2, "{stdout:?}");
+    let secret = lines[0].strip_prefix("secret:").unwrap().trim();
+    let hash = lines[1].strip_prefix("secret_hash:").unwrap().trim();
+    assert_eq!(secret.len(), 43, "{secret:?}");
+    assert!(hash.starts_with("$hmac-sha256$"), "{hash}");
+    assert!(!hash.contains(secret));
+    let parsed: SecretHash = hash.parse().unwrap();
+    assert!(parsed.verify(secret.as_bytes()));
+    assert!(!parsed.verify(b"some-other-secret-some-other-secret-xx"));
+    assert!(stderr.contains("[[service_clients]]"), "{stderr}");
+
+    // The hash configures a client as printed; the secret never shows.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("authgate.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[session]\nsecret = [\"test-secret-at-least-32-chars-long!!\"]\n\n[[service_clients]]\nid = \"next-server\"\nsecret_hash = \"{hash}\"\nallow = [\"token\"]\n"
+        ),
+    )
+    .unwrap();
+    let (out, stdout, stderr) = run(authgate().arg("check").arg("--config").arg(&path));
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("[[service_clients]] next-server"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains(secret) && !stdout.contains(hash),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn check_names_the_key_and_source_of_a_bad_service_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("clients.toml");
+    std::fs::write(
+        &path,
+        "[session]\nsecret = [\"test-secret-at-least-32-chars-long!!\"]\n\n[[service_clients]]\nid = \"next-server\"\nsecret_hash = \"my-plain-secret\"\nallow = [\"tokens\"]\n",
+    )
+    .unwrap();
+    let (out, _, stderr) = run(authgate().arg("check").arg("--config").arg(&path));
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("service_clients[0].allow[0] (file ")
+            && stderr.contains("clients.toml, line 7)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("unknown variant `tokens`"), "{stderr}");
+    let (out, _, stderr) = run(authgate()
+        .arg("check")
+        .arg("--config")
+        .arg(&path)
+        .env("AUTHGATE_SERVICE_CLIENTS__0__ALLOW", "token"));
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("service_clients[0].secret_hash (file ")
+            && stderr.contains("clients.toml, line 6)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("authgate secret --hash"), "{stderr}");
+    assert!(!stderr.contains("my-plain-secret"), "{stderr}");
+}
+
+#[test]
 fn every_subcommand_is_listed_in_the_help() {
     let (out, stdout, _) = run(authgate().arg("--help"));
     assert!(out.status.success());

@@ -37,6 +37,8 @@ use ipnet::IpNet;
 use serde::Deserialize;
 use url::Url;
 
+pub use authgate_core::client_secret::SecretHash;
+pub use authgate_core::rate::Rate;
 pub use duration::{DurationError, format_duration, parse_duration};
 pub use error::{ConfigError, Origin, Problem};
 pub use secret::{Secret, ServiceUrl};
@@ -70,6 +72,10 @@ pub struct Config {
     /// `[[routes]]`: access rules by path, first match wins.
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
+    /// `[[service_clients]]`: servers and jobs that may call the token
+    /// endpoint (never browsers).
+    #[serde(default)]
+    pub service_clients: Vec<ServiceClientConfig>,
 }
 
 /// `[server]`.
@@ -512,6 +518,51 @@ pub struct RouteConfig {
     pub allow_domains: Vec<String>,
 }
 
+/// What a service client may do (`service_clients[].allow`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
+pub enum ServicePermission {
+    /// `POST {base_path}/token` for the user whose session cookie the
+    /// client forwards.
+    #[serde(rename = "token")]
+    Token,
+    /// `POST {base_path}/token` for any user, named by `user_id` and
+    /// `provider` (jobs acting for users who are not online).
+    #[serde(rename = "token:offline")]
+    TokenOffline,
+    /// The session administration API.
+    #[serde(rename = "sessions")]
+    Sessions,
+}
+
+impl ServicePermission {
+    /// The permission as written in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServicePermission::Token => "token",
+            ServicePermission::TokenOffline => "token:offline",
+            ServicePermission::Sessions => "sessions",
+        }
+    }
+}
+
+/// One `[[service_clients]]` entry: a server or job that authenticates with
+/// its id and secret (HTTP Basic, or `Bearer` plus `X-Service-Client`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceClientConfig {
+    /// The client's name: letters, digits, `.`, `-`, `_`; unique.
+    pub id: String,
+    /// The hash of its secret, as printed by `authgate secret --hash`
+    /// (`$hmac-sha256$…`); the secret itself is never configured.
+    pub secret_hash: SecretHash,
+    /// What it may do: `"token"`, `"token:offline"`, `"sessions"`.
+    pub allow: Vec<ServicePermission>,
+    /// Its rate limit (`"600/min"`, `"10/s"`, `"5000/h"`): bursts of the
+    /// count, then the count per period. Default `600/min`.
+    #[serde(default = "default_rate_limit")]
+    pub rate_limit: Rate,
+}
+
 impl Config {
     /// Loads the configuration from an optional TOML file plus the process environment
     /// (`AUTHGATE_*`; the environment wins). Without a file, defaults plus environment.
@@ -598,6 +649,19 @@ fn default_public_url() -> Url {
 /// `http://` + the listen address (IPv6 in brackets).
 pub(crate) fn url_from_listen(listen: SocketAddr) -> Result<Url, url::ParseError> {
     Url::parse(&format!("http://{listen}"))
+}
+
+/// A service client's rate limit when it sets none: 600 calls a minute.
+pub const DEFAULT_SERVICE_RATE_LIMIT: Rate = Rate {
+    count: match std::num::NonZeroU32::new(600) {
+        Some(count) => count,
+        None => unreachable!(),
+    },
+    per: authgate_core::rate::Period::Minute,
+};
+
+fn default_rate_limit() -> Rate {
+    DEFAULT_SERVICE_RATE_LIMIT
 }
 
 fn default_base_path() -> String {

@@ -204,6 +204,14 @@ impl Config {
             }
             writeln!(out)?;
         }
+
+        for client in &self.service_clients {
+            let allow: Vec<&str> = client.allow.iter().map(|p| p.as_str()).collect();
+            writeln!(out, "[[service_clients]] {}", client.id)?;
+            writeln!(out, "  secret_hash     = [hmac-sha256 hash]")?;
+            writeln!(out, "  allow           = {}", allow.join(", "))?;
+            writeln!(out, "  rate_limit      = {}", client.rate_limit)?;
+        }
         Ok(())
     }
 }

@@ -60,6 +60,7 @@ pub(crate) fn validate(config: &mut Config, tree: &Node) -> Vec<Problem> {
     refresh_store_cache(&mut c, config);
     providers(&mut c, config);
     routes(&mut c, config);
+    service_clients(&mut c, config);
     c.problems
 }
 
@@ -323,6 +324,44 @@ fn routes(c: &mut Checker<'_>, config: &mut Config) {
             c.fail(
                 format!("{key}.access"),
                 "a public route admits everyone, so allow_emails / allow_domains would have no effect; use \"protected\" or \"api\"",
+            );
+        }
+    }
+}
+
+/// The most characters of a service client id (it becomes a metric label).
+const MAX_CLIENT_ID: usize = 64;
+
+fn service_clients(c: &mut Checker<'_>, config: &Config) {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, client) in config.service_clients.iter().enumerate() {
+        let key = format!("service_clients[{i}]");
+        let id = &client.id;
+        if id.is_empty() || id.len() > MAX_CLIENT_ID {
+            c.fail(
+                format!("{key}.id"),
+                format!("must be 1 to {MAX_CLIENT_ID} characters"),
+            );
+        } else if !id
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.'))
+        {
+            c.fail(
+                format!("{key}.id"),
+                format!("{id:?} may contain only letters, digits, `.`, `-` and `_`"),
+            );
+        } else if let Some(first) = seen.insert(id, i) {
+            c.fail(
+                format!("{key}.id"),
+                format!(
+                    "duplicate service client id {id:?} (also used by service_clients[{first}])"
+                ),
+            );
+        }
+        if client.allow.is_empty() {
+            c.fail(
+                format!("{key}.allow"),
+                "must name what the client may do: \"token\", \"token:offline\", \"sessions\"",
             );
         }
     }

@@ -7,8 +7,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use authgate_config::{
-    Config, ConfigError, CookieFormat, Origin, ProviderPreset, RefreshMode, RouteAccess,
-    SessionStrategy,
+    Config, ConfigError, CookieFormat, DEFAULT_SERVICE_RATE_LIMIT, Origin, ProviderPreset,
+    RefreshMode, RouteAccess, ServicePermission, SessionStrategy,
 };
 
 const CANONICAL: &str = include_str!("../../../examples/authgate.toml");
@@ -700,4 +700,171 @@ fn edge_keys_default_to_the_safe_choice_and_are_checked() {
         ("server.metrics_listen", var(key))
     );
     assert!(p.message.contains("must differ"), "{}", p.message);
+}
+
+/// A well-formed `secret_hash` (16 zero bytes of salt, a zero MAC).
+const HASH: &str =
+    "$hmac-sha256$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+
+fn with_client(body: &str) -> String {
+    format!("{MINIMAL}\n[[service_clients]]\n{body}")
+}
+
+#[test]
+fn service_clients_parse_with_permissions_and_a_default_rate_limit() {
+    let toml = with_client(&format!(
+        "id = \"next-server\"\nsecret_hash = \"{HASH}\"\nallow = [\"token\", \"token:offline\", \"sessions\"]\n\n[[service_clients]]\nid = \"nightly.job\"\nsecret_hash = \"{HASH}\"\nallow = [\"token:offline\"]\nrate_limit = \"10/s\"\n"
+    ));
+    let c = load(&toml, &[]).unwrap();
+    assert_eq!(c.service_clients.len(), 2);
+    let next = &c.service_clients[0];
+    assert_eq!(next.id, "next-server");
+    assert_eq!(next.secret_hash.to_string(), HASH);
+    assert_eq!(
+        next.allow,
+        [
+            ServicePermission::Token,
+            ServicePermission::TokenOffline,
+            ServicePermission::Sessions
+        ]
+    );
+    assert_eq!(next.rate_limit, DEFAULT_SERVICE_RATE_LIMIT);
+    assert_eq!(next.rate_limit.to_string(), "600/min");
+    assert_eq!(c.service_clients[1].rate_limit.to_string(), "10/s");
+
+    // Every key can come from the environment, a whole client included.
+    let c = load(
+        MINIMAL,
+        &[
+            ("AUTHGATE_SERVICE_CLIENTS__0__ID", "cron"),
+            ("AUTHGATE_SERVICE_CLIENTS__0__SECRET_HASH", HASH),
+            ("AUTHGATE_SERVICE_CLIENTS__0__ALLOW", "token:offline"),
+            ("AUTHGATE_SERVICE_CLIENTS__0__RATE_LIMIT", "5000/h"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(c.service_clients[0].id, "cron");
+    assert_eq!(
+        c.service_clients[0].allow,
+        [ServicePermission::TokenOffline]
+    );
+    assert_eq!(c.service_clients[0].rate_limit.to_string(), "5000/h");
+}
+
+#[test]
+fn a_bad_secret_hash_is_named_with_its_source_and_never_echoed() {
+    let toml = with_client(
+        "id = \"next-server\"\nsecret_hash = \"plaintext-secret-by-mistake\"\nallow = [\"token\"]\n",
+    );
+    let err = load_err(&toml, &[]);
+    let p = &err.problems()[0];
+    assert_eq!(p.key, "service_clients[0].secret_hash");
+    assert_eq!(p.origin, file(7));
+    assert!(
+        p.message.contains("authgate secret --hash"),
+        "{}",
+        p.message
+    );
+    assert!(!err.to_string().contains("plaintext-secret"), "{err}");
+
+    let argon = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo";
+    let p = load_err(
+        &with_client(&format!(
+            "id = \"a\"\nsecret_hash = \"{HASH}\"\nallow = [\"token\"]\n"
+        )),
+        &[("AUTHGATE_SERVICE_CLIENTS__0__SECRET_HASH", argon)],
+    )
+    .problems()[0]
+        .clone();
+    assert_eq!(p.key, "service_clients[0].secret_hash");
+    assert_eq!(p.origin, var("AUTHGATE_SERVICE_CLIENTS__0__SECRET_HASH"));
+    assert!(
+        p.message
+            .contains("unsupported hash algorithm \"argon2id\""),
+        "{}",
+        p.message
+    );
+}
+
+#[test]
+fn unknown_permissions_bad_rates_and_empty_allow_lists_are_named() {
+    let toml = with_client(&format!(
+        "id = \"a\"\nsecret_hash = \"{HASH}\"\nallow = [\"token\", \"admin\"]\n"
+    ));
+    let p = load_err(&toml, &[]).problems()[0].clone();
+    assert_eq!(p.key, "service_clients[0].allow[1]");
+    assert_eq!(p.origin, file(8));
+    assert!(
+        p.message.contains(
+            "unknown variant `admin`, expected one of `token`, `token:offline`, `sessions`"
+        ),
+        "{}",
+        p.message
+    );
+
+    let toml = with_client(&format!(
+        "id = \"a\"\nsecret_hash = \"{HASH}\"\nallow = [\"token\"]\nrate_limit = \"lots\"\n"
+    ));
+    let p = load_err(&toml, &[]).problems()[0].clone();
+    assert_eq!(p.key, "service_clients[0].rate_limit");
+    assert!(p.message.contains("e.g. \"600/min\""), "{}", p.message);
+
+    let toml = with_client(&format!(
+        "id = \"a\"\nsecret_hash = \"{HASH}\"\nallow = []\n"
+    ));
+    let p = load_err(&toml, &[]).problems()[0].clone();
+    assert_eq!(p.key, "service_clients[0].allow");
+    assert!(p.message.contains("\"token:offline\""), "{}", p.message);
+
+    let toml = with_client("id = \"a\"\nallow = [\"token\"]\n");
+    let p = load_err(&toml, &[]).problems()[0].clone();
+    assert_eq!(p.key, "service_clients[0].secret_hash");
+    assert!(
+        p.message.contains("required key is missing"),
+        "{}",
+        p.message
+    );
+}
+
+#[test]
+fn service_client_ids_are_unique_and_plain() {
+    let client = |id: &str| format!("id = {id:?}\nsecret_hash = \"{HASH}\"\nallow = [\"token\"]\n");
+    let toml = with_client(&format!(
+        "{}\n[[service_clients]]\n{}",
+        client("next-server"),
+        client("next-server")
+    ));
+    let err = load_err(&toml, &[]);
+    let p = &err.problems()[0];
+    assert_eq!(p.key, "service_clients[1].id");
+    assert!(matches!(p.origin, Origin::File { line: Some(_), .. }));
+    assert!(
+        p.message.contains(
+            "duplicate service client id \"next-server\" (also used by service_clients[0])"
+        ),
+        "{}",
+        p.message
+    );
+    for bad in ["", "has space", "a:b", "ünï", &"x".repeat(65)] {
+        let p = load_err(&with_client(&client(bad)), &[]).problems()[0].clone();
+        assert_eq!(p.key, "service_clients[0].id", "{bad:?}");
+    }
+}
+
+#[test]
+fn the_summary_lists_service_clients_without_their_hashes() {
+    let toml = with_client(&format!(
+        "id = \"next-server\"\nsecret_hash = \"{HASH}\"\nallow = [\"token\", \"token:offline\"]\n"
+    ));
+    let summary = load(&toml, &[]).unwrap().redacted_summary();
+    assert!(
+        summary.contains("[[service_clients]] next-server"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("allow           = token, token:offline"),
+        "{summary}"
+    );
+    assert!(summary.contains("rate_limit      = 600/min"), "{summary}");
+    assert!(!summary.contains("AAAAAAAAAAAAAAAAAAAAAA"), "{summary}");
 }

@@ -4,12 +4,15 @@
 //! [`time::UnixTime`] argument and randomness as an `RngCore + CryptoRng`
 //! argument, so every function is deterministic under test.
 //!
+//! - [`client_secret`]: service-client secrets and the salted HMAC hashes
+//!   the configuration keeps instead of them.
 //! - [`cookie`]: the Auth.js-compatible session cookie codec (JWE `dir` with
 //!   A256CBC-HS512 or A256GCM, HKDF keys, secret rotation by `kid`, chunking)
 //!   and the sealed short-lived cookies of the sign-in flow (state, nonce,
 //!   PKCE verifier).
 //! - [`csrf`]: Auth.js's double-submit CSRF token.
 //! - [`pkce`]: PKCE (S256) verifiers and challenges, state and nonce values.
+//! - [`rate`]: rates (`"600/min"`) and the token-bucket limiter that enforces them.
 //! - [`provider_error`]: the taxonomy of provider failures (what ends a grant, what is retried).
 //! - [`refresh`]: the refresh state machine, retry policy and circuit breaker.
 //! - [`signin`]: the sign-in decision: which address the provider vouches for,
@@ -18,10 +21,12 @@
 //! - [`secret`]: credential strings that never print.
 //! - [`time`]: time as a value, and the [`time::Clock`] trait the edges read it from.
 
+pub mod client_secret;
 pub mod cookie;
 pub mod csrf;
 pub mod pkce;
 pub mod provider_error;
+pub mod rate;
 pub mod refresh;
 pub mod secret;
 pub mod signin;

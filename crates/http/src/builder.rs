@@ -16,6 +16,7 @@
 //! sweep (strategy `database`). Both stop when the gateway is dropped.
 
 use crate::cookies::{CookiePolicy, OwnCookies};
+use crate::service_client::{ServiceClient, ServiceClientError, ServiceClients};
 use crate::settings::{GatewaySettings, RefreshMode, SessionStrategy};
 use crate::state::{Gateway, Inner};
 use authgate_core::cookie::{CheckCodec, CookieFormat, KeyError, SessionCodec};
@@ -57,6 +58,9 @@ pub enum BuildError {
     /// The upstream URL is unusable.
     #[error("upstream: {0}")]
     Upstream(#[from] ProxyError),
+    /// The service clients are invalid (a duplicate or malformed id).
+    #[error("service_clients: {0}")]
+    ServiceClients(#[from] ServiceClientError),
     /// Background work was asked for outside a Tokio runtime.
     #[error("the gateway's background tasks need a Tokio runtime")]
     NoRuntime,
@@ -86,6 +90,7 @@ pub struct GatewayBuilder {
     instance: String,
     routes: Option<RouteRules>,
     upstream: Option<(Url, ProxySettings)>,
+    service_clients: Vec<ServiceClient>,
 }
 
 impl Gateway {
@@ -107,6 +112,7 @@ impl Gateway {
             instance: default_instance(),
             routes: None,
             upstream: None,
+            service_clients: Vec::new(),
         }
     }
 }
@@ -209,6 +215,13 @@ impl GatewayBuilder {
         self
     }
 
+    /// The servers and jobs that may call `POST {base}/token` (default:
+    /// none, so every call is refused with 401).
+    pub fn service_clients(mut self, clients: impl IntoIterator<Item = ServiceClient>) -> Self {
+        self.service_clients = clients.into_iter().collect();
+        self
+    }
+
     /// Builds the gateway and starts the background work its settings ask
     /// for (see the module docs).
     pub fn build(self) -> Result<Gateway, BuildError> {
@@ -258,6 +271,7 @@ impl GatewayBuilder {
             Some(routes) => routes,
             None => RouteRules::new(Vec::new())?,
         };
+        let service_clients = ServiceClients::new(self.service_clients)?;
         let background = settings.refresh_mode == RefreshMode::Background;
         let sweep = settings.strategy == SessionStrategy::Database;
         if (background || sweep) && tokio::runtime::Handle::try_current().is_err() {
@@ -283,6 +297,7 @@ impl GatewayBuilder {
                 active: Arc::new(ActiveAccounts::default()),
                 routes,
                 upstream,
+                service_clients,
             }),
         };
         let inner = &gateway.inner;

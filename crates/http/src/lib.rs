@@ -15,6 +15,7 @@
 //! | `GET /csrf`, `GET /providers` | Auth.js's helpers |
 //! | `POST /signout` | revokes at the provider (RFC 7009), ends the session, expires every cookie |
 //! | `GET /verify` | forward-auth: 200 + identity headers (provider tokens only for a trusted proxy, see [`TokenRelease`]), 401, or a sign-in redirect |
+//! | `POST /token` | a fresh provider access token for a [`ServiceClient`] (never a browser) |
 //!
 //! [`Gateway::router`] adds the reverse proxy: every other path is judged by
 //! the route rules over every lenient reading ([`RouteRules::judge`]; an
@@ -27,9 +28,10 @@
 //! the one token-access path (fresh tokens for the decision, the proxy,
 //! forward-auth and the layer); [`gate`] is the access decision, and
 //! `release` says who may receive provider tokens ([`TokenRelease`]);
-//! `signin`, `endpoints` and `forward` are the handlers, `authjs` what
-//! Auth.js's client code needs of them (`{"url"}` answers, `update()`);
-//! [`layer`] is the
+//! `signin`, `endpoints`, `forward` and `token_endpoint` are the handlers,
+//! `authjs` what Auth.js's client code needs of them (`{"url"}` answers,
+//! `update()`); [`service_client`] admits servers and jobs (credentials, no
+//! browsers, rate limit) to the service endpoints; [`layer`] is the
 //! tower layer and its extractors; `csrf`, [`cookies`], [`redirect`],
 //! [`pages`], [`error`] and [`AuthRejection`] (the one set of refusals) are
 //! the small pieces they share. No refresh or crypto logic lives here: that
@@ -51,10 +53,12 @@ mod rejection;
 mod release;
 pub mod request_id;
 mod router;
+pub mod service_client;
 pub mod session;
 pub mod settings;
 mod signin;
 mod state;
+mod token_endpoint;
 mod tokens;
 
 pub use authgate_proxy::{
@@ -65,5 +69,7 @@ pub use builder::{BuildError, DEFAULT_SIGNAL_POLL, GatewayBuilder};
 pub use gate::{Decision, TokenRelease, Verdict};
 pub use layer::{AccessToken, AuthLayer, AuthService, Session};
 pub use rejection::{AuthRejection, REFRESH_TOKEN_ERROR};
+pub use service_client::{ServiceClient, ServiceClientError, ServicePermission};
 pub use settings::{GatewaySettings, RefreshMode, SessionStrategy};
 pub use state::Gateway;
+pub use token_endpoint::{AUDIT_TARGET, TOKEN_REQUESTS_TOTAL};

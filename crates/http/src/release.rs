@@ -64,16 +64,23 @@ pub(crate) fn forward_auth_release(
     if !peer.is_some_and(|ip| trusted.contains(ip)) {
         return Err(Withheld::UntrustedPeer);
     }
-    if has_browser_metadata(headers) {
+    if has_browser_metadata(headers, &[]) {
         return Err(Withheld::BrowserMetadata);
     }
     Ok(TokenRelease::AsConfigured)
 }
 
-/// Whether `headers` carry `Origin` or any `Sec-*` header: metadata that
-/// only a browser sets (header names are lower case here).
-pub(crate) fn has_browser_metadata(headers: &HeaderMap) -> bool {
-    headers.contains_key(ORIGIN) || headers.keys().any(|name| name.as_str().starts_with("sec-"))
+/// Whether `headers` carry `Origin` or a `Sec-*` header — metadata that
+/// only a browser sets and a script cannot remove — not counting the
+/// `ignored` names (lower case, as header names are here). Forward-auth
+/// ignores none; the service endpoints ignore `sec-fetch-mode`, which
+/// Node's `fetch` also sends.
+pub(crate) fn has_browser_metadata(headers: &HeaderMap, ignored: &[&str]) -> bool {
+    headers.contains_key(ORIGIN)
+        || headers.keys().any(|name| {
+            let name = name.as_str();
+            name.starts_with("sec-") && !ignored.contains(&name)
+        })
 }
 
 #[cfg(test)]
@@ -137,10 +144,9 @@ mod tests {
                 "{browser}"
             );
         }
-        assert!(!has_browser_metadata(&headers(&[
-            "secret",
-            "x-sec-fetch-mode",
-            "se"
-        ])));
+        assert!(!has_browser_metadata(
+            &headers(&["secret", "x-sec-fetch-mode", "se"]),
+            &[]
+        ));
     }
 }

@@ -1,6 +1,7 @@
 //! The gateway's shared state.
 
 use crate::cookies::{CookiePolicy, OwnCookies};
+use crate::service_client::ServiceClients;
 use crate::session::Identity;
 use crate::settings::GatewaySettings;
 use authgate_core::cookie::{CheckCodec, SessionCodec};
@@ -49,6 +50,8 @@ pub(crate) struct Inner {
     pub routes: RouteRules,
     /// The upstream, in reverse-proxy mode.
     pub upstream: Option<ReverseProxy>,
+    /// The servers and jobs that may call the service endpoints.
+    pub service_clients: ServiceClients,
 }
 
 impl Gateway {

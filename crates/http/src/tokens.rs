@@ -12,6 +12,11 @@
 //! Resolution ──► tokens, or an AuthRejection (the one conversion, rejection.rs)
 //! ```
 //!
+//! The token endpoint (`token_endpoint.rs`) asks for an account's tokens
+//! with [`account_tokens`]: the same cache read and the same refresh
+//! service, judged by the tokens' own expiry (its caller's cookie is never
+//! rewritten, so the cookie's copy of the expiry would stay stale).
+//!
 //! Whatever this reads or refreshes stays on the `CurrentSession`, so a
 //! request never reads the store or refreshes a second time (not even when
 //! the provider's tokens live less than the skew, and so look stale as soon
@@ -89,6 +94,35 @@ pub(crate) async fn fresh_tokens(
     // instance refreshed): the refresh service reads the store, and calls
     // the provider only if the store's copy is stale too.
     refresh(inner, session, &account).await
+}
+
+/// `account`'s tokens, fresh at `now`, for a caller with no session to
+/// update (the token endpoint): `known` (tokens the request already read,
+/// e.g. with a database session) when fresh, else the cache's, else a
+/// refresh's through the refresh service (single flight, lease, retries,
+/// circuit breaker). Whatever the refresh mode: this caller asked for a
+/// fresh token. A grant that ended (no tokens) is
+/// [`AuthRejection::Revoked`].
+pub(crate) async fn account_tokens(
+    inner: &Inner,
+    account: &AccountRef,
+    known: Option<TokenSet>,
+    now: UnixTime,
+) -> Result<TokenSet, AuthRejection> {
+    let current = match known {
+        Some(tokens) => tokens,
+        None => inner
+            .refresh
+            .current_tokens(&account.id)
+            .await
+            .map_err(|e| AuthRejection::store_unavailable(&e))?
+            .ok_or(AuthRejection::Revoked)?,
+    };
+    if !inner.settings.policy.is_stale(current.expires_at, now) {
+        return Ok(current);
+    }
+    let outcome = inner.refresh.refresh(&account.id, &account.provider).await;
+    AuthRejection::from_resolution(Resolution::from(outcome))
 }
 
 /// Refreshes `account` through the refresh service and records the result

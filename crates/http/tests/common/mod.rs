@@ -55,6 +55,8 @@ pub struct Options {
     pub upstream: bool,
     /// Leave the store without tables: every store read fails.
     pub broken_store: bool,
+    /// Servers and jobs that may call `POST /auth/token`.
+    pub service_clients: Vec<authgate_http::ServiceClient>,
 }
 
 impl Default for Options {
@@ -72,6 +74,7 @@ impl Default for Options {
             routes: None,
             upstream: false,
             broken_store: false,
+            service_clients: Vec::new(),
         }
     }
 }
@@ -227,7 +230,8 @@ pub async fn start_sharing(
         .secrets([Secret::new(SECRET)])
         .store(Arc::clone(&store), cached)
         .catalog(catalog)
-        .routes(options.routes.clone().unwrap_or_else(routes));
+        .routes(options.routes.clone().unwrap_or_else(routes))
+        .service_clients(options.service_clients.clone());
     let mut upstream = None;
     if options.upstream {
         let (upstream_url, task) = echo_upstream().await;
