@@ -269,6 +269,7 @@ public_url = "{public}"
 upstream = "{app}"
 base_path = "/api/auth"
 pass_access_token = true
+pass_auth_cookies = true
 
 [session]
 secret = ["{secret}"]

@@ -229,6 +229,7 @@ public_url = "{public}"
 upstream = "http://127.0.0.1:{next_port}"
 base_path = "/api/auth"
 pass_access_token = true
+pass_auth_cookies = true
 
 [session]
 secret = ["{SECRET}"]
