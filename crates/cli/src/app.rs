@@ -9,7 +9,7 @@ use authgate_config::Config;
 use authgate_http::Gateway;
 use authgate_oauth::{Catalog, HttpClient};
 use authgate_refresh::{PollingSignal, RedisSignal, RefreshSignal};
-use authgate_store::cache::{CacheBackend, CachedStore, open_cache};
+use authgate_store::cache::{CacheBackend, CachedStore, open_cache, open_revocation_set};
 use authgate_store::{Backend, Store};
 use axum::Router;
 use axum::http::StatusCode;
@@ -130,11 +130,17 @@ impl App {
             &settings::cache_options(&config.cache),
         )
         .await?;
-        let cached = Arc::new(CachedStore::new(
-            Arc::clone(&store),
-            Arc::clone(&cache),
-            keys,
-        ));
+        // Revoked session ids, kept as long as a session can live: every
+        // revocation lands here; `revocation_check = "request"` reads it.
+        let revocations = open_revocation_set(
+            config.cache.url.as_str(),
+            &settings::cache_options(&config.cache),
+            config.session.max_age,
+        )?;
+        let cached = Arc::new(
+            CachedStore::new(Arc::clone(&store), Arc::clone(&cache), keys)
+                .with_revocations(Arc::clone(&revocations)),
+        );
         let http = HttpClient::new(&settings::http_settings(config))?;
         let providers = config
             .providers
@@ -155,6 +161,7 @@ impl App {
             .secrets(settings::session_secrets(config))
             .cookie_format(settings::cookie_format(config))
             .store(Arc::clone(&store), cached)
+            .revocations(revocations)
             .catalog(catalog)
             .signal(signal)
             .refresh_settings(settings::refresh_settings(config))

@@ -12,8 +12,8 @@ use authgate_core::cookie::CookieFormat;
 use authgate_core::refresh::{RefreshSettings, RetryPolicy};
 use authgate_core::token::ExpiryPolicy;
 use authgate_http::{
-    Access, AllowList, GatewaySettings, ProxySettings, RefreshMode, RouteRule, RouteRules,
-    ServiceClient, SessionStrategy, TrustedProxies,
+    Access, AllowList, GatewaySettings, ProxySettings, RefreshMode, RevocationCheck, RouteRule,
+    RouteRules, ServiceClient, SessionStrategy, TrustedProxies,
 };
 use authgate_oauth::{EndpointOverrides, HttpSettings, Preset, ProviderSettings};
 use authgate_refresh::BreakerSettings;
@@ -45,6 +45,10 @@ pub fn gateway_settings(config: &Config) -> GatewaySettings {
         max_age: config.session.max_age,
         update_age: config.session.update_age,
         refresh_mode: refresh_mode(config.refresh.mode),
+        revocation_check: match config.session.revocation_check {
+            authgate_config::RevocationCheck::Refresh => RevocationCheck::Refresh,
+            authgate_config::RevocationCheck::Request => RevocationCheck::Request,
+        },
         policy: ExpiryPolicy {
             skew: config.refresh.skew,
         },

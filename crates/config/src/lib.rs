@@ -212,6 +212,24 @@ pub struct SessionConfig {
     /// true exactly when `server.public_url` is `https` (resolved at load time).
     #[serde(default)]
     pub secure_cookies: bool,
+    /// When a JWT session's record is checked for revocation: `refresh`
+    /// (default) or `request`.
+    #[serde(default)]
+    pub revocation_check: RevocationCheck,
+}
+
+/// When a JWT session's record is checked (`session.revocation_check`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RevocationCheck {
+    /// Only when the gateway consults the store anyway (a refresh, the
+    /// token endpoint): no I/O on the fast path; a copied cookie lives until
+    /// then.
+    #[default]
+    Refresh,
+    /// On every request: one lookup in the cache's revocation set, so a
+    /// sign-out ends every copy of the cookie at once.
+    Request,
 }
 
 impl Default for SessionConfig {
@@ -223,6 +241,7 @@ impl Default for SessionConfig {
             update_age: default_update_age(),
             cookie_format: CookieFormat::default(),
             secure_cookies: false,
+            revocation_check: RevocationCheck::default(),
         }
     }
 }

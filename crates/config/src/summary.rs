@@ -97,6 +97,11 @@ impl Config {
             self.session_cookie_name()
         )?;
         writeln!(out, "  secure_cookies  = {}", se.secure_cookies)?;
+        let check = match se.revocation_check {
+            crate::RevocationCheck::Refresh => "refresh",
+            crate::RevocationCheck::Request => "request",
+        };
+        writeln!(out, "  revocation_check = {check}")?;
 
         let r = &self.refresh;
         writeln!(out, "[refresh]")?;

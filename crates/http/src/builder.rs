@@ -13,11 +13,12 @@
 //!
 //! `build` also starts the background work the settings ask for: the
 //! background refresher (refresh mode `background`) and the expired-session
-//! sweep (strategy `database`). Both stop when the gateway is dropped.
+//! sweep (session records of both strategies). Both stop when the gateway is
+//! dropped, and both need a Tokio runtime: build inside one.
 
 use crate::cookies::{CookiePolicy, OwnCookies};
 use crate::service_client::{ServiceClient, ServiceClientError, ServiceClients};
-use crate::settings::{GatewaySettings, RefreshMode, SessionStrategy};
+use crate::settings::{GatewaySettings, RefreshMode, RevocationCheck};
 use crate::state::{Gateway, Inner};
 use authgate_core::cookie::{CheckCodec, CookieFormat, KeyError, SessionCodec};
 use authgate_core::refresh::RefreshSettings;
@@ -30,7 +31,7 @@ use authgate_refresh::{
     RefreshSignal, TokenRefresher,
 };
 use authgate_store::Store;
-use authgate_store::cache::{NoTokenCache, TokenCache};
+use authgate_store::cache::{NoTokenCache, RevocationSet, TokenCache};
 use authgate_store::sweep::{SESSION_SWEEP_INTERVAL, spawn_session_sweep};
 use std::sync::Arc;
 use std::time::Duration;
@@ -61,7 +62,12 @@ pub enum BuildError {
     /// The service clients are invalid (a duplicate or malformed id).
     #[error("service_clients: {0}")]
     ServiceClients(#[from] ServiceClientError),
-    /// Background work was asked for outside a Tokio runtime.
+    /// `revocation_check = Request` without a revocation set
+    /// ([`GatewayBuilder::revocations`]).
+    #[error("session.revocation_check = \"request\" needs a revocation set (the cache)")]
+    NoRevocationSet,
+    /// The gateway was built outside a Tokio runtime (its session sweep and
+    /// background refresh run on it).
     #[error("the gateway's background tasks need a Tokio runtime")]
     NoRuntime,
 }
@@ -91,6 +97,7 @@ pub struct GatewayBuilder {
     routes: Option<RouteRules>,
     upstream: Option<(Url, ProxySettings)>,
     service_clients: Vec<ServiceClient>,
+    revocations: Option<Arc<dyn RevocationSet>>,
 }
 
 impl Gateway {
@@ -113,6 +120,7 @@ impl Gateway {
             routes: None,
             upstream: None,
             service_clients: Vec::new(),
+            revocations: None,
         }
     }
 }
@@ -215,6 +223,15 @@ impl GatewayBuilder {
         self
     }
 
+    /// The set of revoked session ids that
+    /// [`RevocationCheck::Request`](crate::RevocationCheck::Request) looks
+    /// every JWT session up in. Give the same set to the store's cache
+    /// (`CachedStore::with_revocations`) so the sessions it revokes land in it.
+    pub fn revocations(mut self, revocations: Arc<dyn RevocationSet>) -> Self {
+        self.revocations = Some(revocations);
+        self
+    }
+
     /// The servers and jobs that may call `POST {base}/token` (default:
     /// none, so every call is refused with 401).
     pub fn service_clients(mut self, clients: impl IntoIterator<Item = ServiceClient>) -> Self {
@@ -272,9 +289,12 @@ impl GatewayBuilder {
             None => RouteRules::new(Vec::new())?,
         };
         let service_clients = ServiceClients::new(self.service_clients)?;
+        if settings.revocation_check == RevocationCheck::Request && self.revocations.is_none() {
+            return Err(BuildError::NoRevocationSet);
+        }
         let background = settings.refresh_mode == RefreshMode::Background;
-        let sweep = settings.strategy == SessionStrategy::Database;
-        if (background || sweep) && tokio::runtime::Handle::try_current().is_err() {
+        // Both strategies keep session records; expired ones are swept.
+        if tokio::runtime::Handle::try_current().is_err() {
             return Err(BuildError::NoRuntime);
         }
         let gateway = Gateway {
@@ -298,6 +318,7 @@ impl GatewayBuilder {
                 routes,
                 upstream,
                 service_clients,
+                revocations: self.revocations,
             }),
         };
         let inner = &gateway.inner;
@@ -308,13 +329,11 @@ impl GatewayBuilder {
                 Arc::clone(&inner.clock),
             );
         }
-        if sweep {
-            spawn_session_sweep(
-                &inner.store,
-                Arc::clone(&inner.clock),
-                SESSION_SWEEP_INTERVAL,
-            );
-        }
+        spawn_session_sweep(
+            &inner.store,
+            Arc::clone(&inner.clock),
+            SESSION_SWEEP_INTERVAL,
+        );
         Ok(gateway)
     }
 }

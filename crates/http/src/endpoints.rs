@@ -7,7 +7,8 @@ use crate::error::{HttpError, wants_json};
 use crate::redirect::safe_callback;
 use crate::rejection::AuthRejection;
 use crate::session::{
-    CurrentSession, SessionSource, read_session, rewrite_cookie, session_cookie_names,
+    CurrentSession, SessionSource, expire_cookies, read_session, rewrite_cookie,
+    session_cookie_names,
 };
 use crate::settings::RefreshMode;
 use crate::state::Gateway;
@@ -65,11 +66,19 @@ pub(crate) async fn session(State(gw): State<Gateway>, headers: HeaderMap) -> Re
     };
     let refresh = inner.settings.refresh_mode != RefreshMode::Lazy;
     // Only an outage is an error here; a revoked grant or a stale token is
-    // what the session JSON reports (`error`, `accessTokenExpiresAt`).
-    if let Err(rejection @ AuthRejection::RefreshUnavailable { .. }) =
-        ensure_fresh(inner, &mut session, now, refresh).await
-    {
-        return rejection.http_error().render(true, "/");
+    // what the session JSON reports (`error`, `accessTokenExpiresAt`); a
+    // signed-out cookie is no session.
+    match ensure_fresh(inner, &mut session, now, refresh).await {
+        Err(rejection @ AuthRejection::RefreshUnavailable { .. }) => {
+            return rejection.http_error().render(true, "/");
+        }
+        Err(AuthRejection::SignedOut) => {
+            let mut response = Json(authjs::no_session_body(inner)).into_response();
+            let expired = expire_cookies(inner, &session.cookie_names);
+            response.headers_mut().extend(expired);
+            return no_store(response);
+        }
+        _ => {}
     }
     let mut response = Json(session_json(&session)).into_response();
     // Rolling session, as Auth.js's session endpoint does: a fresh expiry.
@@ -137,7 +146,10 @@ pub(crate) async fn refresh(
             .render(true, "/");
     };
     let refreshed = ensure_fresh(inner, &mut session, now, true).await;
-    let cookies_out = rewrite_cookie(inner, &session, now);
+    let cookies_out = match refreshed {
+        Err(AuthRejection::SignedOut) => expire_cookies(inner, &session.cookie_names),
+        _ => rewrite_cookie(inner, &session, now),
+    };
     let mut response = match refreshed {
         Ok(()) => Json(session_json(&session)).into_response(),
         Err(rejection) => rejection.http_error().render(true, "/"),
@@ -179,6 +191,22 @@ pub(crate) async fn signout(
         Err(rejection) => return rejection.http_error().render(json, "/"),
     };
     if let Some(session) = &session {
+        // The record first: from here on no copy of this cookie passes a
+        // store check, whatever the provider does with the grant.
+        let ended = match (&session.source, &session.sid) {
+            (SessionSource::Database(token), _) => {
+                inner.store.delete_session(token).await.map(drop)
+            }
+            (SessionSource::Jwt(_), Some(sid)) => {
+                inner.store.revoke_session(sid, now).await.map(drop)
+            }
+            (SessionSource::Jwt(_), None) => Ok(()),
+        };
+        if let Err(e) = ended {
+            return AuthRejection::store_unavailable(&e)
+                .http_error()
+                .render(json, "/");
+        }
         if let Some(account) = &session.account {
             // Serialised with any refresh of the account (the same lease),
             // so the newest refresh token is the one revoked.
@@ -188,13 +216,6 @@ pub(crate) async fn signout(
                 .end_grant(&account.id, &account.provider, EndReason::SignOut)
                 .await;
             tracing::debug!(?end, "sign-out ended the grant");
-        }
-        if let SessionSource::Database(token) = &session.source
-            && let Err(e) = inner.store.delete_session(token).await
-        {
-            return AuthRejection::store_unavailable(&e)
-                .http_error()
-                .render(json, "/");
         }
         tracing::info!(user = session.identity.id, "signed out");
     }

@@ -21,7 +21,7 @@ use crate::cookies::request_cookies;
 use crate::error::{HttpError, wants_json};
 use crate::rejection::{AuthRejection, REFRESH_TOKEN_ERROR};
 pub use crate::release::TokenRelease;
-use crate::session::{CurrentSession, read_session, rewrite_cookie};
+use crate::session::{CurrentSession, expire_cookies, read_session, rewrite_cookie};
 use crate::settings::{GatewaySettings, RefreshMode};
 use crate::state::{Gateway, Inner};
 use crate::tokens::{ensure_fresh, fresh_tokens};
@@ -115,7 +115,14 @@ impl Gateway {
             if session.error.is_some() {
                 return decision(Verdict::Allow(None), HeaderMap::new());
             }
-            release_tokens(inner, &mut session, now, release).await;
+            if let Err(AuthRejection::SignedOut) =
+                release_tokens(inner, &mut session, now, release).await
+            {
+                return decision(
+                    Verdict::Allow(None),
+                    expire_cookies(inner, &session.cookie_names),
+                );
+            }
             return decision(Verdict::Allow(Some(Box::new(session))), HeaderMap::new());
         }
         if !allow.permits(session.identity.email.as_deref()) {
@@ -131,7 +138,16 @@ impl Gateway {
         let adopted = background && adopt_background_refresh(inner, &mut session, now);
         let lazy_api = inner.settings.refresh_mode == RefreshMode::Lazy && access == Access::Api;
         let before = (session.access_expires_at, session.error.clone());
-        let fresh = ensure_fresh(inner, &mut session, now, !lazy_api).await;
+        let mut fresh = ensure_fresh(inner, &mut session, now, !lazy_api).await;
+        if fresh.is_ok() {
+            fresh = release_tokens(inner, &mut session, now, release).await;
+        }
+        if let Err(AuthRejection::SignedOut) = fresh {
+            return decision(
+                no_session(inner, access, json, return_to, None),
+                expire_cookies(inner, &session.cookie_names),
+            );
+        }
         let rewrite = adopted || before != (session.access_expires_at, session.error.clone());
         let cookies_out = if rewrite {
             rewrite_cookie(inner, &session, now)
@@ -148,7 +164,6 @@ impl Gateway {
                         now,
                     );
                 }
-                release_tokens(inner, &mut session, now, release).await;
                 Verdict::Allow(Some(Box::new(session)))
             }
             Err(AuthRejection::Revoked) => {
@@ -182,22 +197,28 @@ fn adopt_background_refresh(inner: &Inner, session: &mut CurrentSession, now: Un
 /// `release` lets the caller have them; otherwise drops any the request read
 /// or refreshed, so no header can carry them. Best effort: a session whose
 /// token cannot be had right now is still a session (the request passes
-/// without the token, as it always has).
+/// without the token, as it always has) — unless getting it found the
+/// session signed out ([`AuthRejection::SignedOut`], the only error).
 async fn release_tokens(
     inner: &Inner,
     session: &mut CurrentSession,
     now: UnixTime,
     release: TokenRelease,
-) {
+) -> Result<(), AuthRejection> {
     if release == TokenRelease::Withheld {
         session.tokens = None;
-        return;
+        return Ok(());
     }
     if !inner.settings.forwards_tokens() || session.account.is_none() {
-        return;
+        return Ok(());
     }
-    if let Err(rejection) = fresh_tokens(inner, session, now, true).await {
-        tracing::warn!(%rejection, "access token unavailable; forwarding without it");
+    match fresh_tokens(inner, session, now, true).await {
+        Ok(_) => Ok(()),
+        Err(AuthRejection::SignedOut) => Err(AuthRejection::SignedOut),
+        Err(rejection) => {
+            tracing::warn!(%rejection, "access token unavailable; forwarding without it");
+            Ok(())
+        }
     }
 }
 

@@ -70,6 +70,6 @@ pub use gate::{Decision, TokenRelease, Verdict};
 pub use layer::{AccessToken, AuthLayer, AuthService, Session};
 pub use rejection::{AuthRejection, REFRESH_TOKEN_ERROR};
 pub use service_client::{ServiceClient, ServiceClientError, ServicePermission};
-pub use settings::{GatewaySettings, RefreshMode, SessionStrategy};
+pub use settings::{GatewaySettings, RefreshMode, RevocationCheck, SessionStrategy};
 pub use state::Gateway;
 pub use token_endpoint::{AUDIT_TARGET, TOKEN_REQUESTS_TOTAL};

@@ -25,6 +25,11 @@ pub enum AuthRejection {
     /// or a public route without one). 401 `SessionRequired`.
     #[error("no signed-in session")]
     SessionRequired,
+    /// The session's record was revoked (sign-out, an administrator) or is
+    /// gone: this cookie is signed out, whatever it says. 401
+    /// `SessionRequired`; browsers sign in again.
+    #[error("the session was signed out")]
+    SignedOut,
     /// The session has no provider account (a cookie written by an Auth.js
     /// app). 401 `NoAccessToken`.
     #[error("the session has no provider account")]
@@ -69,6 +74,10 @@ impl AuthRejection {
             AuthRejection::SessionRequired => {
                 HttpError::unauthorized("SessionRequired", "Sign in first.")
             }
+            AuthRejection::SignedOut => HttpError::unauthorized(
+                "SessionRequired",
+                "This session was signed out; sign in again.",
+            ),
             AuthRejection::NoAccount => HttpError::unauthorized(
                 "NoAccessToken",
                 "This session has no provider account; sign in again.",

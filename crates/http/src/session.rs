@@ -7,16 +7,24 @@
 //! fresh token is decided by decrypting the cookie and comparing two
 //! integers — no I/O. Only a stale token leads to the refresh service (see
 //! `tokens.rs`), after which the cookie is rewritten with the new expiry.
+//!
+//! Every sign-in has a session record in the store; the JWT cookie carries
+//! its id (`authgate.sid`). The record is checked whenever the store is
+//! consulted anyway (`tokens.rs`: before a refresh, and by the token
+//! endpoint) and, with [`RevocationCheck::Request`], in the revocation set on
+//! every request (here). A revoked or missing record means signed out: a
+//! copy of a signed-out cookie never comes back, not even after the user
+//! signs in again (that creates a new record).
 
 use crate::rejection::AuthRejection;
-use crate::settings::SessionStrategy;
+use crate::settings::{RevocationCheck, SessionStrategy};
 use crate::state::Inner;
 use authgate_core::cookie::SessionClaims;
 use authgate_core::cookie::chunk::{is_chunk_of, read_chunks, write_chunks};
 use authgate_core::secret::Secret;
 use authgate_core::time::UnixTime;
 use authgate_core::token::TokenSet;
-use authgate_store::{AccountId, SessionExpiry};
+use authgate_store::{AccountId, SessionExpiry, SessionId};
 use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 
@@ -75,6 +83,9 @@ pub(crate) struct GatewayClaims {
     /// A sticky session error (`RefreshTokenError`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub err: Option<String>,
+    /// The session record's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sid: Option<String>,
 }
 
 /// How the session is stored.
@@ -102,6 +113,11 @@ pub struct CurrentSession {
     pub error: Option<String>,
     /// Where it came from.
     pub source: SessionSource,
+    /// The session record's id (JWT: from the cookie; database: the row's).
+    pub(crate) sid: Option<SessionId>,
+    /// This request found the session record live in the store (always
+    /// true for a database session, which is read from its record).
+    pub(crate) record_confirmed: bool,
     /// The names of the session cookie pieces the request carried.
     pub(crate) cookie_names: Vec<String>,
     /// The account's tokens, once this request read or refreshed them (never
@@ -164,6 +180,14 @@ pub(crate) async fn read_session(
             let Some(sub) = claims.sub.clone() else {
                 return Ok(None);
             };
+            let sid = ours.sid.map(SessionId::new);
+            if inner.settings.revocation_check == RevocationCheck::Request
+                && let Some(sid) = &sid
+                && is_revoked(inner, sid, now).await?
+            {
+                tracing::info!(user = sub, "revoked session cookie refused");
+                return Ok(None);
+            }
             Ok(Some(CurrentSession {
                 identity: Identity {
                     id: sub,
@@ -179,6 +203,8 @@ pub(crate) async fn read_session(
                 expires: UnixTime::from_secs(claims.exp.unwrap_or_default()),
                 error: ours.err,
                 source: SessionSource::Jwt(Box::new(claims)),
+                sid,
+                record_confirmed: false,
                 cookie_names,
                 tokens: None,
                 refreshed: false,
@@ -244,10 +270,35 @@ async fn read_database_session(
         expires: session.expires,
         error,
         source: SessionSource::Database(token),
+        sid: Some(session.id),
+        record_confirmed: true,
         cookie_names,
         tokens,
         refreshed: false,
     }))
+}
+
+/// Whether the session `sid` was revoked, by the revocation set; when the
+/// set cannot answer (Redis down), by the store (one primary-key lookup), so
+/// an outage of the cache costs latency, never a revoked session's return.
+async fn is_revoked(inner: &Inner, sid: &SessionId, now: UnixTime) -> Result<bool, AuthRejection> {
+    if let Some(set) = &inner.revocations {
+        match set.contains(sid).await {
+            Ok(revoked) => return Ok(revoked),
+            Err(error) => {
+                let set = set.kind();
+                tracing::warn!(set, %error, "revocation set unavailable; asking the store");
+                metrics::counter!("authgate_cache_fallback_total", "cache" => set, "op" => "revocation_check")
+                    .increment(1);
+            }
+        }
+    }
+    let live = inner
+        .store
+        .find_live_session(sid, now)
+        .await
+        .map_err(unavailable)?;
+    Ok(live.is_none())
 }
 
 fn unavailable(error: authgate_store::StoreError) -> AuthRejection {
@@ -266,11 +317,22 @@ pub(crate) fn rewrite_cookie(inner: &Inner, session: &CurrentSession, now: UnixT
             prv: session.account.as_ref().map(|a| a.provider.clone()),
             ate: session.access_expires_at.map(UnixTime::as_secs),
             err: session.error.clone(),
+            sid: session.sid.as_ref().map(|s| s.as_str().to_owned()),
         };
         if let Ok(v) = serde_json::to_value(ours) {
             claims.extra.insert("authgate".to_owned(), v);
         }
         write_jwt(inner, &claims, &session.cookie_names, now, &mut headers);
+    }
+    headers
+}
+
+/// The Set-Cookie headers that expire every piece of the session cookie
+/// named in `names` (a signed-out session).
+pub(crate) fn expire_cookies(inner: &Inner, names: &[String]) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for name in names {
+        headers.append(axum::http::header::SET_COOKIE, inner.cookies.expire(name));
     }
     headers
 }
@@ -298,10 +360,12 @@ pub(crate) fn write_jwt(
         .apply(headers, &writes, Some(inner.settings.max_age));
 }
 
-/// New session claims for a user signed in with an account.
+/// New session claims for a user signed in with an account, whose session
+/// record is `sid`.
 pub(crate) fn new_claims(
     identity: &Identity,
     account: &AccountRef,
+    sid: &SessionId,
     access_expires_at: Option<UnixTime>,
 ) -> SessionClaims {
     let mut claims = SessionClaims {
@@ -316,6 +380,7 @@ pub(crate) fn new_claims(
         prv: Some(account.provider.clone()),
         ate: access_expires_at.map(UnixTime::as_secs),
         err: None,
+        sid: Some(sid.as_str().to_owned()),
     };
     if let Ok(v) = serde_json::to_value(ours) {
         claims.extra.insert("authgate".to_owned(), v);

@@ -31,6 +31,20 @@ pub enum RefreshMode {
     Background,
 }
 
+/// When a JWT session's record is checked for revocation (DESIGN.md §2:
+/// sign-out that copies of the cookie do not survive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RevocationCheck {
+    /// Whenever the gateway consults the store anyway (a refresh, the token
+    /// endpoint): no I/O on the fast path, and a copy of a signed-out cookie
+    /// lives until its access token needs a refresh.
+    #[default]
+    Refresh,
+    /// On every request too: one lookup in the revocation set
+    /// ([`GatewayBuilder::revocations`](crate::GatewayBuilder::revocations)).
+    Request,
+}
+
 /// How the gateway behaves.
 #[derive(Debug, Clone)]
 pub struct GatewaySettings {
@@ -48,6 +62,8 @@ pub struct GatewaySettings {
     pub update_age: Duration,
     /// Refresh mode.
     pub refresh_mode: RefreshMode,
+    /// When JWT sessions are checked for revocation.
+    pub revocation_check: RevocationCheck,
     /// Staleness policy (skew).
     pub policy: ExpiryPolicy,
     /// Send the access token upstream as `X-Forwarded-Access-Token`.
@@ -76,6 +92,7 @@ impl GatewaySettings {
             max_age: Duration::from_secs(30 * 24 * 3600),
             update_age: Duration::from_secs(24 * 3600),
             refresh_mode: RefreshMode::Inline,
+            revocation_check: RevocationCheck::Refresh,
             policy: ExpiryPolicy::default(),
             pass_access_token: false,
             pass_authorization_header: false,

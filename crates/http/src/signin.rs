@@ -23,7 +23,7 @@ use authgate_core::provider_error::{ProviderError, ProviderErrorKind};
 use authgate_core::refresh::DEFAULT_RETRY_AFTER;
 use authgate_core::time::UnixTime;
 use authgate_oauth::ProviderKind;
-use authgate_store::StoreError;
+use authgate_store::{NewSession, StoreError};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::header::{CACHE_CONTROL, LOCATION, SET_COOKIE};
@@ -373,16 +373,37 @@ async fn finish(
     }
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     let present = session_cookie_names(inner, &cookies);
+    // Every sign-in gets its own session record (a new generation: signing
+    // in again never revives a signed-out copy of an older cookie).
+    let new_session = NewSession {
+        user_id: user.id.clone(),
+        account_id: Some(account.id.clone()),
+        now,
+        expires: now.saturating_add(inner.settings.max_age),
+        user_agent: headers
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    };
     match inner.settings.strategy {
         SessionStrategy::Jwt => {
-            let claims = new_claims(&identity, &account_ref, response.tokens.expires_at);
+            let record = inner
+                .store
+                .create_jwt_session(new_session)
+                .await
+                .map_err(store_failure)?;
+            let claims = new_claims(
+                &identity,
+                &account_ref,
+                &record.id,
+                response.tokens.expires_at,
+            );
             write_jwt(inner, &claims, &present, now, h);
         }
         SessionStrategy::Database => {
-            let expires = now.saturating_add(inner.settings.max_age);
             let created = inner
                 .store
-                .create_session(&user.id, Some(&account.id), now, expires)
+                .create_database_session(new_session)
                 .await
                 .map_err(store_failure)?;
             let writes = authgate_core::cookie::chunk::write_chunks(

@@ -52,6 +52,9 @@ pub(crate) struct Inner {
     pub upstream: Option<ReverseProxy>,
     /// The servers and jobs that may call the service endpoints.
     pub service_clients: ServiceClients,
+    /// Revoked session ids, looked up on every request with
+    /// [`RevocationCheck::Request`](crate::RevocationCheck::Request).
+    pub revocations: Option<Arc<dyn authgate_store::cache::RevocationSet>>,
 }
 
 impl Gateway {

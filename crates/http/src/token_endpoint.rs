@@ -39,7 +39,7 @@ use crate::request_id::RequestId;
 use crate::service_client::{Caller, Refusal, ServicePermission};
 use crate::session::{AccountRef, read_session, session_cookie_names};
 use crate::state::{Gateway, Inner};
-use crate::tokens::account_tokens;
+use crate::tokens::{account_tokens, confirm_record};
 use authgate_core::time::UnixTime;
 use authgate_core::token::TokenSet;
 use authgate_store::UserId;
@@ -101,6 +101,7 @@ impl Failure {
                 "account_not_found"
             }
             Failure::Rejected(AuthRejection::SessionRequired) => "session_required",
+            Failure::Rejected(AuthRejection::SignedOut) => "signed_out",
             Failure::Rejected(AuthRejection::Revoked) => "grant_revoked",
             Failure::Rejected(AuthRejection::ProviderRejected) => "provider_rejected",
             Failure::Rejected(
@@ -259,7 +260,7 @@ async fn for_session(
     if !caller.may(ServicePermission::Token) {
         return Err(Failure::Denied(ServicePermission::Token));
     }
-    let session = read_session(inner, cookies, now)
+    let mut session = read_session(inner, cookies, now)
         .await
         .map_err(Failure::Rejected)?
         .ok_or(Failure::Rejected(AuthRejection::SessionRequired))?;
@@ -267,6 +268,11 @@ async fn for_session(
     if session.error.is_some() {
         return Err(Failure::Rejected(AuthRejection::Revoked));
     }
+    // The store is consulted for this session's tokens: a signed-out copy of
+    // the cookie gets none, even after the user signed in again.
+    confirm_record(inner, &mut session, now)
+        .await
+        .map_err(Failure::Rejected)?;
     let account = session.account.clone().ok_or(Failure::AccountNotFound)?;
     audit.provider = Some(account.provider.clone());
     account_tokens(inner, &account, session.tokens.clone(), now)

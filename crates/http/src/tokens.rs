@@ -24,11 +24,12 @@
 //! never reads the store's tokens itself: it asks the refresh service.
 
 use crate::rejection::AuthRejection;
-use crate::session::{AccountRef, CurrentSession, REFRESH_TOKEN_ERROR};
+use crate::session::{AccountRef, CurrentSession, REFRESH_TOKEN_ERROR, SessionSource};
 use crate::state::Inner;
 use authgate_core::refresh::Resolution;
 use authgate_core::time::UnixTime;
 use authgate_core::token::TokenSet;
+use authgate_store::SessionExpiry;
 
 /// Makes the session's access-token expiry fresh at `now`: nothing to do
 /// when it is (the fast path: no I/O), a refresh when it is stale and
@@ -125,13 +126,57 @@ pub(crate) async fn account_tokens(
     AuthRejection::from_resolution(Resolution::from(outcome))
 }
 
+/// Confirms, once per request, that the session's record is live in the
+/// store — the check every path makes before it consults the store for the
+/// session (a refresh, the token endpoint). The visit is noted on the record
+/// (its `last_seen_at`, and its expiry slides, at most once per
+/// `update_age`). A JWT cookie with an account but no record id (written
+/// before sessions had records) has nothing to check against: signed out.
+/// A cookie without an account (written by an Auth.js app) has no tokens to
+/// guard and no record: nothing to check.
+pub(crate) async fn confirm_record(
+    inner: &Inner,
+    session: &mut CurrentSession,
+    now: UnixTime,
+) -> Result<(), AuthRejection> {
+    if session.record_confirmed || !matches!(session.source, SessionSource::Jwt(_)) {
+        return Ok(());
+    }
+    let Some(sid) = &session.sid else {
+        return match session.account {
+            Some(_) => Err(AuthRejection::SignedOut),
+            None => Ok(()),
+        };
+    };
+    let expiry = SessionExpiry {
+        max_age: inner.settings.max_age,
+        update_age: inner.settings.update_age,
+    };
+    match inner.store.touch_session_record(sid, now, expiry).await {
+        Ok(Some(_)) => {
+            session.record_confirmed = true;
+            Ok(())
+        }
+        Ok(None) => {
+            tracing::info!(
+                user = session.identity.id,
+                "signed-out session cookie refused"
+            );
+            Err(AuthRejection::SignedOut)
+        }
+        Err(error) => Err(AuthRejection::store_unavailable(&error)),
+    }
+}
+
 /// Refreshes `account` through the refresh service and records the result
 /// on `session`: new tokens and expiry, or the sticky error of an ended grant.
+/// The session's record is confirmed first.
 async fn refresh(
     inner: &Inner,
     session: &mut CurrentSession,
     account: &AccountRef,
 ) -> Result<TokenSet, AuthRejection> {
+    confirm_record(inner, session, inner.clock.now()).await?;
     let resolution = Resolution::from(inner.refresh.refresh(&account.id, &account.provider).await);
     if resolution.ends_grant() {
         session.error = Some(REFRESH_TOKEN_ERROR.to_owned());

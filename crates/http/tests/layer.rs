@@ -7,7 +7,10 @@ mod common;
 use authgate_http::{AccessToken, AllowList, AuthLayer, Gateway, Session};
 use axum::Router;
 use axum::routing::get;
-use common::{Browser, Options, json, location, sign_in, start_with};
+use common::{
+    Browser, Options, json, location, revoke_at_provider, sign_in, start_with, stored_tokens,
+    user_id,
+};
 
 async fn page(session: Option<Session>) -> ([(&'static str, &'static str); 1], String) {
     let who = session
@@ -110,13 +113,9 @@ async fn a_revoked_grant_is_refused_with_the_rewritten_cookie_and_no_handler_cal
     let h = start_with(Options::default().always_stale(), Some(app)).await;
     let mut b = sign_in(&h, "ann").await;
     // End the grant at the provider behind the gateway's back.
-    let token = b.csrf().await;
-    let mut other = Browser::new(&h);
-    other.cookies = b.cookies.clone();
-    let r = other
-        .post_form("/auth/signout", &[("csrfToken", &token)], &[])
-        .await;
-    assert_eq!(r.status(), 302);
+    let user = user_id(&mut b).await;
+    let stored = stored_tokens(&h, &user).await.unwrap();
+    revoke_at_provider(&h, stored.refresh_token.as_ref().unwrap().expose()).await;
     let r = b.get("/api/token").await;
     assert_eq!(r.status(), 401);
     assert!(

@@ -76,14 +76,13 @@ async fn a_database_gateway_removes_expired_sessions_and_keeps_live_ones() {
 }
 
 #[test]
-fn background_work_outside_a_runtime_is_a_build_error() {
+fn building_outside_a_runtime_is_a_build_error() {
     let keys = KeyRing::from_secrets(&[SECRET]).unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let store: Arc<dyn Store> = runtime
         .block_on(authgate_store::connect("sqlite::memory:", keys))
         .unwrap();
-    let mut settings = GatewaySettings::new("http://127.0.0.1:1/".parse().unwrap());
-    settings.strategy = SessionStrategy::Database;
+    let settings = GatewaySettings::new("http://127.0.0.1:1/".parse().unwrap());
     let built = Gateway::builder(settings)
         .secrets([Secret::new(SECRET)])
         .uncached_store(store)

@@ -10,10 +10,12 @@ use authgate_core::client_secret::SecretHash;
 use authgate_core::token::TokenSet;
 use authgate_devidp::{DevIdp, DevIdpConfig};
 use authgate_http::{RefreshMode, ServiceClient, ServicePermission, SessionStrategy};
-use authgate_store::UserId;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use common::{Browser, Harness, Options, PROVIDER, SESSION_COOKIE, json, sign_in, start};
+use common::{
+    Browser, Harness, Options, PROVIDER, SESSION_COOKIE, json, revoke_at_provider, sign_in, start,
+    stored_tokens, user_id,
+};
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -86,26 +88,6 @@ async fn as_job(h: &Harness, user: &str, provider: &str) -> reqwest::Response {
     let auth = basic("nightly-job", JOB_SECRET);
     let body = json!({"user_id": user, "provider": provider}).to_string();
     post_token(h, &[("authorization", &auth)], &body).await
-}
-
-async fn user_id(b: &mut Browser) -> String {
-    let session = json(b.get("/auth/session").await).await;
-    session["user"]["id"].as_str().unwrap().to_owned()
-}
-
-/// The user's tokens as the store holds them now (`None` once revoked).
-async fn stored_tokens(h: &Harness, user: &str) -> Option<TokenSet> {
-    let accounts = h
-        .store
-        .list_accounts_for_user(&UserId::new(user))
-        .await
-        .unwrap();
-    let account = accounts.iter().find(|a| a.provider == PROVIDER).unwrap();
-    h.store
-        .read_tokens(&account.id)
-        .await
-        .unwrap()
-        .and_then(|v| v.tokens)
 }
 
 async fn error_of(r: reqwest::Response) -> String {
@@ -385,32 +367,6 @@ async fn without_a_session_the_app_server_gets_401_session_required() {
 
 /// Revokes `token` at the development provider, as the user would at the
 /// provider's account page.
-async fn revoke_at_provider(h: &Harness, token: &str) {
-    let discovery: Value = reqwest::get(
-        h.idp
-            .issuer()
-            .join(".well-known/openid-configuration")
-            .unwrap(),
-    )
-    .await
-    .unwrap()
-    .json()
-    .await
-    .unwrap();
-    let endpoint = discovery["revocation_endpoint"].as_str().unwrap();
-    let r = reqwest::Client::new()
-        .post(endpoint)
-        .form(&[
-            ("token", token),
-            ("client_id", "http-tests"),
-            ("client_secret", "http-tests-client-secret"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-}
-
 #[tokio::test]
 async fn a_grant_revoked_at_the_provider_is_401_refresh_token_error() {
     let h = start(with_clients(Options::default().always_stale())).await;

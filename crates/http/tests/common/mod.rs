@@ -5,14 +5,15 @@
 
 use authgate_core::secret::Secret;
 use authgate_core::token::ExpiryPolicy;
+use authgate_core::token::TokenSet;
 use authgate_devidp::{DevClient, DevIdp, DevIdpConfig};
 use authgate_http::{
-    Access, Gateway, GatewaySettings, ProxySettings, RefreshMode, RouteRule, RouteRules,
-    SessionStrategy, TrustedProxies,
+    Access, Gateway, GatewaySettings, ProxySettings, RefreshMode, RevocationCheck, RouteRule,
+    RouteRules, SessionStrategy, TrustedProxies,
 };
 use authgate_oauth::{Catalog, HttpClient, HttpSettings, ProviderSettings};
-use authgate_store::cache::{CacheOptions, CachedStore, open_cache};
-use authgate_store::{KeyRing, Store};
+use authgate_store::cache::{CacheOptions, CachedStore, open_cache, open_revocation_set};
+use authgate_store::{KeyRing, Store, UserId};
 use axum::Router;
 use axum::extract::Request;
 use axum::routing::any;
@@ -57,6 +58,8 @@ pub struct Options {
     pub broken_store: bool,
     /// Servers and jobs that may call `POST /auth/token`.
     pub service_clients: Vec<authgate_http::ServiceClient>,
+    /// When JWT sessions are checked for revocation.
+    pub revocation_check: RevocationCheck,
 }
 
 impl Default for Options {
@@ -75,6 +78,7 @@ impl Default for Options {
             upstream: false,
             broken_store: false,
             service_clients: Vec::new(),
+            revocation_check: RevocationCheck::Refresh,
         }
     }
 }
@@ -189,6 +193,7 @@ pub async fn start_sharing(
     settings.pass_authorization_header = options.pass_authorization_header;
     settings.pass_auth_cookies = options.pass_auth_cookies;
     settings.trusted_proxies = options.trusted_proxies.clone();
+    settings.revocation_check = options.revocation_check;
     let idp = match idp {
         Some(idp) => idp,
         None => Arc::new(
@@ -225,10 +230,16 @@ pub async fn start_sharing(
     let cache = open_cache("memory://", &CacheOptions::default())
         .await
         .unwrap();
-    let cached = Arc::new(CachedStore::new(Arc::clone(&store), cache, keys));
+    let revocations =
+        open_revocation_set("memory://", &CacheOptions::default(), settings.max_age).unwrap();
+    let cached = Arc::new(
+        CachedStore::new(Arc::clone(&store), cache, keys)
+            .with_revocations(Arc::clone(&revocations)),
+    );
     let mut builder = Gateway::builder(settings)
         .secrets([Secret::new(SECRET)])
         .store(Arc::clone(&store), cached)
+        .revocations(revocations)
         .catalog(catalog)
         .routes(options.routes.clone().unwrap_or_else(routes))
         .service_clients(options.service_clients.clone());
@@ -282,6 +293,7 @@ impl Browser {
     pub fn new(h: &Harness) -> Self {
         Self {
             client: Client::builder()
+                .user_agent("authgate-http-tests")
                 .redirect(reqwest::redirect::Policy::none())
                 .no_proxy()
                 .build()
@@ -424,4 +436,52 @@ pub async fn sign_in_as(h: &Harness, b: &mut Browser, user: &str) {
 
 pub async fn json(r: Response) -> serde_json::Value {
     r.json().await.unwrap()
+}
+
+/// The signed-in user's id (from `/auth/session`).
+pub async fn user_id(b: &mut Browser) -> String {
+    let session = json(b.get("/auth/session").await).await;
+    session["user"]["id"].as_str().unwrap().to_owned()
+}
+
+/// The user's tokens as the store holds them now (`None` once revoked).
+pub async fn stored_tokens(h: &Harness, user: &str) -> Option<TokenSet> {
+    let accounts = h
+        .store
+        .list_accounts_for_user(&UserId::new(user))
+        .await
+        .unwrap();
+    let account = accounts.iter().find(|a| a.provider == PROVIDER).unwrap();
+    h.store
+        .read_tokens(&account.id)
+        .await
+        .unwrap()
+        .and_then(|v| v.tokens)
+}
+
+/// Revokes `token` at the provider (RFC 7009), behind the gateway's back.
+pub async fn revoke_at_provider(h: &Harness, token: &str) {
+    let discovery: serde_json::Value = reqwest::get(
+        h.idp
+            .issuer()
+            .join(".well-known/openid-configuration")
+            .unwrap(),
+    )
+    .await
+    .unwrap()
+    .json()
+    .await
+    .unwrap();
+    let endpoint = discovery["revocation_endpoint"].as_str().unwrap();
+    let r = reqwest::Client::new()
+        .post(endpoint)
+        .form(&[
+            ("token", token),
+            ("client_id", "http-tests"),
+            ("client_secret", "http-tests-client-secret"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
 }
