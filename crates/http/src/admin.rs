@@ -78,9 +78,7 @@ enum Failure {
 impl Failure {
     fn outcome(&self) -> &'static str {
         match self {
-            Failure::Client(Refusal::InvalidClient(_)) => "invalid_client",
-            Failure::Client(Refusal::Browser) => "browser_refused",
-            Failure::Client(Refusal::RateLimited(_)) => "rate_limited",
+            Failure::Client(refusal) => refusal.outcome(),
             Failure::Denied => "access_denied",
             Failure::BadRequest(_) => "invalid_request",
             Failure::NotFound => "session_not_found",
@@ -125,8 +123,7 @@ pub(crate) async fn list(
     let inner = &gw.inner;
     let subject = query.user_id.clone();
     let result = async {
-        admit(inner, &headers)?;
-        let user = user_id(query)?;
+        let user = admitted_for_user(inner, &headers, query)?;
         let records = inner
             .store
             .list_user_sessions(&user)
@@ -189,8 +186,7 @@ pub(crate) async fn revoke_user(
     let inner = &gw.inner;
     let subject = query.user_id.clone();
     let result = async {
-        admit(inner, &headers)?;
-        let user = user_id(query)?;
+        let user = admitted_for_user(inner, &headers, query)?;
         let revoked = inner
             .store
             .revoke_user_sessions(&user, inner.clock.now())
@@ -222,7 +218,13 @@ fn admit(inner: &Inner, headers: &HeaderMap) -> Result<(), Failure> {
     }
 }
 
-fn user_id(query: UserQuery) -> Result<UserId, Failure> {
+/// Admits the client (see [`admit`]) and reads the user it names.
+fn admitted_for_user(
+    inner: &Inner,
+    headers: &HeaderMap,
+    query: UserQuery,
+) -> Result<UserId, Failure> {
+    admit(inner, headers)?;
     match query.user_id {
         Some(id) if plain_id(&id) => Ok(UserId::new(id)),
         Some(_) => Err(Failure::BadRequest(

@@ -145,6 +145,15 @@ impl InvalidReason {
 }
 
 impl Refusal {
+    /// The outcome label of a refused call (audit lines, metrics).
+    pub(crate) fn outcome(self) -> &'static str {
+        match self {
+            Refusal::InvalidClient(_) => "invalid_client",
+            Refusal::Browser => "browser_refused",
+            Refusal::RateLimited(_) => "rate_limited",
+        }
+    }
+
     /// The client-facing error (with `WWW-Authenticate` on 401).
     pub(crate) fn response(self) -> Response {
         let error = match self {

@@ -92,9 +92,7 @@ impl Failure {
     /// The outcome label (audit log and metric).
     fn outcome(&self) -> &'static str {
         match self {
-            Failure::Client(Refusal::InvalidClient(_)) => "invalid_client",
-            Failure::Client(Refusal::Browser) => "browser_refused",
-            Failure::Client(Refusal::RateLimited(_)) => "rate_limited",
+            Failure::Client(refusal) => refusal.outcome(),
             Failure::BadRequest(_) => "invalid_request",
             Failure::Denied(_) => "access_denied",
             Failure::AccountNotFound | Failure::Rejected(AuthRejection::NoAccount) => {
