@@ -255,7 +255,8 @@ fn providers(c: &mut Checker<'_>, config: &Config) {
             );
         }
         if p.signout == crate::SignOutMode::Provider
-            && p.preset.is_some_and(|preset| preset == ProviderPreset::GitHub)
+            && p.preset
+                .is_some_and(|preset| preset == ProviderPreset::GitHub)
         {
             c.fail(
                 format!("{key}.signout"),

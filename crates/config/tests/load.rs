@@ -703,7 +703,10 @@ fn signout_is_local_unless_the_provider_is_asked_to_end_its_session_too() {
         "providers[0].post_logout_redirect_uri",
         "{e}"
     );
-    let e = load_err(CANONICAL, &[("AUTHGATE_PROVIDERS__0__SIGNOUT", "everywhere")]);
+    let e = load_err(
+        CANONICAL,
+        &[("AUTHGATE_PROVIDERS__0__SIGNOUT", "everywhere")],
+    );
     assert!(e.to_string().contains("signout"), "{e}");
 }
 

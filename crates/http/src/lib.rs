@@ -39,6 +39,7 @@
 
 mod account;
 mod authjs;
+mod backchannel;
 mod builder;
 pub mod cookies;
 mod csrf;

@@ -185,7 +185,9 @@ impl Provider {
     ) -> Result<LogoutClaims, LogoutTokenError> {
         let expected = self.issuer.clone().unwrap_or_default();
         let iss = claims.get("iss").and_then(Value::as_str);
-        if iss != Some(expected.as_str()) && !iss.is_some_and(|i| self.quirks.alternate_issuers.iter().any(|a| a == i)) {
+        if iss != Some(expected.as_str())
+            && !iss.is_some_and(|i| self.quirks.alternate_issuers.iter().any(|a| a == i))
+        {
             return Err(LogoutTokenError::WrongIssuer {
                 expected,
                 found: iss.map(|i| i.chars().take(64).collect()),

@@ -523,8 +523,7 @@ impl Provider {
             })
             .unwrap_or_default();
 
-        if matches!(settings.signout, SignOut::Provider { .. }) && endpoints.end_session.is_none()
-        {
+        if matches!(settings.signout, SignOut::Provider { .. }) && endpoints.end_session.is_none() {
             return Err(CatalogError::NoEndSession { provider: id });
         }
 
@@ -621,7 +620,10 @@ impl Provider {
             if let Some(hint) = id_token_hint {
                 q.append_pair("id_token_hint", hint);
             }
-            q.append_pair("post_logout_redirect_uri", post_logout_redirect_uri.as_str());
+            q.append_pair(
+                "post_logout_redirect_uri",
+                post_logout_redirect_uri.as_str(),
+            );
             q.append_pair("client_id", &self.client_id);
         }
         Some(url)

@@ -163,8 +163,16 @@ async fn each_claim_check_refuses_alone() {
             ),
             "iat",
         ),
-        ("expired", with(claims(&fake), "exp", json!(NOW - 61)), "exp"),
-        ("exp not a date", with(claims(&fake), "exp", json!("soon")), "exp"),
+        (
+            "expired",
+            with(claims(&fake), "exp", json!(NOW - 61)),
+            "exp",
+        ),
+        (
+            "exp not a date",
+            with(claims(&fake), "exp", json!("soon")),
+            "exp",
+        ),
         ("no jti", without(claims(&fake), "jti"), "jti"),
         ("empty jti", with(claims(&fake), "jti", json!("")), "jti"),
         ("no events", without(claims(&fake), "events"), "events"),
@@ -186,7 +194,11 @@ async fn each_claim_check_refuses_alone() {
             ),
             "events",
         ),
-        ("nonce present", with(claims(&fake), "nonce", json!("n")), "nonce"),
+        (
+            "nonce present",
+            with(claims(&fake), "nonce", json!("n")),
+            "nonce",
+        ),
         (
             "neither sub nor sid",
             without(without(claims(&fake), "sub"), "sid"),
