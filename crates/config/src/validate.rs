@@ -254,10 +254,7 @@ fn providers(c: &mut Checker<'_>, config: &Config) {
                 "applies only with signout = \"provider\"",
             );
         }
-        if p.signout == crate::SignOutMode::Provider
-            && p.preset
-                .is_some_and(|preset| preset == ProviderPreset::GitHub)
-        {
+        if p.signout == crate::SignOutMode::Provider && p.preset == Some(ProviderPreset::GitHub) {
             c.fail(
                 format!("{key}.signout"),
                 "\"provider\" needs an OpenID Connect provider with an end_session_endpoint; GitHub has none",

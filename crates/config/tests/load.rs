@@ -708,6 +708,14 @@ fn signout_is_local_unless_the_provider_is_asked_to_end_its_session_too() {
         &[("AUTHGATE_PROVIDERS__0__SIGNOUT", "everywhere")],
     );
     assert!(e.to_string().contains("signout"), "{e}");
+
+    let github = CANONICAL.replace(
+        "issuer = \"http://127.0.0.1:4000\"",
+        "preset = \"github\"\nsignout = \"provider\"",
+    );
+    let p = load_err(&github, &[]).problems()[0].clone();
+    assert_eq!(p.key, "providers[0].signout");
+    assert!(p.message.contains("GitHub has none"), "{}", p.message);
 }
 
 #[test]
