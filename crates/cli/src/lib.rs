@@ -1,8 +1,10 @@
 //! The `authgate` package's library half: process wiring shared by the
 //! binary and the end-to-end tests: [`app`] assembles a gateway from a
 //! configuration, with [`settings`] converting the configuration into each
-//! part's settings; [`demo`] runs the zero-configuration demonstration.
+//! part's settings; [`demo`] runs the zero-configuration demonstration;
+//! [`sessions`] is `authgate sessions` (list and revoke sessions).
 
 pub mod app;
 pub mod demo;
+pub mod sessions;
 pub mod settings;

@@ -5,8 +5,8 @@
 //! migrations), `reencrypt` (re-encrypt stored tokens under the newest key),
 //! `secret` (print a new random secret; `--hash` adds a service client's
 //! `secret_hash`), `check` (validate a configuration and print a redacted
-//! summary) and `health` (ask a running gateway's `/healthz`, for container
-//! health checks).
+//! summary), `health` (ask a running gateway's `/healthz`, for container
+//! health checks) and `sessions` (list and revoke users' sessions).
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -16,6 +16,7 @@ use std::time::Duration;
 use authgate::app::{App, Listeners, Migrations};
 use authgate_config::{Config, ConfigError, is_config_env_var};
 use authgate_core::client_secret;
+use authgate_core::time::{Clock as _, SystemClock};
 use clap::{Parser, Subcommand};
 use rand::{RngCore as _, SeedableRng as _};
 
@@ -89,6 +90,21 @@ enum Command {
         #[arg(long, short, env = "AUTHGATE_CONFIG", value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// List or revoke users' sessions in `[store] url` (through `[cache] url`,
+    /// so running instances see revocations as they see sign-outs).
+    Sessions {
+        /// TOML configuration file (plus AUTHGATE_* environment), as for `serve`.
+        #[arg(
+            long,
+            short,
+            env = "AUTHGATE_CONFIG",
+            value_name = "FILE",
+            global = true
+        )]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        action: SessionsAction,
+    },
     /// Ask the gateway listening on `server.listen` (a wildcard address is asked
     /// on loopback) for `/healthz`: exits 0 when it answers 200, 1 otherwise. For
     /// container health checks, where the image has no shell or HTTP client.
@@ -96,6 +112,26 @@ enum Command {
         /// TOML configuration file (plus AUTHGATE_* environment), as for `serve`.
         #[arg(long, short, env = "AUTHGATE_CONFIG", value_name = "FILE")]
         config: Option<PathBuf>,
+    },
+}
+
+/// `authgate sessions …`.
+#[derive(Debug, Subcommand)]
+enum SessionsAction {
+    /// A user's sessions, newest first (live, expired and revoked ones not yet swept).
+    List {
+        /// The user id (the session's `sub`).
+        #[arg(long)]
+        user: String,
+    },
+    /// Revoke one session (`--session`) or every live session of a user (`--user`).
+    Revoke {
+        /// The user id: revoke all of the user's sessions.
+        #[arg(long, conflicts_with = "session", required_unless_present = "session")]
+        user: Option<String>,
+        /// One session id (as `list` prints it).
+        #[arg(long)]
+        session: Option<String>,
     },
 }
 
@@ -123,6 +159,7 @@ fn main() -> ExitCode {
         Command::Migrate { config } => run_async(migrate(config)),
         Command::Reencrypt { config } => run_async(reencrypt(config)),
         Command::Health { config } => run_async(health(config)),
+        Command::Sessions { config, action } => run_async(sessions(config, action)),
     }
 }
 
@@ -360,6 +397,46 @@ async fn reencrypt(path: Option<PathBuf>) -> ExitCode {
     match result {
         Ok(n) => {
             println!("re-encrypted {n} account rows under the newest key");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn sessions(path: Option<PathBuf>, action: SessionsAction) -> ExitCode {
+    use authgate::sessions;
+    let config = match load(path.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let store = match sessions::open(&config).await {
+        Ok(store) => store,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let now = SystemClock.now();
+    let result = match action {
+        SessionsAction::List { user } => sessions::list(&*store, &user, now).await,
+        SessionsAction::Revoke {
+            session: Some(id), ..
+        } => sessions::revoke_session(&*store, &id, now)
+            .await
+            .map(|()| format!("revoked session {id}\n")),
+        SessionsAction::Revoke {
+            user: Some(user), ..
+        } => sessions::revoke_user(&*store, &user, now)
+            .await
+            .map(|n| format!("revoked {n} session(s) of user {user}\n")),
+        SessionsAction::Revoke { .. } => Ok(String::new()),
+    };
+    match result {
+        Ok(text) => {
+            print!("{text}");
             ExitCode::SUCCESS
         }
         Err(e) => {

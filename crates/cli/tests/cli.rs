@@ -220,7 +220,16 @@ fn check_names_the_key_and_source_of_a_bad_service_client() {
 fn every_subcommand_is_listed_in_the_help() {
     let (out, stdout, _) = run(authgate().arg("--help"));
     assert!(out.status.success());
-    for name in ["serve", "demo", "migrate", "reencrypt", "secret", "check"] {
+    for name in [
+        "serve",
+        "demo",
+        "migrate",
+        "reencrypt",
+        "secret",
+        "check",
+        "health",
+        "sessions",
+    ] {
         assert!(stdout.contains(name), "{name} missing from:\n{stdout}");
     }
 }

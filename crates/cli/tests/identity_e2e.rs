@@ -33,12 +33,14 @@ const OTHER_TENANT: &str = "11111111-2222-3333-4444-555555555555";
 
 /// A development provider that accepts any loopback redirect, under
 /// `base_path`. Access tokens live an hour: these tests are about identity,
-/// not refresh (the presets ask for no refresh token).
+/// not refresh. It plays Google's offline access (a refresh token at a
+/// user's first consent), as the Google preset expects.
 async fn provider(base_path: &str, template: bool) -> DevIdp {
     let mut config = DevIdpConfig::default()
         .with_client(DevClient::new("test", "test-secret").allow_any_loopback_redirect())
         .with_base_path(base_path);
     config.tenant_issuer_template = template;
+    config.google_offline_access = true;
     config.access_token_ttl = std::time::Duration::from_secs(3600);
     DevIdp::bind("127.0.0.1:0".parse().unwrap(), config)
         .await

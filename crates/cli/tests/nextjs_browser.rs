@@ -238,7 +238,7 @@ cookie_format = "{cookie_format}"
 [refresh]
 mode = "inline"
 skew = "{SKEW_SECS}s"
-timeout = "5s"
+timeout = "30s"
 
 [store]
 url = "{{db}}"

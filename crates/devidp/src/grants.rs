@@ -67,6 +67,11 @@ pub struct AuthorizationRequest {
     pub nonce: Option<String>,
     /// PKCE S256 code challenge, when one was sent.
     pub code_challenge: Option<String>,
+    /// The client asked for a refresh token (the `offline_access` scope, or
+    /// Google's `access_type=offline` when the provider plays Google).
+    pub offline: bool,
+    /// The request said `prompt=consent`.
+    pub prompt_consent: bool,
 }
 
 /// Who signed in, and the identity claims the provider states about them (the login
@@ -264,6 +269,11 @@ pub struct Grants {
     refresh: HashMap<TokenHash, RefreshToken>,
     next_grant: GrantId,
     last_purge: UnixTime,
+    /// Google's rule: a refresh token only at a user's first consent to a
+    /// client, or when the request says `prompt=consent`.
+    refresh_on_consent_only: bool,
+    /// `(client_id, sub)` pairs that consented.
+    consented: std::collections::HashSet<(String, String)>,
 }
 
 fn has_scope(scope: &[String], wanted: &str) -> bool {
@@ -295,7 +305,17 @@ impl Grants {
             refresh: HashMap::new(),
             next_grant: 1,
             last_purge: 0,
+            refresh_on_consent_only: false,
+            consented: std::collections::HashSet::new(),
         }
+    }
+
+    /// Issues refresh tokens as Google does: only at a user's first consent
+    /// to a client, or when the authorization request said `prompt=consent`.
+    #[must_use]
+    pub fn refresh_on_consent_only(mut self, on: bool) -> Self {
+        self.refresh_on_consent_only = on;
+        self
     }
 
     /// The configured lifetimes.
@@ -441,8 +461,12 @@ impl Grants {
             },
         );
         let access_token = self.issue_access(grant_id, request.scope.clone(), now, rng);
-        let refresh_token = has_scope(&request.scope, "offline_access")
-            .then(|| self.issue_refresh(grant_id, now, rng));
+        let first_consent = self
+            .consented
+            .insert((request.client_id.clone(), identity.sub.clone()));
+        let refresh = request.offline
+            && (!self.refresh_on_consent_only || first_consent || request.prompt_consent);
+        let refresh_token = refresh.then(|| self.issue_refresh(grant_id, now, rng));
         Ok(Issued {
             grant: grant_id,
             access_token,

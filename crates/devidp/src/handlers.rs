@@ -181,6 +181,9 @@ async fn authorize_get(State(st): St, RawQuery(query): RawQuery) -> Response {
     if scope.is_empty() {
         return fail("invalid_scope", "none of the requested scopes is supported");
     }
+    let offline = scope.iter().any(|s| s == "offline_access")
+        || (st.config.google_offline_access
+            && params.get("access_type").is_some_and(|v| v == "offline"));
     let request = AuthorizationRequest {
         client_id: client.client_id.clone(),
         redirect_uri: redirect_uri.clone(),
@@ -188,6 +191,10 @@ async fn authorize_get(State(st): St, RawQuery(query): RawQuery) -> Response {
         state: state.map(str::to_owned),
         nonce: params.get("nonce").cloned(),
         code_challenge,
+        offline,
+        prompt_consent: params
+            .get("prompt")
+            .is_some_and(|p| p.split(' ').any(|v| v == "consent")),
     };
     let id = {
         let mut rng = rand::thread_rng();

@@ -168,6 +168,11 @@ pub struct DevIdpConfig {
     /// `{tenantid}` in discovery, and each ID token's `iss` carries the signed-in user's
     /// `tid` there instead.
     pub tenant_issuer_template: bool,
+    /// Play Google's offline access (default false): `access_type=offline`
+    /// asks for a refresh token (as the `offline_access` scope does), and a
+    /// refresh token is issued only at a user's first consent to the client,
+    /// or when the request says `prompt=consent`.
+    pub google_offline_access: bool,
 }
 
 impl Default for DevIdpConfig {
@@ -183,6 +188,7 @@ impl Default for DevIdpConfig {
             clients: Vec::new(),
             require_pkce: true,
             tenant_issuer_template: false,
+            google_offline_access: false,
         }
     }
 }

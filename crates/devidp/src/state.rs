@@ -143,7 +143,9 @@ impl DevIdpState {
             "claims_parameter_supported": false,
         });
         Ok(Arc::new(Self {
-            grants: Mutex::new(Grants::new(lifetimes)),
+            grants: Mutex::new(
+                Grants::new(lifetimes).refresh_on_consent_only(config.google_offline_access),
+            ),
             key: SigningKey::generate()?,
             counters: Counters::default(),
             issuer,

@@ -297,7 +297,33 @@ fn new_user(fields: ProfileFields) -> NewUser {
     }
 }
 
-/// A new sign-in is a new grant: replaces whatever tokens are stored.
+/// Whether the account `profile` signs in to holds a refresh token (a grant
+/// the gateway can keep fresh). No account yet: none.
+pub(crate) async fn holds_refresh_token(
+    inner: &Inner,
+    provider: &Provider,
+    profile: &Profile,
+) -> Result<bool, HttpError> {
+    let store = &inner.store;
+    let Some(account) = store
+        .find_account_by_provider(provider.id(), &profile.sub)
+        .await
+        .map_err(store_failure)?
+    else {
+        return Ok(false);
+    };
+    let stored = store
+        .read_tokens(&account.id)
+        .await
+        .map_err(store_failure)?;
+    Ok(stored
+        .and_then(|v| v.tokens)
+        .is_some_and(|t| t.refresh_token.is_some()))
+}
+
+/// A new sign-in replaces whatever tokens are stored — except that a sign-in
+/// answered without a refresh token (Google's, after the first consent)
+/// keeps the stored one: the provider did not end that grant.
 async fn replace_tokens(
     inner: &Inner,
     account: &Account,
@@ -305,13 +331,18 @@ async fn replace_tokens(
 ) -> Result<(), HttpError> {
     let store = &inner.store;
     for _ in 0..5 {
-        let version = store
+        let stored = store
             .read_tokens(&account.id)
             .await
-            .map_err(store_failure)?
-            .map_or(0, |v| v.version);
+            .map_err(store_failure)?;
+        let version = stored.as_ref().map_or(0, |v| v.version);
+        let kept = stored.and_then(|v| v.tokens).and_then(|t| t.refresh_token);
+        let merged = TokenSet {
+            refresh_token: tokens.refresh_token.clone().or(kept),
+            ..tokens.clone()
+        };
         match store
-            .replace_tokens(&account.id, version, tokens, None)
+            .replace_tokens(&account.id, version, &merged, None)
             .await
             .map_err(store_failure)?
         {

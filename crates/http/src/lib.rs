@@ -13,9 +13,10 @@
 //! | `POST /session` | the same, CSRF-checked (`next-auth/react`'s `update()`) |
 //! | `POST /refresh` | refreshes now (lazy mode) |
 //! | `GET /csrf`, `GET /providers` | Auth.js's helpers |
-//! | `POST /signout` | revokes at the provider (RFC 7009), ends the session, expires every cookie |
+//! | `POST /signout` | revokes the session record, then the grant at the provider (RFC 7009); expires every cookie |
 //! | `GET /verify` | forward-auth: 200 + identity headers (provider tokens only for a trusted proxy, see [`TokenRelease`]), 401, or a sign-in redirect |
 //! | `POST /token` | a fresh provider access token for a [`ServiceClient`] (never a browser) |
+//! | `GET\|DELETE /admin/sessions`, `DELETE /admin/sessions/{id}` | list and revoke a user's sessions, for a [`ServiceClient`] allowed `sessions` |
 //!
 //! [`Gateway::router`] adds the reverse proxy: every other path is judged by
 //! the route rules over every lenient reading ([`RouteRules::judge`]; an
@@ -28,7 +29,7 @@
 //! the one token-access path (fresh tokens for the decision, the proxy,
 //! forward-auth and the layer); [`gate`] is the access decision, and
 //! `release` says who may receive provider tokens ([`TokenRelease`]);
-//! `signin`, `endpoints`, `forward` and `token_endpoint` are the handlers,
+//! `signin`, `endpoints`, `forward`, `token_endpoint` and `admin` are the handlers,
 //! `authjs` what Auth.js's client code needs of them (`{"url"}` answers,
 //! `update()`); [`service_client`] admits servers and jobs (credentials, no
 //! browsers, rate limit) to the service endpoints; [`layer`] is the
@@ -38,6 +39,7 @@
 //! is `authgate-refresh` and `authgate-core`.
 
 mod account;
+mod admin;
 mod authjs;
 mod backchannel;
 mod builder;

@@ -1,9 +1,9 @@
 //! The `/auth/*` routes.
 
 use crate::state::Gateway;
-use crate::{authjs, backchannel, endpoints, forward, signin, token_endpoint};
+use crate::{admin, authjs, backchannel, endpoints, forward, signin, token_endpoint};
 use axum::Router;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 
 impl Gateway {
     /// The authentication endpoints, relative to the base path (nest them
@@ -42,6 +42,11 @@ impl Gateway {
             )
             .route("/verify", get(forward::verify))
             .route("/token", post(token_endpoint::token))
+            .route(
+                "/admin/sessions",
+                get(admin::list).delete(admin::revoke_user),
+            )
+            .route("/admin/sessions/{id}", delete(admin::revoke_one))
     }
 }
 

@@ -71,6 +71,17 @@ pub enum ServicePermission {
     Sessions,
 }
 
+impl ServicePermission {
+    /// The permission as written in the configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServicePermission::Token => "token",
+            ServicePermission::TokenOffline => "token:offline",
+            ServicePermission::Sessions => "sessions",
+        }
+    }
+}
+
 /// A configured service client.
 #[derive(Debug, Clone)]
 pub struct ServiceClient {

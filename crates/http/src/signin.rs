@@ -22,7 +22,7 @@ use authgate_core::pkce::{Pkce, random_value};
 use authgate_core::provider_error::{ProviderError, ProviderErrorKind};
 use authgate_core::refresh::DEFAULT_RETRY_AFTER;
 use authgate_core::time::UnixTime;
-use authgate_oauth::ProviderKind;
+use authgate_oauth::{Provider, ProviderKind};
 use authgate_store::{NewSession, StoreError};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -38,6 +38,10 @@ use subtle::ConstantTimeEq;
 struct StateCookie {
     s: String,
     cb: String,
+    /// This attempt already asked the provider for consent again (a
+    /// refresh token was missing): never ask twice.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    rc: bool,
 }
 
 /// `GET {base}/signin?callbackUrl=…&error=…`: the provider list.
@@ -180,6 +184,25 @@ fn start(
         )
         .render(wants_json(headers), &inner.settings.auth_url("/signin"));
     };
+    let callback = safe_callback(callback, &inner.settings.public_url);
+    authorize(inner, provider, callback, Consent::AsConfigured)
+}
+
+/// Which authorization request a sign-in sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Consent {
+    /// The provider's configured parameters.
+    AsConfigured,
+    /// Plus the preset's re-consent parameters: the user signed in, but the
+    /// provider issued no refresh token and none is stored.
+    Again,
+}
+
+/// Sends the browser to `provider`'s authorization endpoint, with fresh
+/// state, PKCE and nonce sealed into check cookies; `callback` is where the
+/// sign-in ends (already made safe).
+fn authorize(inner: &Inner, provider: &Provider, callback: String, consent: Consent) -> Response {
+    let provider_id = provider.id();
     let now = inner.clock.now();
     let rng = &mut rand::rngs::OsRng;
     let state = random_value(rng);
@@ -187,16 +210,20 @@ fn start(
     let nonce = (provider.kind() == ProviderKind::Oidc).then(|| random_value(rng));
     let sealed_state = serde_json::to_string(&StateCookie {
         s: state.clone(),
-        cb: safe_callback(callback, &inner.settings.public_url),
+        cb: callback,
+        rc: consent == Consent::Again,
     })
     .unwrap_or_default();
-    let url = provider.authorization_url(
-        &redirect_uri(inner, provider_id),
-        &state,
-        nonce.as_deref(),
-        &pkce.challenge,
-        None,
-    );
+    let redirect = redirect_uri(inner, provider_id);
+    let url = match consent {
+        Consent::Again => {
+            provider.reconsent_url(&redirect, &state, nonce.as_deref(), &pkce.challenge)
+        }
+        Consent::AsConfigured => None,
+    }
+    .unwrap_or_else(|| {
+        provider.authorization_url(&redirect, &state, nonce.as_deref(), &pkce.challenge, None)
+    });
     let mut response = StatusCode::FOUND.into_response();
     let h = response.headers_mut();
     if let Ok(location) = HeaderValue::from_str(url.as_str()) {
@@ -217,7 +244,7 @@ fn start(
     if let Some(nonce) = &nonce {
         seal(CheckKind::Nonce, nonce);
     }
-    tracing::info!(provider = provider_id, "sign-in started");
+    tracing::info!(provider = provider_id, ?consent, "sign-in started");
     response
 }
 
@@ -358,6 +385,20 @@ async fn finish(
     // Compute a plan from what the provider vouches for, then execute it.
     let answers = account::answers(inner, provider, &response.tokens, &cookies, now).await?;
     let profile = account::profile(provider, &answers)?;
+    // Google issues a refresh token at a user's first consent only: a
+    // returning user whose stored grant is gone (never stored, or ended by
+    // RefreshTokenError) is asked for consent once more.
+    if response.tokens.refresh_token.is_none()
+        && !state.rc
+        && provider.can_reconsent()
+        && !account::holds_refresh_token(inner, provider, &profile).await?
+    {
+        tracing::info!(
+            provider = provider_id,
+            "no refresh token issued or stored; asking for consent again"
+        );
+        return Ok(authorize(inner, provider, state.cb, Consent::Again));
+    }
     let (user, account) =
         account::sign_in(inner, provider, &profile, response.tokens.clone(), now).await?;
     let identity = Identity::of(&user);

@@ -120,10 +120,7 @@ impl Failure {
             }
             Failure::Denied(permission) => HttpError::forbidden(
                 "access_denied",
-                format!(
-                    "This client is not allowed {:?}.",
-                    permission_name(permission)
-                ),
+                format!("This client is not allowed {:?}.", permission.as_str()),
             )
             .render(true, ""),
             Failure::AccountNotFound | Failure::Rejected(AuthRejection::NoAccount) => {
@@ -136,15 +133,6 @@ impl Failure {
             }
             Failure::Rejected(rejection) => rejection.http_error().render(true, ""),
         }
-    }
-}
-
-/// A permission as written in the configuration.
-fn permission_name(permission: ServicePermission) -> &'static str {
-    match permission {
-        ServicePermission::Token => "token",
-        ServicePermission::TokenOffline => "token:offline",
-        ServicePermission::Sessions => "sessions",
     }
 }
 

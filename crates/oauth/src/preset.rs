@@ -18,8 +18,9 @@ use std::str::FromStr;
 /// A well-known provider with built-in settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Preset {
-    /// Google (OIDC). Asks for `access_type=offline` and `prompt=consent` so
-    /// that a refresh token is issued.
+    /// Google (OIDC). Asks for `access_type=offline`; adds `prompt=consent`
+    /// only to a sign-in that must obtain a refresh token (Google issues one
+    /// at a user's first consent only).
     Google,
     /// GitHub (plain OAuth 2.0, GitHub Apps with expiring user tokens).
     GitHub,
@@ -97,6 +98,11 @@ pub struct PresetSpec {
     /// endpoint, so that overriding `userinfo` (GitHub Enterprise, tests)
     /// moves it along.
     pub address_list_path: Option<&'static str>,
+    /// Authorization parameters that make the provider issue a refresh
+    /// token to a user who already consented (Google's `prompt=consent`).
+    /// Not sent by default — users would see the consent screen at every
+    /// sign-in — only by a sign-in that must obtain a refresh token.
+    pub reconsent_params: &'static [(&'static str, &'static str)],
 }
 
 /// The directories of a multi-directory provider (see [`crate::tenant`]).
@@ -119,7 +125,7 @@ const GOOGLE: PresetSpec = PresetSpec {
         default_issuer: Some("https://accounts.google.com"),
     },
     default_scopes: OIDC_SCOPES,
-    authorization_params: &[("access_type", "offline"), ("prompt", "consent")],
+    authorization_params: &[("access_type", "offline")],
     revoking_codes: &[],
     alternate_issuers: &["accounts.google.com"],
     tenants: None,
@@ -128,6 +134,7 @@ const GOOGLE: PresetSpec = PresetSpec {
         provider_domains: &["gmail.com", "googlemail.com"],
     },
     address_list_path: None,
+    reconsent_params: &[("prompt", "consent")],
 };
 
 const GITHUB: PresetSpec = PresetSpec {
@@ -147,6 +154,7 @@ const GITHUB: PresetSpec = PresetSpec {
     token_endpoint_auth: Some(TokenEndpointAuthMethod::ClientSecretPost),
     vouching: Vouching::AddressList,
     address_list_path: Some("/emails"),
+    reconsent_params: &[],
 };
 
 const MICROSOFT_ENTRA_ID: PresetSpec = PresetSpec {
@@ -166,6 +174,7 @@ const MICROSOFT_ENTRA_ID: PresetSpec = PresetSpec {
     token_endpoint_auth: None,
     vouching: Vouching::DomainOwner,
     address_list_path: None,
+    reconsent_params: &[],
 };
 
 const GITLAB: PresetSpec = PresetSpec {
@@ -181,6 +190,7 @@ const GITLAB: PresetSpec = PresetSpec {
     token_endpoint_auth: None,
     vouching: Vouching::EmailVerifiedClaim,
     address_list_path: None,
+    reconsent_params: &[],
 };
 
 const KEYCLOAK: PresetSpec = PresetSpec {
@@ -196,6 +206,7 @@ const KEYCLOAK: PresetSpec = PresetSpec {
     token_endpoint_auth: None,
     vouching: Vouching::EmailVerifiedClaim,
     address_list_path: None,
+    reconsent_params: &[],
 };
 
 const OKTA: PresetSpec = PresetSpec {
@@ -211,6 +222,7 @@ const OKTA: PresetSpec = PresetSpec {
     token_endpoint_auth: None,
     vouching: Vouching::EmailVerifiedClaim,
     address_list_path: None,
+    reconsent_params: &[],
 };
 
 /// Auth0 answers a reused or revoked refresh token with HTTP 403
@@ -229,6 +241,7 @@ const AUTH0: PresetSpec = PresetSpec {
     token_endpoint_auth: None,
     vouching: Vouching::EmailVerifiedClaim,
     address_list_path: None,
+    reconsent_params: &[],
 };
 
 impl Preset {

@@ -196,6 +196,9 @@ pub struct Quirks {
     pub alternate_issuers: Vec<String>,
     /// The issuer may hold a `{tenantid}` placeholder filled by the `tid` claim.
     pub tenant_issuer_template: bool,
+    /// Authorization parameters that make the provider issue a refresh token
+    /// again (see [`Provider::reconsent_url`]).
+    pub reconsent_params: Vec<(String, String)>,
 }
 
 /// A provider ready for the sign-in and refresh flows: endpoints resolved
@@ -520,6 +523,12 @@ impl Provider {
                     .map(|c| (*c).to_owned())
                     .collect(),
                 tenant_issuer_template: s.tenants.is_some(),
+                reconsent_params: s
+                    .reconsent_params
+                    .iter()
+                    .filter(|(k, _)| !settings.authorization_params.contains_key(*k))
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
             })
             .unwrap_or_default();
 
@@ -593,6 +602,32 @@ impl Provider {
             }
         }
         url
+    }
+
+    /// Whether [`Provider::reconsent_url`] has anything to add.
+    pub fn can_reconsent(&self) -> bool {
+        !self.quirks.reconsent_params.is_empty()
+    }
+
+    /// The authorization URL of a sign-in that must obtain a refresh token
+    /// from a user who already consented (Google issues one only at first
+    /// consent): [`Provider::authorization_url`] plus the preset's
+    /// re-consent parameters (`prompt=consent`). `None` when the provider has
+    /// none, or the configuration already sends them on every sign-in.
+    pub fn reconsent_url(
+        &self,
+        redirect_uri: &str,
+        state: &str,
+        nonce: Option<&str>,
+        pkce_challenge: &str,
+    ) -> Option<Url> {
+        if !self.can_reconsent() {
+            return None;
+        }
+        let mut url = self.authorization_url(redirect_uri, state, nonce, pkce_challenge, None);
+        url.query_pairs_mut()
+            .extend_pairs(self.quirks.reconsent_params.iter());
+        Some(url)
     }
 }
 

@@ -147,7 +147,10 @@ async fn preset_discovery_honours_the_configured_issuer_and_preset_params() {
     );
     let q = query(&url);
     assert_eq!(q["access_type"], "offline");
-    assert_eq!(q["prompt"], "consent");
+    assert!(
+        !q.contains_key("prompt"),
+        "no consent screen on every sign-in"
+    );
     assert_eq!(q["scope"], "openid email profile");
     assert_eq!(q["state"], "st");
     assert_eq!(q["nonce"], "nn");
@@ -163,6 +166,34 @@ async fn preset_discovery_honours_the_configured_issuer_and_preset_params() {
         url.as_str()
             .starts_with(&format!("{}/authorize?", fake.base()))
     );
+    // Consent is asked only by a sign-in that must obtain a refresh token.
+    assert!(p.can_reconsent());
+    let again = p
+        .reconsent_url(
+            "http://127.0.0.1:4180/auth/callback/google",
+            "st",
+            Some("nn"),
+            &challenge,
+        )
+        .unwrap();
+    let q = query(&again);
+    assert_eq!(q["prompt"], "consent");
+    assert_eq!(q["access_type"], "offline");
+    assert_eq!(q["state"], "st");
+}
+
+#[tokio::test]
+async fn a_configured_prompt_replaces_the_presets_reconsent() {
+    let fake = FakeProvider::start().await;
+    let mut s = fake.oidc_settings("google");
+    s.preset = Some(Preset::Google);
+    s.authorization_params
+        .insert("prompt".into(), "consent".into());
+    let p = resolve(s).await;
+    assert!(!p.can_reconsent(), "every sign-in consents already");
+    assert!(p.reconsent_url("http://x/cb", "s", None, "ch").is_none());
+    let generic = resolve(fake.oidc_settings("op")).await;
+    assert!(!generic.can_reconsent());
 }
 
 #[tokio::test]

@@ -1,15 +1,20 @@
 //! Store and cache latency: session lookup through the in-process cache,
 //! Redis, SQLite and PostgreSQL; token compare-and-swap updates on SQLite and
-//! PostgreSQL. Backends whose URL (`AUTHGATE_TEST_POSTGRES_URL`,
+//! PostgreSQL; the per-request revocation check of `revocation_check =
+//! "request"` (a revocation-set lookup, in-process and Redis, and the
+//! store's session-record lookup it falls back to). Backends whose URL (`AUTHGATE_TEST_POSTGRES_URL`,
 //! `AUTHGATE_TEST_REDIS_URL`) is unset are skipped.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use authgate_core::secret::Secret;
 use authgate_core::time::UnixTime;
 use authgate_core::token::TokenSet;
-use authgate_store::cache::{CacheOptions, CachedStore, open_cache};
+use authgate_store::cache::{
+    CacheOptions, CachedStore, RevocationSet, open_cache, open_revocation_set,
+};
 use authgate_store::{
-    AccountId, KeyRing, NewAccount, NewUser, PostgresStore, ReplaceOutcome, SqliteStore, Store,
+    AccountId, KeyRing, NewAccount, NewSession, NewUser, PostgresStore, ReplaceOutcome, SessionId,
+    SqliteStore, Store,
 };
 use criterion::{Criterion, criterion_group, criterion_main};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -116,6 +121,40 @@ fn bench_token_cas(c: &mut Criterion, rt: &Runtime, name: &str, store: &dyn Stor
     });
 }
 
+/// `revocation_check = "request"`: is a live session's id in the set?
+fn bench_revocation_check(c: &mut Criterion, rt: &Runtime, name: &str, set: &dyn RevocationSet) {
+    rt.block_on(set.insert(&[SessionId::generate()])).unwrap();
+    let live = SessionId::generate();
+    c.bench_function(&format!("revocation_check/{name}"), |b| {
+        b.iter(|| rt.block_on(set.contains(black_box(&live))).unwrap());
+    });
+}
+
+/// The fallback when the set cannot answer: the session record by id.
+fn bench_session_record(c: &mut Criterion, rt: &Runtime, name: &str, store: &dyn Store) {
+    let id = rt.block_on(async {
+        let user = store.create_user(NewUser::default()).await.unwrap();
+        store
+            .create_jwt_session(NewSession {
+                user_id: user.id,
+                account_id: None,
+                now: NOW,
+                expires: UnixTime::from_secs(1_900_000_000),
+                user_agent: None,
+                provider_sid: None,
+            })
+            .await
+            .unwrap()
+            .id
+    });
+    c.bench_function(&format!("session_record_lookup/{name}"), |b| {
+        b.iter(|| {
+            rt.block_on(store.find_live_session(black_box(&id), NOW))
+                .unwrap()
+        });
+    });
+}
+
 fn benches(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -139,6 +178,9 @@ fn benches(c: &mut Criterion) {
     });
     bench_session_lookup(c, &rt, "memory_cache", &memory);
     bench_token_read(c, &rt, "memory_cache", &memory);
+    let lifetime = std::time::Duration::from_secs(30 * 24 * 3600);
+    let memory_set = open_revocation_set("memory://", &CacheOptions::default(), lifetime).unwrap();
+    bench_revocation_check(c, &rt, "memory", &*memory_set);
 
     if let Some(url) = env("AUTHGATE_TEST_REDIS_URL") {
         let redis = rt.block_on(async {
@@ -151,11 +193,19 @@ fn benches(c: &mut Criterion) {
         });
         bench_session_lookup(c, &rt, "redis_cache", &redis);
         bench_token_read(c, &rt, "redis_cache", &redis);
+        let options = CacheOptions {
+            key_prefix: format!("authgate-bench-{}:", uuid_like()),
+            ..CacheOptions::default()
+        };
+        let redis_set =
+            rt.block_on(async { open_revocation_set(&url, &options, lifetime).unwrap() });
+        bench_revocation_check(c, &rt, "redis", &*redis_set);
     }
 
     bench_session_lookup(c, &rt, "sqlite", &*sqlite);
     bench_token_read(c, &rt, "sqlite", &*sqlite);
     bench_token_cas(c, &rt, "sqlite", &*sqlite);
+    bench_session_record(c, &rt, "sqlite", &*sqlite);
 
     if let Some(url) = env("AUTHGATE_TEST_POSTGRES_URL") {
         let schema = format!("authgate_bench_{}", uuid_like());
@@ -185,6 +235,7 @@ fn benches(c: &mut Criterion) {
         bench_session_lookup(c, &rt, "postgres", &*postgres);
         bench_token_read(c, &rt, "postgres", &*postgres);
         bench_token_cas(c, &rt, "postgres", &*postgres);
+        bench_session_record(c, &rt, "postgres", &*postgres);
         rt.block_on(async {
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "DROP SCHEMA \"{schema}\" CASCADE"

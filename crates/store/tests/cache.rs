@@ -586,3 +586,55 @@ async fn unknown_cache_schemes_are_refused() {
 
 #[allow(dead_code)]
 fn _assert_object_safe(_: &dyn TokenStore) {}
+
+/// Database strategy, `memory://` on two instances over one store: a
+/// sign-out on one instance ends the session on the other within the
+/// cache's `ttl` (the bound README states), never later.
+#[tokio::test]
+async fn a_sign_out_reaches_another_instances_memory_cache_within_its_ttl() {
+    let db = TestDb::sqlite();
+    let store = db.open(keys()).await;
+    let options = CacheOptions {
+        ttl: Duration::from_secs(1),
+        ..CacheOptions::default()
+    };
+    let instance = || async {
+        let cache = open_cache("memory://", &options).await.unwrap();
+        CachedStore::new(Arc::clone(&store), cache, keys())
+    };
+    let (a, b) = (instance().await, instance().await);
+    let expiry = SessionExpiry {
+        max_age: Duration::from_secs(1000),
+        update_age: Duration::from_secs(100),
+    };
+    let u = user(&a, "two-instances@example.test").await;
+    let created = a.create_session(&u.id, None, t(0), t(1000)).await.unwrap();
+    assert!(
+        b.touch_session(&created.token, t(1), expiry)
+            .await
+            .unwrap()
+            .is_some()
+    );
+
+    assert!(a.delete_session(&created.token).await.unwrap());
+    assert!(
+        a.touch_session(&created.token, t(2), expiry)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let signed_out = std::time::Instant::now();
+    // The other instance may serve its cached copy, but not past the TTL.
+    while b
+        .touch_session(&created.token, t(2), expiry)
+        .await
+        .unwrap()
+        .is_some()
+    {
+        assert!(
+            signed_out.elapsed() < Duration::from_millis(1500),
+            "the other instance still serves the session after its cache TTL"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -76,7 +76,10 @@ max_age = "30d"
 [refresh]
 mode = "{refresh_mode}"
 skew = "2s"
-timeout = "5s"
+# Generous, as in production: a refresh call cut short by its timeout may
+# have consumed the refresh token at the provider (see README, Refresh), and
+# a loaded 2-core CI machine makes oidc-provider slow in storms.
+timeout = "30s"
 
 [store]
 url = "{store_url}"

@@ -24,6 +24,8 @@ fn request(scope: &[&str]) -> AuthorizationRequest {
         state: Some("st".into()),
         nonce: Some("n-1".into()),
         code_challenge: Some(pkce_s256(VERIFIER)),
+        offline: scope.contains(&"offline_access"),
+        prompt_consent: false,
     }
 }
 

@@ -60,6 +60,10 @@ pub struct Options {
     pub service_clients: Vec<authgate_http::ServiceClient>,
     /// When JWT sessions are checked for revocation.
     pub revocation_check: RevocationCheck,
+    /// The provider is configured with the Google preset, and the
+    /// development provider plays Google's offline access (a refresh token
+    /// at first consent only, or with `prompt=consent`).
+    pub google: bool,
 }
 
 impl Default for Options {
@@ -79,6 +83,7 @@ impl Default for Options {
             broken_store: false,
             service_clients: Vec::new(),
             revocation_check: RevocationCheck::Refresh,
+            google: false,
         }
     }
 }
@@ -201,6 +206,7 @@ pub async fn start_sharing(
                 ([127, 0, 0, 1], 0).into(),
                 DevIdpConfig {
                     access_token_ttl: options.token_ttl,
+                    google_offline_access: options.google,
                     ..DevIdpConfig::default()
                 }
                 .with_client(
@@ -214,9 +220,13 @@ pub async fn start_sharing(
     };
     let mut provider = ProviderSettings::new(PROVIDER, "http-tests", "http-tests-client-secret");
     provider.issuer = Some(idp.issuer());
-    provider.scopes = ["openid", "email", "profile", "offline_access"]
-        .map(str::to_owned)
-        .to_vec();
+    if options.google {
+        provider.preset = Some(authgate_oauth::Preset::Google);
+    } else {
+        provider.scopes = ["openid", "email", "profile", "offline_access"]
+            .map(str::to_owned)
+            .to_vec();
+    }
     let http = HttpClient::new(&HttpSettings::default()).unwrap();
     let catalog = Catalog::resolve(vec![provider], &http).await.unwrap();
 
@@ -398,11 +408,24 @@ pub async fn sign_in(h: &Harness, user: &str) -> Browser {
 pub async fn sign_in_as(h: &Harness, b: &mut Browser, user: &str) {
     let r = b.get("/auth/signin/dev?callbackUrl=%2Fdone").await;
     assert_eq!(r.status(), 302);
-    let authorize = location(&r);
+    let r = log_in_at_provider(h, b, &location(&r), user).await;
+    assert_eq!(r.status(), 302, "{}", r.text().await.unwrap_or_default());
+    assert_eq!(location(&r), "/done");
+    assert!(b.cookies.contains_key(SESSION_COOKIE));
+}
+
+/// Follows `authorize` (the provider's authorization URL) through its login
+/// form as `user`, and returns the gateway's answer to the callback.
+pub async fn log_in_at_provider(
+    h: &Harness,
+    b: &mut Browser,
+    authorize: &str,
+    user: &str,
+) -> Response {
     assert!(authorize.starts_with(h.idp.issuer_str()));
     let page = b
         .client
-        .get(&authorize)
+        .get(authorize)
         .send()
         .await
         .unwrap()
@@ -428,10 +451,7 @@ pub async fn sign_in_as(h: &Harness, b: &mut Browser, user: &str) {
         .await
         .unwrap();
     assert_eq!(r.status(), 302);
-    let r = b.get(&location(&r)).await;
-    assert_eq!(r.status(), 302, "{}", r.text().await.unwrap_or_default());
-    assert_eq!(location(&r), "/done");
-    assert!(b.cookies.contains_key(SESSION_COOKIE));
+    b.get(&location(&r)).await
 }
 
 pub async fn json(r: Response) -> serde_json::Value {
