@@ -9,7 +9,8 @@
 // Config (all optional):
 //   port                  listen port on 127.0.0.1 (0 = any free port; default 0)
 //   clients               [{client_id, client_secret, redirect_uris, token_endpoint_auth_method,
-//                           post_logout_redirect_uris, grant_types}]
+//                           post_logout_redirect_uris, grant_types, backchannel_logout_uri,
+//                           backchannel_logout_session_required}]
 //   accessTokenTtl        access token lifetime in seconds (default 60; runtime-settable)
 //   refreshTokenTtl       refresh token lifetime in seconds (default 86400)
 //   idTokenTtl            ID token lifetime in seconds (default 3600)
@@ -20,6 +21,9 @@
 //   conformIdTokenClaims  true: ID tokens carry only `sub` & co when an access token is issued
 //                         (email/name come from userinfo); false (default): ID tokens carry them too
 //   rpInitiatedLogout     enable /session/end (default true)
+//   backchannelLogout     enable OpenID Connect Back-Channel Logout: ending a session at
+//                         /session/end posts a Logout Token to every signed-in client's
+//                         backchannel_logout_uri (default false)
 //   delayRefreshMs        delay every refresh_token grant by N ms before processing (default 0;
 //                         runtime-settable)
 //   watchStdin            exit when stdin closes (default true)
@@ -73,6 +77,10 @@ const clients = (config.clients ?? []).map((c) => {
   };
   if (c.client_secret) client.client_secret = c.client_secret;
   if (c.post_logout_redirect_uris) client.post_logout_redirect_uris = c.post_logout_redirect_uris;
+  if (c.backchannel_logout_uri) {
+    client.backchannel_logout_uri = c.backchannel_logout_uri;
+    client.backchannel_logout_session_required = c.backchannel_logout_session_required ?? true;
+  }
   return client;
 });
 
@@ -211,6 +219,9 @@ function emptyStats() {
     revocations: 0,
     introspections: 0,
     userinfo_requests: 0,
+    backchannel_logouts: 0,
+    backchannel_errors: 0,
+    end_sessions: 0,
     refresh_in_flight: 0,
     max_refresh_in_flight: 0,
   };
@@ -352,7 +363,15 @@ server.listen(Number(config.port ?? 0), '127.0.0.1', () => {
         allowedPolicy: async (_ctx, client) => client.clientAuthMethod !== 'none',
       },
       rpInitiatedLogout: { enabled: config.rpInitiatedLogout ?? true },
+      backchannelLogout: { enabled: config.backchannelLogout ?? false },
       userinfo: { enabled: true },
+    },
+    // Outgoing requests (Logout Tokens to backchannel_logout_uri) go to the test's clients on
+    // 127.0.0.1, which the provider's SSRF guard (a dispatcher refusing special-use addresses)
+    // would refuse: the peer listens on loopback and talks to loopback only.
+    fetch(url, options) {
+      const { dispatcher: _ssrfGuard, ...rest } = options;
+      return globalThis.fetch(url, rest);
     },
     renderError(ctx, out) {
       ctx.type = 'json';
@@ -395,6 +414,12 @@ server.listen(Number(config.port ?? 0), '127.0.0.1', () => {
     else bump(stats.other_errors, code);
   });
   provider.on('grant.revoked', () => { stats.grants_revoked += 1; });
+  provider.on('backchannel.success', () => { stats.backchannel_logouts += 1; });
+  provider.on('backchannel.error', (_ctx, err) => {
+    stats.backchannel_errors += 1;
+    process.stderr.write(`oidc-provider peer: back-channel logout failed: ${err?.message ?? err}\n`);
+  });
+  provider.on('end_session.success', () => { stats.end_sessions += 1; });
   provider.on('server_error', (ctx, err) => {
     process.stderr.write(`oidc-provider peer: server_error on ${ctx.path}: ${err?.stack ?? err}\n`);
   });

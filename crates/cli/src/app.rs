@@ -145,7 +145,7 @@ impl App {
         let providers = config
             .providers
             .iter()
-            .map(settings::provider_settings)
+            .map(|p| settings::provider_settings(p, config))
             .collect();
         let catalog = Catalog::resolve(providers, &http).await?;
         let signal: Arc<dyn RefreshSignal> = if config.cache.url.as_str().starts_with("redis") {

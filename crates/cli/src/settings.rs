@@ -7,6 +7,7 @@
 use crate::app::{AppError, HEALTH_PATH, METRICS_PATH, READY_PATH};
 use authgate_config::{
     CacheConfig, Config, ProviderConfig, ProviderPreset, RouteAccess, Secret, ServicePermission,
+    SignOutMode,
 };
 use authgate_core::cookie::CookieFormat;
 use authgate_core::refresh::{RefreshSettings, RetryPolicy};
@@ -15,7 +16,7 @@ use authgate_http::{
     Access, AllowList, GatewaySettings, ProxySettings, RefreshMode, RevocationCheck, RouteRule,
     RouteRules, ServiceClient, SessionStrategy, TrustedProxies,
 };
-use authgate_oauth::{EndpointOverrides, HttpSettings, Preset, ProviderSettings};
+use authgate_oauth::{EndpointOverrides, HttpSettings, Preset, ProviderSettings, SignOut};
 use authgate_refresh::BreakerSettings;
 use authgate_store::KeyRing;
 use authgate_store::cache::CacheOptions;
@@ -160,8 +161,9 @@ pub fn reserved_paths(config: &Config) -> Vec<&str> {
     paths
 }
 
-/// One `[[providers]]` entry.
-pub fn provider_settings(p: &ProviderConfig) -> ProviderSettings {
+/// One `[[providers]]` entry (`server.public_url` + `/` is the default
+/// `post_logout_redirect_uri`).
+pub fn provider_settings(p: &ProviderConfig, config: &Config) -> ProviderSettings {
     let mut s = ProviderSettings::new(p.id.clone(), p.client_id.clone(), p.client_secret.expose());
     s.name = p.name.clone();
     s.preset = p.preset.map(preset);
@@ -179,6 +181,17 @@ pub fn provider_settings(p: &ProviderConfig) -> ProviderSettings {
     };
     s.tenant = p.tenant.clone();
     s.link_by_email = p.link_by_email;
+    s.signout = match p.signout {
+        SignOutMode::Local => SignOut::Local,
+        SignOutMode::Provider => SignOut::Provider {
+            post_logout_redirect_uri: p.post_logout_redirect_uri.clone().unwrap_or_else(|| {
+                let mut root = config.server.public_url.clone();
+                let path = format!("{}/", root.path().trim_end_matches('/'));
+                root.set_path(&path);
+                root
+            }),
+        },
+    };
     s
 }
 

@@ -49,6 +49,7 @@ async fn sign_in(store: &dyn Store, user: &UserId, agent: Option<&str>) -> Sessi
             now,
             expires: now.saturating_add(Duration::from_secs(3600)),
             user_agent: agent.map(str::to_owned),
+            provider_sid: None,
         })
         .await
         .unwrap()

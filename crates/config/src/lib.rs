@@ -466,6 +466,28 @@ pub struct ProviderConfig {
     /// user, instead of refusing the sign-in. Default `false`.
     #[serde(default)]
     pub link_by_email: bool,
+    /// What `POST {base}/signout` does at the provider: `local` (default:
+    /// the gateway's session and the grant end, the provider's session
+    /// stays) or `provider` (then the browser goes to the provider's
+    /// `end_session_endpoint`: OpenID Connect RP-Initiated Logout).
+    #[serde(default)]
+    pub signout: SignOutMode,
+    /// With `signout = "provider"`: where the provider sends the browser
+    /// after its logout (registered there as a post-logout redirect URI).
+    /// Default `{server.public_url}/`.
+    #[serde(default, deserialize_with = "fields::de_opt_url")]
+    pub post_logout_redirect_uri: Option<Url>,
+}
+
+/// `providers[].signout`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignOutMode {
+    /// Sign-out ends the gateway's session and the grant only.
+    #[default]
+    Local,
+    /// Sign-out then sends the browser to the provider's end-session endpoint.
+    Provider,
 }
 
 /// `[providers.endpoints]`: explicit endpoint URLs.

@@ -161,6 +161,12 @@ impl Config {
             if p.link_by_email {
                 writeln!(out, "  link_by_email   = true")?;
             }
+            if p.signout == crate::SignOutMode::Provider {
+                writeln!(out, "  signout         = provider")?;
+            }
+            if let Some(uri) = &p.post_logout_redirect_uri {
+                writeln!(out, "  post_logout_redirect_uri = {uri}")?;
+            }
             writeln!(out, "  client_id       = {}", p.client_id)?;
             writeln!(out, "  client_secret   = {}", p.client_secret.redacted())?;
             if p.scopes.is_empty() {

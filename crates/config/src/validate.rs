@@ -248,6 +248,18 @@ fn providers(c: &mut Checker<'_>, config: &Config) {
         if p.client_id.trim().is_empty() {
             c.fail(format!("{key}.client_id"), "must not be empty");
         }
+        if p.post_logout_redirect_uri.is_some() && p.signout != crate::SignOutMode::Provider {
+            c.fail(
+                format!("{key}.post_logout_redirect_uri"),
+                "applies only with signout = \"provider\"",
+            );
+        }
+        if p.signout == crate::SignOutMode::Provider && p.preset == Some(ProviderPreset::GitHub) {
+            c.fail(
+                format!("{key}.signout"),
+                "\"provider\" needs an OpenID Connect provider with an end_session_endpoint; GitHub has none",
+            );
+        }
         if p.client_secret.is_empty() {
             c.fail(format!("{key}.client_secret"), "must not be empty");
         }

@@ -666,6 +666,59 @@ fn link_by_email_and_the_address_list_endpoint_are_provider_keys() {
 }
 
 #[test]
+fn signout_is_local_unless_the_provider_is_asked_to_end_its_session_too() {
+    let c = load(CANONICAL, &[]).unwrap();
+    assert_eq!(c.providers[0].signout, authgate_config::SignOutMode::Local);
+    assert_eq!(c.providers[0].post_logout_redirect_uri, None);
+
+    let c = load(
+        CANONICAL,
+        &[
+            ("AUTHGATE_PROVIDERS__0__SIGNOUT", "provider"),
+            (
+                "AUTHGATE_PROVIDERS__0__POST_LOGOUT_REDIRECT_URI",
+                "https://app.example/bye",
+            ),
+        ],
+    )
+    .unwrap();
+    let p = &c.providers[0];
+    assert_eq!(p.signout, authgate_config::SignOutMode::Provider);
+    assert_eq!(
+        p.post_logout_redirect_uri.as_ref().map(|u| u.as_str()),
+        Some("https://app.example/bye")
+    );
+    let summary = c.redacted_summary();
+    assert!(summary.contains("signout         = provider"), "{summary}");
+
+    let e = load_err(
+        CANONICAL,
+        &[(
+            "AUTHGATE_PROVIDERS__0__POST_LOGOUT_REDIRECT_URI",
+            "https://app.example/bye",
+        )],
+    );
+    assert_eq!(
+        e.problems()[0].key,
+        "providers[0].post_logout_redirect_uri",
+        "{e}"
+    );
+    let e = load_err(
+        CANONICAL,
+        &[("AUTHGATE_PROVIDERS__0__SIGNOUT", "everywhere")],
+    );
+    assert!(e.to_string().contains("signout"), "{e}");
+
+    let github = CANONICAL.replace(
+        "issuer = \"http://127.0.0.1:4000\"",
+        "preset = \"github\"\nsignout = \"provider\"",
+    );
+    let p = load_err(&github, &[]).problems()[0].clone();
+    assert_eq!(p.key, "providers[0].signout");
+    assert!(p.message.contains("GitHub has none"), "{}", p.message);
+}
+
+#[test]
 fn edge_keys_default_to_the_safe_choice_and_are_checked() {
     let c = load(MINIMAL, &[]).unwrap();
     assert!(!c.server.pass_auth_cookies, "authgate's cookies stay home");

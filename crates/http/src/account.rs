@@ -33,6 +33,9 @@ use axum::http::StatusCode;
 /// What the provider said during one sign-in.
 pub(crate) struct Answers {
     id_token: Option<Claims>,
+    /// The provider's session id: the ID token's `sid` claim, if any
+    /// (recorded with the session for back-channel logout by `sid`).
+    pub(crate) provider_sid: Option<String>,
     userinfo: Option<Claims>,
     addresses: Option<Vec<ListedAddress>>,
 }
@@ -57,9 +60,12 @@ pub(crate) async fn answers(
     now: UnixTime,
 ) -> Result<Answers, HttpError> {
     let facts = provider.signin_facts();
-    let id_token = match provider.kind() {
-        ProviderKind::Oidc => Some(id_token_claims(inner, provider, tokens, cookies, now).await?),
-        ProviderKind::OAuth2 => None,
+    let (id_token, provider_sid) = match provider.kind() {
+        ProviderKind::Oidc => {
+            let (claims, sid) = id_token_claims(inner, provider, tokens, cookies, now).await?;
+            (Some(claims), sid)
+        }
+        ProviderKind::OAuth2 => (None, None),
     };
     let userinfo = if signin::needs_userinfo(id_token.as_ref(), &facts)
         && provider.endpoints().userinfo.is_some()
@@ -90,6 +96,7 @@ pub(crate) async fn answers(
     };
     Ok(Answers {
         id_token,
+        provider_sid,
         userinfo,
         addresses,
     })
@@ -101,7 +108,7 @@ async fn id_token_claims(
     tokens: &TokenSet,
     cookies: &[(String, String)],
     now: UnixTime,
-) -> Result<Claims, HttpError> {
+) -> Result<(Claims, Option<String>), HttpError> {
     let id_token = tokens.id_token.as_ref().ok_or_else(|| {
         HttpError::new(
             StatusCode::BAD_GATEWAY,
@@ -126,8 +133,19 @@ async fn id_token_claims(
         .verify_id_token(id_token.expose(), Some(&nonce), now)
         .await
         .map_err(id_token_failure)?;
-    Ok(claims.signin_claims())
+    let sid = claims
+        .extra
+        .get("sid")
+        .and_then(serde_json::Value::as_str)
+        .filter(|sid| !sid.is_empty() && sid.len() <= MAX_PROVIDER_SID_BYTES)
+        .map(str::to_owned);
+    Ok((claims.signin_claims(), sid))
 }
+
+/// The longest provider session id recorded (providers use short opaque
+/// ids; a longer one is not stored, and back-channel logout by `sid` cannot
+/// name that session, while logout by `sub` still can).
+const MAX_PROVIDER_SID_BYTES: usize = 255;
 
 fn id_token_failure(e: IdTokenError) -> HttpError {
     match e {

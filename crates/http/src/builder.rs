@@ -319,6 +319,7 @@ impl GatewayBuilder {
                 upstream,
                 service_clients,
                 revocations: self.revocations,
+                seen_logout_tokens: crate::backchannel::SeenLogoutTokens::default(),
             }),
         };
         let inner = &gateway.inner;

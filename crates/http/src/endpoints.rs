@@ -7,13 +7,14 @@ use crate::error::{HttpError, wants_json};
 use crate::redirect::safe_callback;
 use crate::rejection::AuthRejection;
 use crate::session::{
-    CurrentSession, SessionSource, expire_cookies, read_session, rewrite_cookie,
+    AccountRef, CurrentSession, SessionSource, expire_cookies, read_session, rewrite_cookie,
     session_cookie_names,
 };
 use crate::settings::RefreshMode;
-use crate::state::Gateway;
+use crate::state::{Gateway, Inner};
 use crate::tokens::ensure_fresh;
 use authgate_core::time::UnixTime;
+use authgate_oauth::SignOut;
 use authgate_refresh::EndReason;
 use axum::Json;
 use axum::body::Bytes;
@@ -158,8 +159,12 @@ pub(crate) async fn refresh(
     no_store(response)
 }
 
-/// `POST {base}/signout`: revoke at the provider (RFC 7009, best effort),
-/// end the session, expire every cookie, then redirect (or answer JSON).
+/// `POST {base}/signout`: revoke the session record, end the grant (RFC
+/// 7009 at the provider, best effort), expire every cookie, then redirect
+/// (or answer JSON `{"url"}`) to `callbackUrl` — or, for a provider with
+/// `signout = "provider"`, to its end-session endpoint (OpenID Connect
+/// RP-Initiated Logout) with the sign-in's ID token as `id_token_hint`,
+/// read before the grant ends. The ID token is never logged.
 pub(crate) async fn signout(
     State(gw): State<Gateway>,
     headers: HeaderMap,
@@ -190,6 +195,8 @@ pub(crate) async fn signout(
         Ok(session) => session,
         Err(rejection) => return rejection.http_error().render(json, "/"),
     };
+    // RP-Initiated Logout replaces the local target.
+    let mut end_session: Option<String> = None;
     if let Some(session) = &session {
         // The record first: from here on no copy of this cookie passes a
         // store check, whatever the provider does with the grant.
@@ -208,6 +215,7 @@ pub(crate) async fn signout(
                 .render(json, "/");
         }
         if let Some(account) = &session.account {
+            end_session = end_session_url(inner, account).await;
             // Serialised with any refresh of the account (the same lease),
             // so the newest refresh token is the one revoked.
             inner.active.forget(&account.id);
@@ -219,6 +227,10 @@ pub(crate) async fn signout(
         }
         tracing::info!(user = session.identity.id, "signed out");
     }
+    let target = match end_session {
+        Some(url) => url,
+        None => target,
+    };
     let mut response = if json {
         let url = authjs::absolute_url(&inner.settings.public_url, &target);
         Json(json!({ "url": url })).into_response()
@@ -234,4 +246,29 @@ pub(crate) async fn signout(
         h.append(SET_COOKIE, inner.cookies.expire(&name));
     }
     no_store(response)
+}
+
+/// The provider's end-session URL for a sign-out of `account`, when its
+/// provider is configured with `signout = "provider"`: with the account's
+/// ID token as `id_token_hint` (read now, before the grant ends; without a
+/// hint when the store cannot say, as `client_id` still names the client).
+async fn end_session_url(inner: &Inner, account: &AccountRef) -> Option<String> {
+    let provider = inner.catalog.get(&account.provider)?;
+    if !matches!(provider.signout(), SignOut::Provider { .. }) {
+        return None;
+    }
+    let id_token = match inner.refresh.current_tokens(&account.id).await {
+        Ok(tokens) => tokens.and_then(|t| t.id_token),
+        Err(error) => {
+            tracing::warn!(%error, "sign-out: the ID token is not readable; the end-session request goes without id_token_hint");
+            None
+        }
+    };
+    let url = provider.end_session_url(id_token.as_ref().map(|t| t.expose()))?;
+    tracing::info!(
+        provider = provider.id(),
+        id_token_hint = id_token.is_some(),
+        "sign-out continues at the provider's end-session endpoint"
+    );
+    Some(url.into())
 }

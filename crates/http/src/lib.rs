@@ -41,6 +41,7 @@
 mod account;
 mod admin;
 mod authjs;
+mod backchannel;
 mod builder;
 pub mod cookies;
 mod csrf;

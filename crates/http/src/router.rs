@@ -1,7 +1,7 @@
 //! The `/auth/*` routes.
 
 use crate::state::Gateway;
-use crate::{admin, authjs, endpoints, forward, signin, token_endpoint};
+use crate::{admin, authjs, backchannel, endpoints, forward, signin, token_endpoint};
 use axum::Router;
 use axum::routing::{delete, get, post};
 
@@ -10,8 +10,9 @@ impl Gateway {
     /// under `settings().base_path`):
     /// `GET /signin`, `GET|POST /signin/{provider}`, `GET /callback/{provider}`,
     /// `GET|POST /session`, `GET /csrf`, `GET /providers`, `POST /refresh`,
-    /// `POST /signout`, `GET /verify` (forward-auth), `POST /token` (service
-    /// clients). Serve them with
+    /// `POST /signout`, `POST /backchannel-logout/{provider}` (OpenID Connect
+    /// Back-Channel Logout), `GET /verify` (forward-auth), `POST /token`
+    /// (service clients). Serve them with
     /// `into_make_service_with_connect_info::<SocketAddr>()`: without the
     /// peer address, `/verify` cannot recognise a trusted proxy and never
     /// adds provider tokens.
@@ -35,6 +36,10 @@ impl Gateway {
             .route("/providers", get(endpoints::providers))
             .route("/refresh", post(endpoints::refresh))
             .route("/signout", post(endpoints::signout))
+            .route(
+                "/backchannel-logout/{provider}",
+                post(backchannel::backchannel_logout),
+            )
             .route("/verify", get(forward::verify))
             .route("/token", post(token_endpoint::token))
             .route(

@@ -425,6 +425,7 @@ async fn finish(
             .get(axum::http::header::USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
+        provider_sid: answers.provider_sid.clone(),
     };
     match inner.settings.strategy {
         SessionStrategy::Jwt => {

@@ -55,6 +55,8 @@ pub(crate) struct Inner {
     /// Revoked session ids, looked up on every request with
     /// [`RevocationCheck::Request`](crate::RevocationCheck::Request).
     pub revocations: Option<Arc<dyn authgate_store::cache::RevocationSet>>,
+    /// The `jti`s of accepted back-channel Logout Tokens (replay check).
+    pub seen_logout_tokens: crate::backchannel::SeenLogoutTokens,
 }
 
 impl Gateway {

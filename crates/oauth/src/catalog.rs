@@ -84,6 +84,15 @@ pub enum CatalogError {
         /// Provider id.
         provider: String,
     },
+    /// `signout = "provider"` but the provider has no `end_session_endpoint`
+    /// (its discovery document names none).
+    #[error(
+        "provider {provider:?}: signout = \"provider\" needs the provider's end_session_endpoint, and its discovery document has none; use signout = \"local\""
+    )]
+    NoEndSession {
+        /// Provider id.
+        provider: String,
+    },
     /// The discovery document names another issuer than the configured one.
     #[error("provider {provider:?}: discovery returned issuer {found:?}, expected {expected:?}")]
     IssuerMismatch {

@@ -84,6 +84,7 @@ pub mod discovery;
 pub mod http;
 pub mod id_token;
 pub mod identity;
+pub mod logout_token;
 pub mod preset;
 pub mod provider;
 mod response;
@@ -96,9 +97,12 @@ pub use catalog::{Catalog, CatalogError};
 pub use http::{HttpClient, HttpClientError, HttpSettings, USER_AGENT};
 pub use id_token::{ALLOWED_ALGORITHMS, IdTokenClaims, IdTokenError, IdTokenSettings};
 pub use identity::parse_address_list;
+pub use logout_token::{
+    BACKCHANNEL_LOGOUT_EVENT, LogoutClaims, LogoutTokenError, MAX_LOGOUT_TOKEN_AGE,
+};
 pub use preset::{FixedEndpoints, Preset, PresetSource, PresetSpec, TenantSpec, UnknownPreset};
 pub use provider::{
-    EndpointOverrides, Endpoints, Provider, ProviderKind, ProviderSettings, Quirks,
+    EndpointOverrides, Endpoints, Provider, ProviderKind, ProviderSettings, Quirks, SignOut,
     TokenEndpointAuthMethod,
 };
 pub use tenant::{TenantError, TenantPolicy};

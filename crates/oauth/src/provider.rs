@@ -65,6 +65,26 @@ pub struct ProviderSettings {
     /// sign-in. Off by default: a provider's verification says someone
     /// controlled the mailbox once, not that they still do.
     pub link_by_email: bool,
+    /// What sign-out does at this provider: nothing (the default), or
+    /// OpenID Connect RP-Initiated Logout at its `end_session_endpoint`.
+    pub signout: SignOut,
+}
+
+/// What `POST {base}/signout` does at the provider.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum SignOut {
+    /// Only the gateway's session ends (and the grant, revoked by RFC 7009):
+    /// the provider's own session stays.
+    #[default]
+    Local,
+    /// The browser is then sent to the provider's `end_session_endpoint`
+    /// (OpenID Connect RP-Initiated Logout 1.0), which must be known (from
+    /// discovery) when the provider is resolved.
+    Provider {
+        /// Where the provider sends the browser back
+        /// (`post_logout_redirect_uri`, registered at the provider).
+        post_logout_redirect_uri: Url,
+    },
 }
 
 impl ProviderSettings {
@@ -89,6 +109,7 @@ impl ProviderSettings {
             id_token: IdTokenSettings::default(),
             tenant: None,
             link_by_email: false,
+            signout: SignOut::Local,
         }
     }
 }
@@ -201,6 +222,7 @@ pub struct Provider {
     pub(crate) scopes: Vec<String>,
     pub(crate) authorization_params: BTreeMap<String, String>,
     pub(crate) quirks: Quirks,
+    pub(crate) signout: SignOut,
     pub(crate) id_token_settings: IdTokenSettings,
     pub(crate) tenant: Option<TenantPolicy>,
     pub(crate) vouching: Vouching,
@@ -510,6 +532,10 @@ impl Provider {
             })
             .unwrap_or_default();
 
+        if matches!(settings.signout, SignOut::Provider { .. }) && endpoints.end_session.is_none() {
+            return Err(CatalogError::NoEndSession { provider: id });
+        }
+
         let name = settings
             .name
             .clone()
@@ -535,6 +561,7 @@ impl Provider {
             tenant,
             vouching: spec.map_or(Vouching::EmailVerifiedClaim, |s| s.vouching),
             link_by_email: settings.link_by_email,
+            signout: settings.signout,
             http: http.clone(),
         })
     }
@@ -600,6 +627,40 @@ impl Provider {
         let mut url = self.authorization_url(redirect_uri, state, nonce, pkce_challenge, None);
         url.query_pairs_mut()
             .extend_pairs(self.quirks.reconsent_params.iter());
+        Some(url)
+    }
+}
+
+impl Provider {
+    /// What sign-out does at this provider.
+    pub fn signout(&self) -> &SignOut {
+        &self.signout
+    }
+
+    /// Where RP-Initiated Logout sends the browser: the provider's
+    /// `end_session_endpoint` with `id_token_hint` (when the sign-in's ID
+    /// token is at hand), `post_logout_redirect_uri` and `client_id`.
+    /// `None` unless [`SignOut::Provider`] is configured (resolution
+    /// guarantees the endpoint then).
+    pub fn end_session_url(&self, id_token_hint: Option<&str>) -> Option<Url> {
+        let SignOut::Provider {
+            post_logout_redirect_uri,
+        } = &self.signout
+        else {
+            return None;
+        };
+        let mut url = self.endpoints.end_session.clone()?;
+        {
+            let mut q = url.query_pairs_mut();
+            if let Some(hint) = id_token_hint {
+                q.append_pair("id_token_hint", hint);
+            }
+            q.append_pair(
+                "post_logout_redirect_uri",
+                post_logout_redirect_uri.as_str(),
+            );
+            q.append_pair("client_id", &self.client_id);
+        }
         Some(url)
     }
 }

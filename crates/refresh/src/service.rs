@@ -67,6 +67,9 @@ pub enum EndReason {
     SignOut,
     /// An administrator ended the user's sessions.
     Admin,
+    /// The provider ended the user's session there (OpenID Connect
+    /// Back-Channel Logout naming the user).
+    ProviderLogout,
 }
 
 impl EndReason {
@@ -75,6 +78,7 @@ impl EndReason {
         match self {
             Self::SignOut => "sign_out",
             Self::Admin => "admin",
+            Self::ProviderLogout => "provider_logout",
         }
     }
 }

@@ -141,6 +141,7 @@ fn bench_session_record(c: &mut Criterion, rt: &Runtime, name: &str, store: &dyn
                 now: NOW,
                 expires: UnixTime::from_secs(1_900_000_000),
                 user_agent: None,
+                provider_sid: None,
             })
             .await
             .unwrap()

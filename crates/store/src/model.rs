@@ -232,6 +232,9 @@ pub struct NewSession {
     /// The browser's `User-Agent`, as sent: the store keeps at most
     /// [`MAX_USER_AGENT_CHARS`] characters, without control characters.
     pub user_agent: Option<String>,
+    /// The identity provider's session id: the `sid` claim of the sign-in's
+    /// ID token, if it had one (OpenID Connect Back-Channel Logout by `sid`).
+    pub provider_sid: Option<String>,
 }
 
 impl NewSession {
@@ -385,6 +388,7 @@ mod tests {
             now: UnixTime::from_secs(0),
             expires: UnixTime::from_secs(1),
             user_agent: Some(ua.to_owned()),
+            provider_sid: None,
         };
         assert_eq!(
             new("Mozilla/5.0\u{1b}[31m\r\n")

@@ -159,6 +159,7 @@ pub trait SessionStore: Send + Sync {
             now,
             expires,
             user_agent: None,
+            provider_sid: None,
         })
         .await
     }
@@ -224,6 +225,15 @@ pub trait SessionStore: Send + Sync {
     async fn revoke_user_sessions(
         &self,
         user: &UserId,
+        now: UnixTime,
+    ) -> Result<Vec<RevokedSession>, StoreError>;
+    /// Revokes every live session signed in with an account at `provider`
+    /// whose sign-in recorded the provider's session id `provider_sid`
+    /// (OpenID Connect Back-Channel Logout by `sid`); returns them.
+    async fn revoke_provider_sessions(
+        &self,
+        provider: &str,
+        provider_sid: &str,
         now: UnixTime,
     ) -> Result<Vec<RevokedSession>, StoreError>;
 }

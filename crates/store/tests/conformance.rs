@@ -58,6 +58,7 @@ conformance_suite!(
     every_sign_in_leaves_a_session_record_for_both_strategies,
     a_revoked_session_never_comes_back,
     revoking_an_account_or_a_user_ends_exactly_their_live_sessions,
+    a_provider_session_id_ends_exactly_the_sessions_signed_in_through_it,
     session_records_note_visits_at_most_once_per_interval,
     the_sweep_deletes_expired_records_of_both_strategies,
     database_sessions_from_before_session_records_survive_the_migration,
@@ -669,6 +670,7 @@ fn sign_in(user: &User, account: Option<&Account>, now: i64, expires: i64) -> Ne
         now: t(now),
         expires: t(expires),
         user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) Test/1.0".into()),
+        provider_sid: None,
     }
 }
 
@@ -926,6 +928,93 @@ async fn revoking_an_account_or_a_user_ends_exactly_their_live_sessions(db: &Tes
             .await
             .unwrap()
             .is_empty()
+    );
+}
+
+async fn a_provider_session_id_ends_exactly_the_sessions_signed_in_through_it(db: &TestDb) {
+    let store = db.open(keys()).await;
+    let (u, a) = account(&*store, "provider-sid").await;
+    let elsewhere = store
+        .link_account(NewAccount {
+            user_id: u.id.clone(),
+            kind: "oidc".into(),
+            provider: "other".into(),
+            provider_account_id: "sub-provider-sid".into(),
+            tokens: token_set("other"),
+            session_state: None,
+        })
+        .await
+        .unwrap();
+    let through = |account: &Account, sid: Option<&str>, expires: i64| NewSession {
+        provider_sid: sid.map(str::to_owned),
+        ..sign_in(&u, Some(account), 100, expires)
+    };
+    let jwt = store
+        .create_jwt_session(through(&a, Some("op-sid-1"), 9000))
+        .await
+        .unwrap();
+    let database = store
+        .create_database_session(through(&a, Some("op-sid-1"), 9000))
+        .await
+        .unwrap();
+    let other_sid = store
+        .create_jwt_session(through(&a, Some("op-sid-2"), 9000))
+        .await
+        .unwrap();
+    let no_sid = store
+        .create_jwt_session(through(&a, None, 9000))
+        .await
+        .unwrap();
+    // The same sid value at another provider is another provider's session.
+    let other_provider = store
+        .create_jwt_session(through(&elsewhere, Some("op-sid-1"), 9000))
+        .await
+        .unwrap();
+
+    let mut revoked = store
+        .revoke_provider_sessions("op", "op-sid-1", t(300))
+        .await
+        .unwrap();
+    revoked.sort_by(|x, y| x.id.cmp(&y.id));
+    let mut expected = vec![
+        (jwt.id.clone(), None),
+        (
+            database.session.id.clone(),
+            Some(authgate_store::session_token_hash(&database.token)),
+        ),
+    ];
+    expected.sort();
+    assert_eq!(
+        revoked
+            .into_iter()
+            .map(|r| (r.id, r.token_hash))
+            .collect::<Vec<_>>(),
+        expected
+    );
+    assert_eq!(
+        store.find_live_session(&jwt.id, t(300)).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        store.find_session(&database.token, t(300)).await.unwrap(),
+        None
+    );
+    for kept in [&other_sid, &no_sid, &other_provider] {
+        assert!(
+            store
+                .find_live_session(&kept.id, t(300))
+                .await
+                .unwrap()
+                .is_some()
+        );
+    }
+    assert!(
+        store
+            .revoke_provider_sessions("op", "op-sid-1", t(400))
+            .await
+            .unwrap()
+            .is_empty(),
+        "a second logout for the same sid finds nothing live"
     );
 }
 

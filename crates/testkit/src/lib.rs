@@ -25,8 +25,8 @@ mod redis;
 pub use env::{REQUIRE_SERVICES_VAR, ensure_node_modules, free_port, interop_dir, require_url};
 pub use fault_proxy::{Fault, FaultProxy, FaultProxyStats};
 pub use login::{
-    Pkce, login_with_dev_interactions, login_with_dev_provider, login_with_dev_provider_fields,
-    random_token,
+    DevLogin, Pkce, login_with_dev_interactions, login_with_dev_interactions_in,
+    login_with_dev_provider, login_with_dev_provider_fields, random_token,
 };
 pub use nginx::{Nginx, nginx_binary};
 pub use peer::{OidcProviderPeer, PeerClient, PeerError, PeerOptions, PeerStats, TokenResponse};

@@ -108,6 +108,38 @@ fn parse_form(html: &str, base: &Url) -> Option<(Url, String)> {
 /// Returns the final redirect `Location` — the client's `redirect_uri` with `code` and `state`
 /// (or `error`) — WITHOUT following it. Panics with the page's content on anything unexpected.
 pub async fn login_with_dev_interactions(authorize_url: &Url, login: &str) -> Url {
+    let mut jar = Jar::default();
+    drive_dev_interactions(&mut jar, authorize_url, login)
+        .await
+        .callback
+}
+
+/// What [`login_with_dev_interactions_in`] went through.
+#[derive(Debug, Clone)]
+pub struct DevLogin {
+    /// The redirect back to the client (`redirect_uri` with `code` and `state`), not followed.
+    pub callback: Url,
+    /// The interaction prompts answered, in order (`"login"`, `"consent"`): no `"login"` means
+    /// the provider still had a session for this browser.
+    pub prompts: Vec<String>,
+}
+
+/// Like [`login_with_dev_interactions`], but with the caller's cookie jar (name → value, sent
+/// to the provider and updated from its answers), so the provider's session cookie outlives the
+/// sign-in: a later sign-in, or the provider's `/session/end`, sees the same browser.
+pub async fn login_with_dev_interactions_in(
+    cookies: &mut BTreeMap<String, String>,
+    authorize_url: &Url,
+    login: &str,
+) -> DevLogin {
+    let mut jar = Jar(std::mem::take(cookies));
+    let done = drive_dev_interactions(&mut jar, authorize_url, login).await;
+    *cookies = jar.0;
+    done
+}
+
+async fn drive_dev_interactions(jar: &mut Jar, authorize_url: &Url, login: &str) -> DevLogin {
+    let mut prompts = Vec::new();
     let client = Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
@@ -115,7 +147,6 @@ pub async fn login_with_dev_interactions(authorize_url: &Url, login: &str) -> Ur
         .build()
         .expect("build the login HTTP client");
     let provider_origin = authorize_url.origin();
-    let mut jar = Jar::default();
     let mut next: (Url, Option<Vec<(&str, String)>>) = (authorize_url.clone(), None);
 
     for _ in 0..20 {
@@ -146,7 +177,10 @@ pub async fn login_with_dev_interactions(authorize_url: &Url, login: &str) -> Ur
                 .join(location)
                 .unwrap_or_else(|e| panic!("dev interactions: bad Location {location:?}: {e}"));
             if location.origin() != provider_origin {
-                return location;
+                return DevLogin {
+                    callback: location,
+                    prompts,
+                };
             }
             next = (location, None);
             continue;
@@ -167,6 +201,7 @@ pub async fn login_with_dev_interactions(authorize_url: &Url, login: &str) -> Ur
             "consent" => vec![("prompt", "consent".to_owned())],
             other => panic!("dev interactions: unexpected prompt {other:?} at {url}"),
         };
+        prompts.push(prompt.clone());
         next = (action, Some(fields));
     }
     panic!("dev interactions: more than 20 steps from {authorize_url} without reaching the client");

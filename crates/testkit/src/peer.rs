@@ -27,6 +27,14 @@ pub struct PeerClient {
     /// Registered `post_logout_redirect_uris` for RP-initiated logout.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub post_logout_redirect_uris: Vec<String>,
+    /// Where the peer posts Logout Tokens (needs
+    /// [`PeerOptions::backchannel_logout`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backchannel_logout_uri: Option<String>,
+    /// Whether Logout Tokens (and ID tokens) carry the session's `sid`;
+    /// the peer's default with a `backchannel_logout_uri` is `true`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backchannel_logout_session_required: Option<bool>,
 }
 
 impl PeerClient {
@@ -38,6 +46,8 @@ impl PeerClient {
             redirect_uris: vec![redirect_uri.to_owned()],
             token_endpoint_auth_method: "client_secret_basic".to_owned(),
             post_logout_redirect_uris: Vec::new(),
+            backchannel_logout_uri: None,
+            backchannel_logout_session_required: None,
         }
     }
 }
@@ -67,6 +77,10 @@ pub struct PeerOptions {
     pub conform_id_token_claims: bool,
     /// Enable RP-initiated logout (`/session/end`). Default `true`.
     pub rp_initiated_logout: bool,
+    /// Enable OpenID Connect Back-Channel Logout: ending a session at
+    /// `/session/end` posts a Logout Token to the clients'
+    /// `backchannel_logout_uri`. Default `false`.
+    pub backchannel_logout: bool,
     /// Delay every `refresh_token` grant by this many milliseconds (see
     /// [`OidcProviderPeer::set_refresh_delay`]).
     pub delay_refresh_ms: u64,
@@ -87,6 +101,7 @@ impl Default for PeerOptions {
             reuse_detection: true,
             conform_id_token_claims: false,
             rp_initiated_logout: true,
+            backchannel_logout: false,
             delay_refresh_ms: 0,
             port: None,
             startup_timeout: Duration::from_secs(20),
@@ -120,6 +135,12 @@ pub struct PeerStats {
     pub introspections: u64,
     /// Successful userinfo requests.
     pub userinfo_requests: u64,
+    /// Logout Tokens the peer delivered (answered 200) to a client.
+    pub backchannel_logouts: u64,
+    /// Logout Tokens a client refused or that could not be delivered.
+    pub backchannel_errors: u64,
+    /// Sessions ended at `/session/end` (RP-initiated or not).
+    pub end_sessions: u64,
     /// Refresh grants being processed right now.
     pub refresh_in_flight: u64,
     /// Most refresh grants processed at once since start or reset.
@@ -215,6 +236,7 @@ impl OidcProviderPeer {
             "reuseDetection": options.reuse_detection,
             "conformIdTokenClaims": options.conform_id_token_claims,
             "rpInitiatedLogout": options.rp_initiated_logout,
+            "backchannelLogout": options.backchannel_logout,
             "delayRefreshMs": options.delay_refresh_ms,
         });
         let mut child = Command::new("node")

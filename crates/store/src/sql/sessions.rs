@@ -102,8 +102,8 @@ where
     ) -> Result<(), StoreError> {
         sqlx::query(
             r#"INSERT INTO sessions (id, "sessionToken", "userId", "accountId", expires,
-                   updated_at, created_at, last_seen_at, user_agent)
-               VALUES ($1, $2, $3, $4, $5, $6, $6, $6, $7)"#,
+                   updated_at, created_at, last_seen_at, user_agent, provider_sid)
+               VALUES ($1, $2, $3, $4, $5, $6, $6, $6, $7, $8)"#,
         )
         .bind(id.as_str())
         .bind(token_hash)
@@ -112,17 +112,19 @@ where
         .bind(new.expires.as_secs())
         .bind(new.now.as_secs())
         .bind(new.stored_user_agent())
+        .bind(new.provider_sid.as_deref())
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    /// Revokes the live sessions matching `condition` (on `$1`, with `$2`
-    /// the time of the revocation).
+    /// Revokes the live sessions matching `condition` (on `$1` and, when
+    /// `second` is given, `$3`, with `$2` the time of the revocation).
     async fn revoke_where(
         &self,
         condition: &str,
         key: &str,
+        second: Option<&str>,
         now: UnixTime,
     ) -> Result<Vec<RevokedSession>, StoreError> {
         let sql = format!(
@@ -130,9 +132,14 @@ where
              WHERE {condition} AND revoked_at IS NULL AND expires > $2
              RETURNING {REVOKED_COLUMNS}"
         );
-        sqlx::query(sqlx::AssertSqlSafe(sql))
+        let query = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(key)
-            .bind(now.as_secs())
+            .bind(now.as_secs());
+        let query = match second {
+            Some(value) => query.bind(value),
+            None => query,
+        };
+        query
             .fetch_all(&self.pool)
             .await?
             .iter()
@@ -329,7 +336,7 @@ where
         account: &AccountId,
         now: UnixTime,
     ) -> Result<Vec<RevokedSession>, StoreError> {
-        self.revoke_where(r#""accountId" = $1"#, account.as_str(), now)
+        self.revoke_where(r#""accountId" = $1"#, account.as_str(), None, now)
             .await
     }
 
@@ -338,7 +345,23 @@ where
         user: &UserId,
         now: UnixTime,
     ) -> Result<Vec<RevokedSession>, StoreError> {
-        self.revoke_where(r#""userId" = $1"#, user.as_str(), now)
+        self.revoke_where(r#""userId" = $1"#, user.as_str(), None, now)
             .await
+    }
+
+    async fn revoke_provider_sessions(
+        &self,
+        provider: &str,
+        provider_sid: &str,
+        now: UnixTime,
+    ) -> Result<Vec<RevokedSession>, StoreError> {
+        self.revoke_where(
+            r#"provider_sid = $1
+               AND "accountId" IN (SELECT id FROM accounts WHERE provider = $3)"#,
+            provider_sid,
+            Some(provider),
+            now,
+        )
+        .await
     }
 }

@@ -535,6 +535,17 @@ impl SessionStore for CountingStore {
         self.hit();
         self.inner.revoke_user_sessions(user, now).await
     }
+    async fn revoke_provider_sessions(
+        &self,
+        provider: &str,
+        provider_sid: &str,
+        now: UnixTime,
+    ) -> Result<Vec<RevokedSession>, StoreError> {
+        self.hit();
+        self.inner
+            .revoke_provider_sessions(provider, provider_sid, now)
+            .await
+    }
 }
 
 #[async_trait]

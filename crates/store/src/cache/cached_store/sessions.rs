@@ -269,4 +269,19 @@ impl SessionStore for CachedStore {
             .await;
         Ok(revoked)
     }
+
+    async fn revoke_provider_sessions(
+        &self,
+        provider: &str,
+        provider_sid: &str,
+        now: UnixTime,
+    ) -> Result<Vec<RevokedSession>, StoreError> {
+        let revoked = self
+            .inner
+            .revoke_provider_sessions(provider, provider_sid, now)
+            .await?;
+        self.after_revocation("revoke_provider_sessions", &revoked)
+            .await;
+        Ok(revoked)
+    }
 }
