@@ -55,6 +55,8 @@ pub(crate) struct Inner {
     /// Revoked session ids, looked up on every request with
     /// [`RevocationCheck::Request`](crate::RevocationCheck::Request).
     pub revocations: Option<Arc<dyn authgate_store::cache::RevocationSet>>,
+    /// Adoption of guide-style Auth.js cookies (`adopt_guide_cookies`).
+    pub adoption: Option<crate::adopt::Adoption>,
 }
 
 impl Gateway {

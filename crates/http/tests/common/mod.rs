@@ -60,6 +60,8 @@ pub struct Options {
     pub service_clients: Vec<authgate_http::ServiceClient>,
     /// When JWT sessions are checked for revocation.
     pub revocation_check: RevocationCheck,
+    /// Adopt guide-style Auth.js cookies as sessions of this provider.
+    pub adopt_guide_cookies: Option<String>,
 }
 
 impl Default for Options {
@@ -79,6 +81,7 @@ impl Default for Options {
             broken_store: false,
             service_clients: Vec::new(),
             revocation_check: RevocationCheck::Refresh,
+            adopt_guide_cookies: None,
         }
     }
 }
@@ -194,6 +197,7 @@ pub async fn start_sharing(
     settings.pass_auth_cookies = options.pass_auth_cookies;
     settings.trusted_proxies = options.trusted_proxies.clone();
     settings.revocation_check = options.revocation_check;
+    settings.adopt_guide_cookies = options.adopt_guide_cookies.clone();
     let idp = match idp {
         Some(idp) => idp,
         None => Arc::new(
