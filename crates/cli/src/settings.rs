@@ -57,6 +57,7 @@ pub fn gateway_settings(config: &Config) -> GatewaySettings {
         pass_authorization_header: config.server.pass_authorization_header,
         pass_auth_cookies: config.server.pass_auth_cookies,
         trusted_proxies: TrustedProxies::new(config.server.trusted_proxies.clone()),
+        adopt_guide_cookies: config.session.adopt_guide_cookies.clone(),
     }
 }
 

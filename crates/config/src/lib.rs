@@ -216,6 +216,12 @@ pub struct SessionConfig {
     /// (default) or `request`.
     #[serde(default)]
     pub revocation_check: RevocationCheck,
+    /// Adopt Auth.js session cookies written by its refresh-token-rotation
+    /// guide (`access_token`, `expires_at`, `refresh_token` inside the JWT)
+    /// as sessions of this provider (`[[providers]] id`). Unset (default):
+    /// such cookies are plain Auth.js cookies. Needs `strategy = "jwt"`.
+    #[serde(default)]
+    pub adopt_guide_cookies: Option<String>,
 }
 
 /// When a JWT session's record is checked (`session.revocation_check`).
@@ -242,6 +248,7 @@ impl Default for SessionConfig {
             cookie_format: CookieFormat::default(),
             secure_cookies: false,
             revocation_check: RevocationCheck::default(),
+            adopt_guide_cookies: None,
         }
     }
 }

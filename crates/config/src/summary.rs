@@ -102,6 +102,9 @@ impl Config {
             crate::RevocationCheck::Request => "request",
         };
         writeln!(out, "  revocation_check = {check}")?;
+        if let Some(provider) = &se.adopt_guide_cookies {
+            writeln!(out, "  adopt_guide_cookies = {provider}")?;
+        }
 
         let r = &self.refresh;
         writeln!(out, "[refresh]")?;

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 
 use crate::error::{Origin, Problem};
 use crate::tree::{Node, env_var_for};
-use crate::{Config, MIN_SECRET_BYTES, ProviderPreset, RouteAccess, Secret, url_from_listen};
+use crate::{
+    Config, MIN_SECRET_BYTES, ProviderPreset, RouteAccess, Secret, SessionStrategy, url_from_listen,
+};
 
 struct Checker<'a> {
     tree: &'a Node,
@@ -59,6 +61,7 @@ pub(crate) fn validate(config: &mut Config, tree: &Node) -> Vec<Problem> {
     session(&mut c, config);
     refresh_store_cache(&mut c, config);
     providers(&mut c, config);
+    adoption(&mut c, config);
     routes(&mut c, config);
     service_clients(&mut c, config);
     c.problems
@@ -132,6 +135,24 @@ fn session(c: &mut Checker<'_>, config: &mut Config) {
     c.positive("session.max_age", session.max_age);
     if !c.is_set("session.secure_cookies") {
         session.secure_cookies = config.server.public_url.scheme() == "https";
+    }
+}
+
+fn adoption(c: &mut Checker<'_>, config: &Config) {
+    let Some(provider) = &config.session.adopt_guide_cookies else {
+        return;
+    };
+    if !config.providers.iter().any(|p| &p.id == provider) {
+        c.fail(
+            "session.adopt_guide_cookies",
+            format!("names no configured provider ({provider:?} is not a [[providers]] id)"),
+        );
+    }
+    if config.session.strategy != SessionStrategy::Jwt {
+        c.fail(
+            "session.adopt_guide_cookies",
+            "guide cookies are JWT sessions: needs session.strategy = \"jwt\"",
+        );
     }
 }
 

@@ -921,3 +921,42 @@ fn the_summary_lists_service_clients_without_their_hashes() {
     assert!(summary.contains("rate_limit      = 600/min"), "{summary}");
     assert!(!summary.contains("AAAAAAAAAAAAAAAAAAAAAA"), "{summary}");
 }
+
+#[test]
+fn adopt_guide_cookies_names_a_configured_provider_of_a_jwt_session() {
+    assert_eq!(
+        load(CANONICAL, &[]).unwrap().session.adopt_guide_cookies,
+        None,
+        "off by default"
+    );
+    let c = load(
+        CANONICAL,
+        &[("AUTHGATE_SESSION__ADOPT_GUIDE_COOKIES", "op")],
+    )
+    .unwrap();
+    assert_eq!(c.session.adopt_guide_cookies.as_deref(), Some("op"));
+
+    let err = load_err(
+        CANONICAL,
+        &[("AUTHGATE_SESSION__ADOPT_GUIDE_COOKIES", "google")],
+    );
+    let p = &err.problems()[0];
+    assert_eq!(p.key, "session.adopt_guide_cookies");
+    assert_eq!(p.origin, var("AUTHGATE_SESSION__ADOPT_GUIDE_COOKIES"));
+    assert!(
+        p.message.contains("no configured provider"),
+        "{}",
+        p.message
+    );
+
+    let err = load_err(
+        CANONICAL,
+        &[
+            ("AUTHGATE_SESSION__ADOPT_GUIDE_COOKIES", "op"),
+            ("AUTHGATE_SESSION__STRATEGY", "database"),
+        ],
+    );
+    let p = &err.problems()[0];
+    assert_eq!(p.key, "session.adopt_guide_cookies");
+    assert!(p.message.contains("jwt"), "{}", p.message);
+}

@@ -399,20 +399,71 @@ async fn link(
     user: &User,
     tokens: TokenSet,
 ) -> Result<Account, HttpError> {
+    inner
+        .store
+        .link_account(new_account(provider, profile, user, tokens))
+        .await
+        .map_err(store_failure)
+}
+
+fn new_account(
+    provider: &Provider,
+    profile: &Profile,
+    user: &User,
+    tokens: TokenSet,
+) -> NewAccount {
     let kind = match provider.kind() {
         ProviderKind::Oidc => "oidc",
         ProviderKind::OAuth2 => "oauth",
     };
+    NewAccount {
+        user_id: user.id.clone(),
+        kind: kind.to_owned(),
+        provider: provider.id().to_owned(),
+        provider_account_id: profile.sub.clone(),
+        tokens,
+        session_state: None,
+    }
+}
+
+/// Creates the user and account for an adopted guide cookie whose provider
+/// account is not in the store yet, as the core plans a first sign-in (the
+/// cookie's e-mail is unverified, so it is never stored and never links),
+/// storing the cookie's tokens with the account — the one write of them.
+/// `Ok(None)` when the planner refuses; [`StoreError::AlreadyExists`] when
+/// another instance linked the account first (its tokens stand; this
+/// attempt's user row stays behind without an account).
+pub(crate) async fn adopt_account(
+    inner: &Inner,
+    provider: &Provider,
+    profile: &Profile,
+    tokens: TokenSet,
+    now: UnixTime,
+) -> Result<Option<Account>, StoreError> {
+    let found: Found<UserId> = Found {
+        returning: None,
+        address_holder: None,
+    };
+    let plan = match signin::plan(profile, found, &provider.signin_facts(), now) {
+        Ok(plan) => plan,
+        Err(refusal) => {
+            tracing::info!(reason = refusal.as_str(), "guide cookie not adopted");
+            return Ok(None);
+        }
+    };
+    let Plan::Create {
+        user,
+        release: None,
+    } = plan
+    else {
+        // Without a stored account or a verified address the planner can
+        // only create; anything else is not an adoption.
+        return Ok(None);
+    };
+    let user = inner.store.create_user(new_user(user)).await?;
     inner
         .store
-        .link_account(NewAccount {
-            user_id: user.id.clone(),
-            kind: kind.to_owned(),
-            provider: provider.id().to_owned(),
-            provider_account_id: profile.sub.clone(),
-            tokens,
-            session_state: None,
-        })
+        .link_account(new_account(provider, profile, &user, tokens))
         .await
-        .map_err(store_failure)
+        .map(Some)
 }

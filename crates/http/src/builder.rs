@@ -16,9 +16,10 @@
 //! sweep (session records of both strategies). Both stop when the gateway is
 //! dropped, and both need a Tokio runtime: build inside one.
 
+use crate::adopt::Adoption;
 use crate::cookies::{CookiePolicy, OwnCookies};
 use crate::service_client::{ServiceClient, ServiceClientError, ServiceClients};
-use crate::settings::{GatewaySettings, RefreshMode, RevocationCheck};
+use crate::settings::{GatewaySettings, RefreshMode, RevocationCheck, SessionStrategy};
 use crate::state::{Gateway, Inner};
 use authgate_core::cookie::{CheckCodec, CookieFormat, KeyError, SessionCodec};
 use authgate_core::refresh::RefreshSettings;
@@ -66,6 +67,10 @@ pub enum BuildError {
     /// ([`GatewayBuilder::revocations`]).
     #[error("session.revocation_check = \"request\" needs a revocation set (the cache)")]
     NoRevocationSet,
+    /// `adopt_guide_cookies` names no configured provider, or the session
+    /// strategy is not `jwt`.
+    #[error("session.adopt_guide_cookies: {0}")]
+    AdoptGuideCookies(String),
     /// The gateway was built outside a Tokio runtime (its session sweep and
     /// background refresh run on it).
     #[error("the gateway's background tasks need a Tokio runtime")]
@@ -292,6 +297,26 @@ impl GatewayBuilder {
         if settings.revocation_check == RevocationCheck::Request && self.revocations.is_none() {
             return Err(BuildError::NoRevocationSet);
         }
+        let adoption = match &settings.adopt_guide_cookies {
+            None => None,
+            Some(_) if settings.strategy != SessionStrategy::Jwt => {
+                return Err(BuildError::AdoptGuideCookies(
+                    "guide cookies are JWT sessions: needs strategy \"jwt\"".to_owned(),
+                ));
+            }
+            Some(provider) if catalog.get(provider).is_none() => {
+                return Err(BuildError::AdoptGuideCookies(format!(
+                    "no provider {provider:?} is configured"
+                )));
+            }
+            Some(provider) => Some(Adoption::new(
+                provider.clone(),
+                self.secrets
+                    .first()
+                    .map(Secret::as_bytes)
+                    .unwrap_or_default(),
+            )),
+        };
         let background = settings.refresh_mode == RefreshMode::Background;
         // Both strategies keep session records; expired ones are swept.
         if tokio::runtime::Handle::try_current().is_err() {
@@ -320,6 +345,7 @@ impl GatewayBuilder {
                 service_clients,
                 revocations: self.revocations,
                 seen_logout_tokens: crate::backchannel::SeenLogoutTokens::default(),
+                adoption,
             }),
         };
         let inner = &gateway.inner;

@@ -60,6 +60,12 @@ pub(crate) async fn session(State(gw): State<Gateway>, headers: HeaderMap) -> Re
     let cookies = request_cookies(&headers);
     let session = match read_session(inner, &cookies, now).await {
         Ok(session) => session,
+        Err(AuthRejection::SignedOut) => {
+            let mut response = Json(authjs::no_session_body(inner)).into_response();
+            let expired = expire_cookies(inner, &session_cookie_names(inner, &cookies));
+            response.headers_mut().extend(expired);
+            return no_store(response);
+        }
         Err(rejection) => return rejection.http_error().render(true, "/"),
     };
     let Some(mut session) = session else {
@@ -137,8 +143,17 @@ pub(crate) async fn refresh(
         .render(true, "/");
     }
     let now = inner.clock.now();
-    let session = match read_session(inner, &request_cookies(&headers), now).await {
+    let cookies = request_cookies(&headers);
+    let session = match read_session(inner, &cookies, now).await {
         Ok(session) => session,
+        Err(AuthRejection::SignedOut) => {
+            let mut response = AuthRejection::SessionRequired
+                .http_error()
+                .render(true, "/");
+            let expired = expire_cookies(inner, &session_cookie_names(inner, &cookies));
+            response.headers_mut().extend(expired);
+            return no_store(response);
+        }
         Err(rejection) => return rejection.http_error().render(true, "/"),
     };
     let Some(mut session) = session else {
@@ -193,6 +208,8 @@ pub(crate) async fn signout(
     );
     let session = match read_session(inner, &cookies, now).await {
         Ok(session) => session,
+        // Signed out already: nothing to end, the cookies are expired below.
+        Err(AuthRejection::SignedOut) => None,
         Err(rejection) => return rejection.http_error().render(json, "/"),
     };
     // RP-Initiated Logout replaces the local target.

@@ -21,7 +21,9 @@ use crate::cookies::request_cookies;
 use crate::error::{HttpError, wants_json};
 use crate::rejection::{AuthRejection, REFRESH_TOKEN_ERROR};
 pub use crate::release::TokenRelease;
-use crate::session::{CurrentSession, expire_cookies, read_session, rewrite_cookie};
+use crate::session::{
+    CurrentSession, expire_cookies, read_session, rewrite_cookie, session_cookie_names,
+};
 use crate::settings::{GatewaySettings, RefreshMode};
 use crate::state::{Gateway, Inner};
 use crate::tokens::{ensure_fresh, fresh_tokens};
@@ -101,6 +103,13 @@ impl Gateway {
         };
         let session = match read_session(inner, &cookies, now).await {
             Ok(session) => session,
+            // An adopted guide cookie whose session was signed out.
+            Err(AuthRejection::SignedOut) => {
+                return decision(
+                    no_session(inner, access, json, return_to, None),
+                    expire_cookies(inner, &session_cookie_names(inner, &cookies)),
+                );
+            }
             Err(rejection) => {
                 return decision(Verdict::Deny(rejection.http_error()), HeaderMap::new());
             }
@@ -111,9 +120,18 @@ impl Gateway {
                 HeaderMap::new(),
             );
         };
+        // A cookie that carries what it must not (a guide cookie's tokens)
+        // is replaced on whatever route it arrives.
+        let replaced = |session: &CurrentSession| {
+            if session.replace_cookie {
+                rewrite_cookie(inner, session, now)
+            } else {
+                HeaderMap::new()
+            }
+        };
         if access == Access::Public {
             if session.error.is_some() {
-                return decision(Verdict::Allow(None), HeaderMap::new());
+                return decision(Verdict::Allow(None), replaced(&session));
             }
             if let Err(AuthRejection::SignedOut) =
                 release_tokens(inner, &mut session, now, release).await
@@ -123,7 +141,8 @@ impl Gateway {
                     expire_cookies(inner, &session.cookie_names),
                 );
             }
-            return decision(Verdict::Allow(Some(Box::new(session))), HeaderMap::new());
+            let cookies_out = replaced(&session);
+            return decision(Verdict::Allow(Some(Box::new(session))), cookies_out);
         }
         if !allow.permits(session.identity.email.as_deref()) {
             return decision(
@@ -131,7 +150,7 @@ impl Gateway {
                     "Forbidden",
                     "Your account may not use this page.",
                 )),
-                HeaderMap::new(),
+                replaced(&session),
             );
         }
         let background = inner.settings.refresh_mode == RefreshMode::Background;
@@ -148,7 +167,9 @@ impl Gateway {
                 expire_cookies(inner, &session.cookie_names),
             );
         }
-        let rewrite = adopted || before != (session.access_expires_at, session.error.clone());
+        let rewrite = adopted
+            || session.replace_cookie
+            || before != (session.access_expires_at, session.error.clone());
         let cookies_out = if rewrite {
             rewrite_cookie(inner, &session, now)
         } else {

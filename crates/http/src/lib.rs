@@ -40,6 +40,7 @@
 
 mod account;
 mod admin;
+mod adopt;
 mod authjs;
 mod backchannel;
 mod builder;

@@ -16,9 +16,11 @@
 //! copy of a signed-out cookie never comes back, not even after the user
 //! signs in again (that creates a new record).
 
+use crate::adopt::{Adopted, adopt};
 use crate::rejection::AuthRejection;
 use crate::settings::{RevocationCheck, SessionStrategy};
 use crate::state::Inner;
+use authgate_core::adopt::{Guide, classify, scrub};
 use authgate_core::cookie::SessionClaims;
 use authgate_core::cookie::chunk::{is_chunk_of, read_chunks, write_chunks};
 use authgate_core::secret::Secret;
@@ -129,6 +131,9 @@ pub struct CurrentSession {
     /// says (a token that lives less than the skew), asking the provider
     /// again in the same request cannot do better.
     pub(crate) refreshed: bool,
+    /// The cookie the request carried must be replaced whatever else
+    /// happens (an adopted guide cookie: it carries token material).
+    pub(crate) replace_cookie: bool,
 }
 
 /// The names of the request's cookies that are pieces of the session cookie.
@@ -142,9 +147,18 @@ pub(crate) fn session_cookie_names(inner: &Inner, cookies: &[(String, String)]) 
 }
 
 /// Reads the session from the request's cookies. A missing, expired or
-/// undecodable cookie is no session (logged, never an error). `Err` means
-/// the store could not answer (database strategy): the session may well be
-/// valid, so callers answer 503 rather than treating the user as signed out.
+/// undecodable cookie is no session (logged, never an error).
+/// `Err(AuthRejection::SignedOut)` means the cookie names a signed-out
+/// session (an adopted guide cookie whose session ended): no session, and
+/// the cookie is expired. Any other `Err` means the store could not answer
+/// (database strategy, adoption): the session may well be valid, so callers
+/// answer 503 rather than treating the user as signed out.
+///
+/// With `adopt_guide_cookies`, a guide-style Auth.js cookie (tokens inside)
+/// is adopted here (`adopt.rs`); one whose application already failed to
+/// refresh carries the sticky `RefreshTokenError`; one without a refresh
+/// token is a plain Auth.js cookie. Either way its token claims are dropped
+/// and the cookie is rewritten without them.
 pub(crate) async fn read_session(
     inner: &Inner,
     cookies: &[(String, String)],
@@ -180,6 +194,27 @@ pub(crate) async fn read_session(
             let Some(sub) = claims.sub.clone() else {
                 return Ok(None);
             };
+            // A guide cookie not adopted loses its token claims: rewritten
+            // (`replace_cookie`) without them, with the sticky error of an
+            // ended grant when its application reported one.
+            let (claims, guide_error, replace_cookie) = match &inner.adoption {
+                Some(adoption) => match classify(&claims) {
+                    Guide::NotGuide => (claims, None, false),
+                    Guide::Adopt(grant) => {
+                        return match adopt(inner, adoption, &claims, *grant, cookie_names, now)
+                            .await?
+                        {
+                            Adopted::Session(session) => Ok(Some(*session)),
+                            Adopted::SignedOut => Err(AuthRejection::SignedOut),
+                        };
+                    }
+                    Guide::GrantEnded => {
+                        (scrubbed(claims), Some(REFRESH_TOKEN_ERROR.to_owned()), true)
+                    }
+                    Guide::NothingToAdopt => (scrubbed(claims), None, true),
+                },
+                None => (claims, None, false),
+            };
             let sid = ours.sid.map(SessionId::new);
             if inner.settings.revocation_check == RevocationCheck::Request
                 && let Some(sid) = &sid
@@ -201,13 +236,14 @@ pub(crate) async fn read_session(
                 }),
                 access_expires_at: ours.ate.map(UnixTime::from_secs),
                 expires: UnixTime::from_secs(claims.exp.unwrap_or_default()),
-                error: ours.err,
+                error: ours.err.or(guide_error),
                 source: SessionSource::Jwt(Box::new(claims)),
                 sid,
                 record_confirmed: false,
                 cookie_names,
                 tokens: None,
                 refreshed: false,
+                replace_cookie,
             }))
         }
         SessionStrategy::Database => {
@@ -275,7 +311,14 @@ async fn read_database_session(
         cookie_names,
         tokens,
         refreshed: false,
+        replace_cookie: false,
     }))
+}
+
+/// `claims` without a guide cookie's token claims.
+fn scrubbed(mut claims: SessionClaims) -> SessionClaims {
+    scrub(&mut claims);
+    claims
 }
 
 /// Whether the session `sid` was revoked, by the revocation set; when the

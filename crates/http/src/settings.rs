@@ -78,6 +78,10 @@ pub struct GatewaySettings {
     /// the only forward-auth callers that receive provider tokens
     /// ([`TokenRelease`](crate::gate::TokenRelease)).
     pub trusted_proxies: authgate_proxy::TrustedProxies,
+    /// Adopt Auth.js session cookies written by the refresh-token-rotation
+    /// guide (tokens inside the JWT) as sessions of this provider; `None`
+    /// (default): such cookies are plain Auth.js cookies. JWT strategy only.
+    pub adopt_guide_cookies: Option<String>,
 }
 
 impl GatewaySettings {
@@ -98,6 +102,7 @@ impl GatewaySettings {
             pass_authorization_header: false,
             pass_auth_cookies: false,
             trusted_proxies: authgate_proxy::TrustedProxies::none(),
+            adopt_guide_cookies: None,
         }
     }
 

@@ -57,6 +57,8 @@ pub(crate) struct Inner {
     pub revocations: Option<Arc<dyn authgate_store::cache::RevocationSet>>,
     /// The `jti`s of accepted back-channel Logout Tokens (replay check).
     pub seen_logout_tokens: crate::backchannel::SeenLogoutTokens,
+    /// Adoption of guide-style Auth.js cookies (`adopt_guide_cookies`).
+    pub adoption: Option<crate::adopt::Adoption>,
 }
 
 impl Gateway {

@@ -142,6 +142,15 @@ pub trait SessionStore: Send + Sync {
     /// Records a JWT-strategy sign-in (no token): the returned record's id
     /// is the `sid` the cookie carries.
     async fn create_jwt_session(&self, new: NewSession) -> Result<SessionRecord, StoreError>;
+    /// Records a JWT-strategy session under a caller-chosen `id` (an
+    /// adopted Auth.js session, whose id is derived from what it adopted):
+    /// a create-once. Fails with [`StoreError::AlreadyExists`] when a record
+    /// with this id exists, live, revoked or expired — never overwrites it.
+    async fn create_jwt_session_with_id(
+        &self,
+        id: SessionId,
+        new: NewSession,
+    ) -> Result<SessionRecord, StoreError>;
     /// Records a database-strategy sign-in with a random 256-bit token for
     /// the cookie; only the token's SHA-256 is stored.
     async fn create_database_session(&self, new: NewSession) -> Result<CreatedSession, StoreError>;

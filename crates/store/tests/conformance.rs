@@ -57,6 +57,7 @@ conformance_suite!(
     deleted_sessions_are_gone,
     every_sign_in_leaves_a_session_record_for_both_strategies,
     a_revoked_session_never_comes_back,
+    a_session_with_a_chosen_id_is_created_once_even_when_racing,
     revoking_an_account_or_a_user_ends_exactly_their_live_sessions,
     a_provider_session_id_ends_exactly_the_sessions_signed_in_through_it,
     session_records_note_visits_at_most_once_per_interval,
@@ -833,6 +834,48 @@ async fn a_revoked_session_never_comes_back(db: &TestDb) {
         .find(|r| r.id == jwt.id)
         .unwrap();
     assert_eq!(old.revoked_at, Some(t(1100)));
+}
+
+async fn a_session_with_a_chosen_id_is_created_once_even_when_racing(db: &TestDb) {
+    let store = db.open(keys()).await;
+    let (u, a) = account(&*store, "chosen").await;
+    let id = SessionId::generate();
+    let mut racers = Vec::new();
+    for _ in 0..10 {
+        let store = Arc::clone(&store);
+        let (id, new) = (id.clone(), sign_in(&u, Some(&a), 1000, 9000));
+        racers.push(tokio::spawn(async move {
+            store.create_jwt_session_with_id(id, new).await
+        }));
+    }
+    let mut created = 0;
+    for racer in racers {
+        match racer.await.unwrap() {
+            Ok(record) => {
+                assert_eq!(record.id, id);
+                created += 1;
+            }
+            Err(StoreError::AlreadyExists(_)) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(created, 1);
+    assert!(
+        store
+            .find_live_session(&id, t(1100))
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // Revoked, the id is still taken: it never comes back.
+    store.revoke_session(&id, t(1200)).await.unwrap().unwrap();
+    assert!(matches!(
+        store
+            .create_jwt_session_with_id(id.clone(), sign_in(&u, Some(&a), 1300, 9000))
+            .await,
+        Err(StoreError::AlreadyExists(_))
+    ));
+    assert_eq!(store.find_live_session(&id, t(1400)).await.unwrap(), None);
 }
 
 async fn revoking_an_account_or_a_user_ends_exactly_their_live_sessions(db: &TestDb) {

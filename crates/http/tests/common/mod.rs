@@ -64,6 +64,8 @@ pub struct Options {
     /// development provider plays Google's offline access (a refresh token
     /// at first consent only, or with `prompt=consent`).
     pub google: bool,
+    /// Adopt guide-style Auth.js cookies as sessions of this provider.
+    pub adopt_guide_cookies: Option<String>,
 }
 
 impl Default for Options {
@@ -84,6 +86,7 @@ impl Default for Options {
             service_clients: Vec::new(),
             revocation_check: RevocationCheck::Refresh,
             google: false,
+            adopt_guide_cookies: None,
         }
     }
 }
@@ -199,6 +202,7 @@ pub async fn start_sharing(
     settings.pass_auth_cookies = options.pass_auth_cookies;
     settings.trusted_proxies = options.trusted_proxies.clone();
     settings.revocation_check = options.revocation_check;
+    settings.adopt_guide_cookies = options.adopt_guide_cookies.clone();
     let idp = match idp {
         Some(idp) => idp,
         None => Arc::new(

@@ -161,7 +161,15 @@ where
     for<'r> Option<i64>: sqlx::Encode<'r, DB>,
 {
     async fn create_jwt_session(&self, new: NewSession) -> Result<SessionRecord, StoreError> {
-        let id = SessionId::generate();
+        self.create_jwt_session_with_id(SessionId::generate(), new)
+            .await
+    }
+
+    async fn create_jwt_session_with_id(
+        &self,
+        id: SessionId,
+        new: NewSession,
+    ) -> Result<SessionRecord, StoreError> {
         self.insert_session(&id, None, &new).await?;
         Ok(SessionRecord {
             id,

@@ -461,6 +461,14 @@ impl SessionStore for CountingStore {
         self.hit();
         self.inner.create_jwt_session(new).await
     }
+    async fn create_jwt_session_with_id(
+        &self,
+        id: SessionId,
+        new: NewSession,
+    ) -> Result<SessionRecord, StoreError> {
+        self.hit();
+        self.inner.create_jwt_session_with_id(id, new).await
+    }
     async fn create_database_session(&self, new: NewSession) -> Result<CreatedSession, StoreError> {
         self.hit();
         self.inner.create_database_session(new).await

@@ -135,6 +135,14 @@ impl SessionStore for CachedStore {
         self.inner.create_jwt_session(new).await
     }
 
+    async fn create_jwt_session_with_id(
+        &self,
+        id: SessionId,
+        new: NewSession,
+    ) -> Result<SessionRecord, StoreError> {
+        self.inner.create_jwt_session_with_id(id, new).await
+    }
+
     async fn create_database_session(&self, new: NewSession) -> Result<CreatedSession, StoreError> {
         let created = self.inner.create_database_session(new).await?;
         self.put_session(
