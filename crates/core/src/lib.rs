@@ -4,6 +4,8 @@
 //! [`time::UnixTime`] argument and randomness as an `RngCore + CryptoRng`
 //! argument, so every function is deterministic under test.
 //!
+//! - [`callback`]: the query of an OAuth authorization response (`code`,
+//!   `state`, `error`, `iss`; a repeated one refused).
 //! - [`client_secret`]: service-client secrets and the salted HMAC hashes
 //!   the configuration keeps instead of them.
 //! - [`cookie`]: the Auth.js-compatible session cookie codec (JWE `dir` with
@@ -21,6 +23,7 @@
 //! - [`secret`]: credential strings that never print.
 //! - [`time`]: time as a value, and the [`time::Clock`] trait the edges read it from.
 
+pub mod callback;
 pub mod client_secret;
 pub mod cookie;
 pub mod csrf;
