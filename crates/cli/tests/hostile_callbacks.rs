@@ -580,6 +580,40 @@ async fn a_callback_without_state_is_refused() {
 }
 
 #[tokio::test]
+async fn a_callback_that_repeats_code_or_state_is_refused() {
+    let (gw, fake) = gateway_with_fake("").await;
+    let (b, callback) = begin_at_fake(&gw.url, None).await;
+    let code = param(&callback, "code").unwrap();
+    let state = param(&callback, "state").unwrap();
+    let cookies = cookie_header(&b.cookies);
+    // Which copy the state check saw and which the code exchange used would
+    // be the parser's choice: both copies are refused, even a matching one.
+    for (what, params) in [
+        (
+            "two states",
+            [
+                ("code", code.as_str()),
+                ("state", "forged"),
+                ("state", state.as_str()),
+            ],
+        ),
+        (
+            "two codes",
+            [
+                ("code", "c.forged"),
+                ("code", code.as_str()),
+                ("state", state.as_str()),
+            ],
+        ),
+    ] {
+        let url = with_query(&callback, &params);
+        assert_refused_get(what, &url, &cookies, 400, "InvalidCallback").await;
+    }
+    assert_eq!(fake.token_requests(), 0);
+    assert_nothing_stored(&gw, FAKE_SUB, FAKE_EMAIL).await;
+}
+
+#[tokio::test]
 async fn a_callback_without_the_state_cookie_is_refused() {
     let (gw, fake) = gateway_with_fake("").await;
     let (b, callback) = begin_at_fake(&gw.url, None).await;

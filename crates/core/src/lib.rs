@@ -6,6 +6,8 @@
 //!
 //! - [`adopt`]: recognising Auth.js "refresh token rotation" guide cookies
 //!   (tokens inside the JWT) and the idempotent id their adoption uses.
+//! - [`callback`]: the query of an OAuth authorization response (`code`,
+//!   `state`, `error`, `iss`; a repeated one refused).
 //! - [`client_secret`]: service-client secrets and the salted HMAC hashes
 //!   the configuration keeps instead of them.
 //! - [`cookie`]: the Auth.js-compatible session cookie codec (JWE `dir` with
@@ -24,6 +26,7 @@
 //! - [`time`]: time as a value, and the [`time::Clock`] trait the edges read it from.
 
 pub mod adopt;
+pub mod callback;
 pub mod client_secret;
 pub mod cookie;
 pub mod csrf;

@@ -7,11 +7,14 @@ use crate::gate::{TokenRelease, Verdict, identity_headers};
 use crate::rejection::AuthRejection;
 use crate::release::forward_auth_release;
 use crate::state::Gateway;
-use authgate_proxy::{AmbiguousPath, ClientInfo, ErrorFormat, Scheme, normalize, remove_cookies};
+use authgate_proxy::{
+    AmbiguousPath, ClientInfo, ErrorFormat, OriginalRequest, OriginalRequestError, Scheme,
+    normalize, original_request, remove_cookies,
+};
 use axum::Extension;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::header::{CACHE_CONTROL, LOCATION, SET_COOKIE};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::net::SocketAddr;
 
@@ -133,20 +136,6 @@ fn ambiguous_path(error: &AmbiguousPath, json: bool, back: &str) -> Response {
     .render(json, back)
 }
 
-/// The value of one of two headers naming the same thing: `Ok(None)` when
-/// neither is present, `Err` when both are and they differ (or one is not
-/// text).
-fn original<'h>(headers: &'h HeaderMap, a: &str, b: &str) -> Result<Option<&'h str>, ()> {
-    let read = |name: &str| match headers.get(name) {
-        None => Ok(None),
-        Some(v) => v.to_str().map(Some).map_err(|_| ()),
-    };
-    match (read(a)?, read(b)?) {
-        (Some(x), Some(y)) if x != y => Err(()),
-        (x, y) => Ok(x.or(y)),
-    }
-}
-
 /// `GET {base}/verify`: forward-auth. 200 with identity headers, 401/403/503
 /// with a JSON or HTML body, and for browsers without a session a redirect
 /// target: a 302 (Traefik, Caddy), or — when the caller is nginx
@@ -162,46 +151,34 @@ pub(crate) async fn verify(
     let inner = &gw.inner;
     let json = wants_json(&headers);
     let back = inner.settings.auth_url("/signin");
-    let nginx = headers.contains_key("x-original-uri");
     // nginx sets X-Original-*, Traefik and Caddy set X-Forwarded-*, and each
-    // passes the client's copies of the other pair through. Trusting either
-    // pair first would let a client choose the path that is judged, so two
-    // different values are refused, and so is a request without any.
-    let (uri, method) = match (
-        original(&headers, "x-original-uri", "x-forwarded-uri"),
-        original(&headers, "x-original-method", "x-forwarded-method"),
-    ) {
-        (Ok(Some(uri)), Ok(method)) => (uri, method.unwrap_or("GET")),
-        (Ok(None), _) => {
-            return HttpError::bad_request(
-                "MissingOriginalRequest",
-                "Forward-auth needs X-Original-URI (nginx) or X-Forwarded-Uri (Traefik, Caddy).",
-            )
-            .render(json, &back);
-        }
-        _ => {
-            return HttpError::bad_request(
-                "AmbiguousOriginalRequest",
-                "X-Original-* and X-Forwarded-* name different requests.",
-            )
-            .render(json, &back);
-        }
-    };
-    let Ok(method) = Method::from_bytes(method.as_bytes()) else {
-        return HttpError::bad_request(
-            "InvalidMethod",
-            "The original request method is not valid.",
-        )
-        .render(json, &back);
-    };
-    let path = match normalize(uri) {
-        Ok(p) => p,
-        Err(_) => {
-            return HttpError::bad_request(
-                "InvalidPath",
-                "The original request path is not valid.",
-            )
-            .render(json, &back);
+    // passes the client's copies of the other pair through: two different
+    // values are refused (`authgate_proxy::original`), and so is a request
+    // without any.
+    let OriginalRequest {
+        method,
+        path,
+        nginx,
+    } = match original_request(&headers) {
+        Ok(original) => original,
+        Err(error) => {
+            let (code, message) = match error {
+                OriginalRequestError::Missing => (
+                    "MissingOriginalRequest",
+                    "Forward-auth needs X-Original-URI (nginx) or X-Forwarded-Uri (Traefik, Caddy).",
+                ),
+                OriginalRequestError::Ambiguous => (
+                    "AmbiguousOriginalRequest",
+                    "X-Original-* and X-Forwarded-* name different requests.",
+                ),
+                OriginalRequestError::InvalidMethod => {
+                    ("InvalidMethod", "The original request method is not valid.")
+                }
+                OriginalRequestError::InvalidPath(_) => {
+                    ("InvalidPath", "The original request path is not valid.")
+                }
+            };
+            return HttpError::bad_request(code, message).render(json, &back);
         }
     };
     let judgement = match inner.routes.judge(&method, &path) {

@@ -17,6 +17,7 @@ use crate::rejection::AuthRejection;
 use crate::session::{AccountRef, Identity, new_claims, session_cookie_names, write_jwt};
 use crate::settings::SessionStrategy;
 use crate::state::{Gateway, Inner};
+use authgate_core::callback::CallbackParams;
 use authgate_core::cookie::{CHECK_MAX_AGE, CheckKind};
 use authgate_core::pkce::{Pkce, random_value};
 use authgate_core::provider_error::{ProviderError, ProviderErrorKind};
@@ -25,7 +26,7 @@ use authgate_core::time::UnixTime;
 use authgate_oauth::{Provider, ProviderKind};
 use authgate_store::{NewSession, StoreError};
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::header::{CACHE_CONTROL, LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
@@ -252,12 +253,23 @@ fn authorize(inner: &Inner, provider: &Provider, callback: String, consent: Cons
 pub(crate) async fn callback(
     State(gw): State<Gateway>,
     Path(provider_id): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
+    RawQuery(query): RawQuery,
     headers: HeaderMap,
 ) -> Response {
     let inner = &gw.inner;
     let json = wants_json(&headers);
     let back = inner.settings.auth_url("/signin");
+    let q = match CallbackParams::parse(query.as_deref().unwrap_or("")) {
+        Ok(q) => q,
+        Err(error) => {
+            tracing::info!(%error, "sign-in callback refused");
+            return HttpError::bad_request(
+                "InvalidCallback",
+                "The sign-in response repeats a parameter. Please try again.",
+            )
+            .render(json, &back);
+        }
+    };
     // A callback whose state does not match leaves the user's real sign-in
     // attempt (its check cookies) alone: a forged callback cannot cancel it.
     let state = match verified_state(inner, &provider_id, &q, &headers) {
@@ -313,7 +325,7 @@ fn open_check(
 fn verified_state(
     inner: &Inner,
     provider_id: &str,
-    q: &HashMap<String, String>,
+    q: &CallbackParams,
     headers: &HeaderMap,
 ) -> Result<StateCookie, HttpError> {
     if inner.catalog.get(provider_id).is_none() {
@@ -337,7 +349,7 @@ fn verified_state(
             "The sign-in attempt is not valid. Please try again.",
         )
     })?;
-    let returned = q.get("state").map(String::as_str).unwrap_or("");
+    let returned = q.state.as_deref().unwrap_or("");
     if !bool::from(returned.as_bytes().ct_eq(state.s.as_bytes())) {
         return Err(HttpError::bad_request(
             "InvalidState",
@@ -351,7 +363,7 @@ async fn finish(
     inner: &Inner,
     provider_id: &str,
     state: StateCookie,
-    q: &HashMap<String, String>,
+    q: &CallbackParams,
     headers: &HeaderMap,
 ) -> Result<Response, HttpError> {
     let provider = inner.catalog.get(provider_id).ok_or_else(|| {
@@ -364,14 +376,14 @@ async fn finish(
     let now = inner.clock.now();
     let cookies = request_cookies(headers);
     let open = |kind: CheckKind| open_check(inner, &cookies, kind, provider_id, now);
-    if let Some(error) = q.get("error") {
+    if let Some(error) = &q.error {
         tracing::info!(provider = provider_id, error = %error.chars().take(64).collect::<String>(), "provider refused the sign-in");
         return Err(HttpError::forbidden(
             "AccessDenied",
             "The identity provider did not grant access.",
         ));
     }
-    let code = q.get("code").filter(|c| !c.is_empty()).ok_or_else(|| {
+    let code = q.code.as_deref().filter(|c| !c.is_empty()).ok_or_else(|| {
         HttpError::bad_request(
             "MissingCode",
             "The sign-in response has no authorization code.",

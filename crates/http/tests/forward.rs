@@ -25,6 +25,19 @@ async fn verify_needs_the_original_request_and_refuses_ambiguous_ones() {
         .await;
     assert_eq!(r.status(), 400);
     assert_eq!(json(r).await["error"], "AmbiguousOriginalRequest");
+    // One header twice: which copy a proxy added is unknowable.
+    let r = b
+        .get_with(
+            "/auth/verify",
+            &[
+                ("x-original-uri", "/public/x"),
+                ("x-original-uri", "/protected/x"),
+                ("accept", "application/json"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 400);
+    assert_eq!(json(r).await["error"], "AmbiguousOriginalRequest");
 }
 
 #[tokio::test]

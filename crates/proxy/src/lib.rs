@@ -23,6 +23,9 @@
 //! * [`judge`] — [`RouteRules::judge`], the one call per request: the strictest answer over
 //!   every reading (a session if any reading needs one, every reading's allow-list), or
 //!   [`AmbiguousPath`] → 400 when a reading is not a valid path.
+//! * [`original`] — [`original_request`]: the request a forward-auth call asks about
+//!   (`X-Original-URI`/`-Method` or `X-Forwarded-Uri`/`-Method`; two different or repeated
+//!   values are refused).
 //! * [`allow`] — [`AllowList`] and [`Permits`].
 //! * [`headers`] — pure header hygiene: stripping client copies of the identity headers the
 //!   gateway owns, including look-alikes an upstream framework would read as the same header
@@ -69,6 +72,7 @@ pub mod allow;
 pub mod forward;
 pub mod headers;
 pub mod judge;
+pub mod original;
 pub mod path;
 pub mod readings;
 pub mod rules;
@@ -83,6 +87,7 @@ pub use headers::{
     request_id, strip_identity_headers,
 };
 pub use judge::Judgement;
+pub use original::{OriginalRequest, OriginalRequestError, original_request};
 pub use path::{NormalizedPath, PathError, normalize};
 pub use readings::{AmbiguousPath, ReadingStep};
 pub use rules::{Access, RouteRule, RouteRules, RuleError};

@@ -479,3 +479,24 @@ fn secure_cookies_use_the_prefixed_name_as_salt() {
     assert_eq!(codec().decode(&token, now()), Err(CookieError::UnknownKid));
     assert!(secure.decode(&token, now()).is_ok());
 }
+
+#[test]
+fn numeric_claims_survive_re_encoding_unchanged() {
+    // Found by fuzzing (fuzz/regressions/session_cookie/float-claim-drift):
+    // a number too large for an integer was read one ulp off, so every
+    // rewrite of the cookie changed it. JavaScript reads the correctly
+    // rounded value, as Rust's own literal parser does.
+    let payload = format!(
+        r#"{{"exp":{},"authgate":{{"acc":1900000000000000000003100,"prv":"op"}},"ratio":0.30000000000000004,"tiny":5e-324}}"#,
+        NOW + 60
+    );
+    let claims = codec().decode(&sealed_payload(&payload), now()).unwrap();
+    assert_eq!(
+        claims.extra["authgate"]["acc"].as_f64(),
+        Some(1900000000000000000003100.0)
+    );
+    assert_eq!(claims.extra["ratio"].as_f64(), Some(0.1 + 0.2));
+    let again = codec().encode(&claims, now(), Duration::from_secs(3600), &mut OsRng);
+    let back = codec().decode(&again, now()).unwrap();
+    assert_eq!(back.extra, claims.extra);
+}
