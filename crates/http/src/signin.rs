@@ -376,6 +376,15 @@ async fn finish(
     let now = inner.clock.now();
     let cookies = request_cookies(headers);
     let open = |kind: CheckKind| open_check(inner, &cookies, kind, provider_id, now);
+    // RFC 9207: the response must come from this provider (error responses
+    // too), before anything in it is believed or the code redeemed.
+    if let Err(error) = provider.check_response_issuer(q.iss.as_deref()) {
+        tracing::warn!(provider = provider_id, %error, "sign-in response refused");
+        return Err(HttpError::bad_request(
+            "IssuerMismatch",
+            "The sign-in response did not come from the identity provider it was sent to. Please try again.",
+        ));
+    }
     if let Some(error) = &q.error {
         tracing::info!(provider = provider_id, error = %error.chars().take(64).collect::<String>(), "provider refused the sign-in");
         return Err(HttpError::forbidden(

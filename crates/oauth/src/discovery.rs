@@ -39,6 +39,9 @@ pub struct DiscoveryDocument {
     /// ID-token signing algorithms.
     #[serde(default)]
     pub id_token_signing_alg_values_supported: Option<Vec<String>>,
+    /// Every authorization response carries `iss` (RFC 9207).
+    #[serde(default)]
+    pub authorization_response_iss_parameter_supported: Option<bool>,
 }
 
 /// The discovery URL of an issuer: its path with

@@ -34,6 +34,9 @@
 //! `GET /user/emails`, Entra's `xms_edov`). The flow code never asks which
 //! provider it talks to.
 //!
+//! [`response_issuer`] checks an authorization response's `iss` (RFC 9207)
+//! before the code is redeemed.
+//!
 //! # Identity
 //!
 //! [`identity`] reads what a provider says about the user in the core's
@@ -88,6 +91,7 @@ pub mod logout_token;
 pub mod preset;
 pub mod provider;
 mod response;
+pub mod response_issuer;
 pub mod tenant;
 pub mod token;
 pub mod userinfo;
@@ -105,6 +109,7 @@ pub use provider::{
     EndpointOverrides, Endpoints, Provider, ProviderKind, ProviderSettings, Quirks, SignOut,
     TokenEndpointAuthMethod,
 };
+pub use response_issuer::ResponseIssuerError;
 pub use tenant::{TenantError, TenantPolicy};
 pub use token::{TokenResponse, TokenTypeHint};
 pub use userinfo::UserInfo;

@@ -199,6 +199,8 @@ pub struct Quirks {
     /// Authorization parameters that make the provider issue a refresh token
     /// again (see [`Provider::reconsent_url`]).
     pub reconsent_params: Vec<(String, String)>,
+    /// Discovery says every authorization response carries `iss` (RFC 9207).
+    pub response_iss_required: bool,
 }
 
 /// A provider ready for the sign-in and refresh flows: endpoints resolved
@@ -514,7 +516,7 @@ impl Provider {
             .unwrap_or_default();
         authorization_params.extend(settings.authorization_params.clone());
 
-        let quirks = spec
+        let mut quirks = spec
             .map(|s| Quirks {
                 revoking_codes: s.revoking_codes.iter().map(|c| (*c).to_owned()).collect(),
                 alternate_issuers: s
@@ -529,8 +531,13 @@ impl Provider {
                     .filter(|(k, _)| !settings.authorization_params.contains_key(*k))
                     .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                     .collect(),
+                response_iss_required: false,
             })
             .unwrap_or_default();
+        quirks.response_iss_required = doc
+            .as_ref()
+            .and_then(|d| d.authorization_response_iss_parameter_supported)
+            .unwrap_or(false);
 
         if matches!(settings.signout, SignOut::Provider { .. }) && endpoints.end_session.is_none() {
             return Err(CatalogError::NoEndSession { provider: id });

@@ -280,3 +280,41 @@ fn providers_and_their_futures_can_cross_threads() {
         send(&p.verify_id_token("t", None, now));
     }
 }
+
+#[tokio::test]
+async fn an_authorization_response_must_name_the_providers_issuer() {
+    use authgate_oauth::ResponseIssuerError;
+    let fake = FakeProvider::start().await;
+    let p = resolve(fake.oidc_settings("op")).await;
+    let issuer = p.issuer().unwrap().to_owned();
+    assert_eq!(p.check_response_issuer(Some(&issuer)), Ok(()));
+    for other in [
+        "https://evil.example",
+        &format!("{issuer}/"),
+        &issuer.to_uppercase(),
+        "",
+    ] {
+        assert_eq!(
+            p.check_response_issuer(Some(other)),
+            Err(ResponseIssuerError::Mismatch),
+            "{other:?}"
+        );
+    }
+    // This provider's discovery says every response carries `iss`.
+    assert_eq!(
+        p.check_response_issuer(None),
+        Err(ResponseIssuerError::Missing)
+    );
+    // Google's alternate issuer is Google's.
+    let mut s = fake.oidc_settings("google");
+    s.preset = Some(Preset::Google);
+    let google = resolve(s).await;
+    assert_eq!(
+        google.check_response_issuer(Some("accounts.google.com")),
+        Ok(())
+    );
+    assert_eq!(
+        google.check_response_issuer(Some("https://evil.example")),
+        Err(ResponseIssuerError::Mismatch)
+    );
+}

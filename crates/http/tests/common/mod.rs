@@ -426,6 +426,18 @@ pub async fn log_in_at_provider(
     authorize: &str,
     user: &str,
 ) -> Response {
+    let callback = log_in_at_provider_until_callback(h, b, authorize, user).await;
+    b.get(&callback).await
+}
+
+/// Like [`log_in_at_provider`], but stops at the callback URL the provider
+/// sends the browser to.
+pub async fn log_in_at_provider_until_callback(
+    h: &Harness,
+    b: &mut Browser,
+    authorize: &str,
+    user: &str,
+) -> String {
     assert!(authorize.starts_with(h.idp.issuer_str()));
     let page = b
         .client
@@ -455,7 +467,7 @@ pub async fn log_in_at_provider(
         .await
         .unwrap();
     assert_eq!(r.status(), 302);
-    b.get(&location(&r)).await
+    location(&r)
 }
 
 pub async fn json(r: Response) -> serde_json::Value {

@@ -163,6 +163,7 @@ impl FakeProvider {
                     "subject_types_supported": ["public"],
                     "id_token_signing_alg_values_supported": ["ES256", "RS256", "EdDSA"],
                     "code_challenge_methods_supported": ["S256"],
+                    "authorization_response_iss_parameter_supported": true,
                     "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
                 }))
             }
