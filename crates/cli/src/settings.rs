@@ -178,6 +178,7 @@ pub fn provider_settings(p: &ProviderConfig, config: &Config) -> ProviderSetting
         revocation: p.endpoints.revocation.clone(),
         jwks_uri: p.endpoints.jwks.clone(),
         introspection: None,
+        end_session: p.endpoints.end_session.clone(),
         emails: p.endpoints.emails.clone(),
     };
     s.tenant = p.tenant.clone();

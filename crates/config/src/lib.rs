@@ -516,6 +516,10 @@ pub struct ProviderEndpoints {
     /// JWKS of an OpenID Connect provider.
     #[serde(default, deserialize_with = "fields::de_opt_url")]
     pub jwks: Option<Url>,
+    /// RP-initiated logout endpoint, for `signout = "provider"` with a
+    /// provider whose discovery does not publish `end_session_endpoint`.
+    #[serde(default, deserialize_with = "fields::de_opt_url")]
+    pub end_session: Option<Url>,
     /// The user's e-mail addresses with their verification (GitHub's
     /// `GET /user/emails`; default: the userinfo endpoint + `/emails`).
     #[serde(default, deserialize_with = "fields::de_opt_url")]

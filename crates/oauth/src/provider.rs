@@ -79,7 +79,8 @@ pub enum SignOut {
     Local,
     /// The browser is then sent to the provider's `end_session_endpoint`
     /// (OpenID Connect RP-Initiated Logout 1.0), which must be known (from
-    /// discovery) when the provider is resolved.
+    /// discovery, or [`EndpointOverrides::end_session`]) when the provider
+    /// is resolved.
     Provider {
         /// Where the provider sends the browser back
         /// (`post_logout_redirect_uri`, registered at the provider).
@@ -129,6 +130,8 @@ pub struct EndpointOverrides {
     pub jwks_uri: Option<Url>,
     /// RFC 7662 introspection endpoint.
     pub introspection: Option<Url>,
+    /// RP-initiated logout endpoint (`end_session_endpoint`).
+    pub end_session: Option<Url>,
     /// The list of the user's addresses with their verification (GitHub's
     /// `GET /user/emails`).
     pub emails: Option<Url>,
@@ -454,6 +457,7 @@ impl Provider {
         override_opt(&mut endpoints.revocation, &o.revocation);
         override_opt(&mut endpoints.jwks_uri, &o.jwks_uri);
         override_opt(&mut endpoints.introspection, &o.introspection);
+        override_opt(&mut endpoints.end_session, &o.end_session);
         // The address list lives under the (final) userinfo endpoint.
         endpoints.emails = match (&o.emails, spec.and_then(|s| s.address_list_path)) {
             (Some(explicit), _) => Some(explicit.clone()),

@@ -264,3 +264,22 @@ async fn provider_logout_needs_an_end_session_endpoint_at_resolution() {
     let local = resolve(fake.oidc_settings("op")).await;
     assert_eq!(local.end_session_url(Some("hint")), None);
 }
+
+#[tokio::test]
+async fn an_explicit_end_session_endpoint_serves_a_provider_whose_discovery_has_none() {
+    let fake = FakeProvider::start().await;
+    let mut s = fake.oidc_settings("op");
+    s.signout = SignOut::Provider {
+        post_logout_redirect_uri: url::Url::parse("https://app.example/").unwrap(),
+    };
+    s.endpoints.end_session = Some(url::Url::parse("https://idp.example/logout").unwrap());
+    let p = Provider::resolve(s, &http()).await.unwrap();
+    let url = p.end_session_url(Some("hint")).unwrap();
+    assert!(
+        url.as_str().starts_with("https://idp.example/logout?"),
+        "{url}"
+    );
+    let q: std::collections::HashMap<String, String> = url.query_pairs().into_owned().collect();
+    assert_eq!(q["id_token_hint"], "hint");
+    assert_eq!(q["post_logout_redirect_uri"], "https://app.example/");
+}
