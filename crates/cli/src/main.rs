@@ -53,6 +53,11 @@ enum Command {
         /// With --nextjs: where the development provider listens (the app's OIDC_ISSUER).
         #[arg(long, default_value = "127.0.0.1:4000", requires = "nextjs")]
         provider_listen: std::net::SocketAddr,
+        /// With --nextjs: run beside the app instead of in front of it — the app
+        /// serves itself and rewrites /api/auth/* to the gateway, and its server
+        /// asks POST /api/auth/token for access tokens (open the app's URL).
+        #[arg(long, requires = "nextjs")]
+        beside: bool,
     },
     /// Run the gateway with a configuration file (plus AUTHGATE_* environment).
     Serve {
@@ -151,9 +156,18 @@ fn main() -> ExitCode {
         Command::Demo {
             listen,
             nextjs,
+            beside,
             app,
             provider_listen,
-        } => run_async(demo(listen, nextjs.then_some((app, provider_listen)))),
+        } => run_async(demo(
+            listen,
+            nextjs.then_some(authgate::demo::NextjsDemo {
+                app,
+                provider_listen,
+                secret: std::env::var("AUTH_SECRET").ok().filter(|s| !s.is_empty()),
+                beside,
+            }),
+        )),
         Command::Check { config } => check(config),
         Command::Serve { config, log_format } => run_async(serve(config, log_format)),
         Command::Migrate { config } => run_async(migrate(config)),
@@ -304,21 +318,14 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: draining in-flight requests");
 }
 
-/// `authgate demo`; with `nextjs = Some((app, provider_listen))`, in front of a Next.js app.
+/// `authgate demo`; with `nextjs`, in front of (or beside) a Next.js app.
 async fn demo(
     listen: std::net::SocketAddr,
-    nextjs: Option<(String, std::net::SocketAddr)>,
+    nextjs: Option<authgate::demo::NextjsDemo>,
 ) -> ExitCode {
     init_logging(LogFormat::Text);
     let started = match nextjs {
-        Some((app, provider_listen)) => {
-            let nextjs = authgate::demo::NextjsDemo {
-                app,
-                provider_listen,
-                secret: std::env::var("AUTH_SECRET").ok().filter(|s| !s.is_empty()),
-            };
-            authgate::demo::Demo::start_nextjs(listen, nextjs).await
-        }
+        Some(nextjs) => authgate::demo::Demo::start_nextjs(listen, nextjs).await,
         None => authgate::demo::Demo::start(listen).await,
     };
     let demo = match started {
@@ -332,15 +339,22 @@ async fn demo(
         }
     };
     println!("authgate demo is running: open {}", demo.url);
-    if !demo.app_env.is_empty() {
-        let env: Vec<String> = demo
-            .app_env
-            .iter()
+    let env_words = |env: &[(&str, String)]| -> String {
+        env.iter()
             .map(|(k, v)| format!("{k}={v}"))
-            .collect();
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    if !demo.app_build_env.is_empty() {
+        println!(
+            "build the Next.js app with: {} examples/nextjs/build-if-changed.sh",
+            env_words(&demo.app_build_env)
+        );
+    }
+    if !demo.app_env.is_empty() {
         println!(
             "start the Next.js app with: {} npm --prefix examples/nextjs start",
-            env.join(" ")
+            env_words(&demo.app_env)
         );
     }
     println!("sign in with any user name at the development provider; Ctrl-C stops the demo");
