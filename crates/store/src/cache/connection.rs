@@ -34,7 +34,7 @@ pub struct RedisEndpoint {
 
 #[derive(Clone)]
 enum Target {
-    Server(redis::Client),
+    Server(Box<redis::Client>),
     Sentinel {
         url: Arc<SentinelUrl>,
         certificates: Option<Vec<u8>>,
@@ -82,10 +82,10 @@ impl RedisEndpoint {
             root_cert: Some(pem.to_vec()),
         });
         let target = match parsed {
-            RedisUrl::Server { .. } => Target::Server(match certificates {
+            RedisUrl::Server { .. } => Target::Server(Box::new(match certificates {
                 Some(certificates) => redis::Client::build_with_tls(url, certificates)?,
                 None => redis::Client::open(url)?,
-            }),
+            })),
             RedisUrl::Sentinel(url) => {
                 let endpoint = Target::Sentinel {
                     url: Arc::new(url),
@@ -109,7 +109,7 @@ impl RedisEndpoint {
     pub fn connect(&self, config: ConnectionManagerConfig) -> Result<RedisConnection, CacheError> {
         match &self.target {
             Target::Server(client) => Ok(RedisConnection(Inner::Server(
-                ConnectionManager::new_lazy_with_config(client.clone(), config)?,
+                ConnectionManager::new_lazy_with_config((**client).clone(), config)?,
             ))),
             Target::Sentinel { url, .. } => {
                 Ok(RedisConnection(Inner::Sentinel(Arc::new(SentinelMaster {
@@ -267,10 +267,10 @@ impl SentinelMaster {
         {
             // Someone else may have just looked.
             let current = self.lock();
-            if let (Some((m, _)), Some(at)) = (&current.master, current.confirmed) {
-                if at.elapsed() < MASTER_RECHECK {
-                    return Ok(m.clone());
-                }
+            if let (Some((m, _)), Some(at)) = (&current.master, current.confirmed)
+                && at.elapsed() < MASTER_RECHECK
+            {
+                return Ok(m.clone());
             }
         }
         let found = tokio::time::timeout(LOOKUP_TIMEOUT, sentinel.async_get_client()).await;
