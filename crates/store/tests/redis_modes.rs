@@ -332,3 +332,34 @@ async fn without_a_reachable_sentinel_the_cache_fails_fast() {
         assert!(started.elapsed() < Duration::from_millis(1500));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cache_works_through_sentinel_over_tls() {
+    let master = RedisInstance::start_tls();
+    let name = format!("authgate{}", random_suffix());
+    let sentinel = SentinelInstance::start_tls(&name, master.port(), master.tls().unwrap());
+    let url = format!("rediss+sentinel://localhost:{}/{name}/0", sentinel.port());
+    let options = options(master.ca_pem());
+    let cache = open_cache(&url, &options).await.unwrap();
+    // The sentinel needs a moment to reach the master over TLS.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match round_trip(&*cache, "tls-sentinel").await {
+            Ok(()) => break,
+            Err(e) => assert!(Instant::now() < deadline, "never worked: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let set = open_revocation_set(&url, &options, Duration::from_secs(60)).unwrap();
+    let sid = SessionId::new(format!("sid-{}", random_suffix()));
+    set.insert(std::slice::from_ref(&sid)).await.unwrap();
+    assert!(set.contains(&sid).await.unwrap());
+
+    // Without the private CA, the same URL fails with a certificate error.
+    let cache = open_cache(&url, &self::options(None)).await.unwrap();
+    let error = cache.get("tls-sentinel").await.unwrap_err().to_string();
+    assert!(
+        error.to_ascii_lowercase().contains("certificate"),
+        "{error}"
+    );
+}

@@ -87,6 +87,11 @@ impl RedisInstance {
         }
     }
 
+    /// A TLS instance's certificate files ([`TestCa`]).
+    pub fn tls(&self) -> Option<&TestCa> {
+        self.tls.as_ref()
+    }
+
     /// The CA that issued a TLS instance's certificate (PEM).
     pub fn ca_pem(&self) -> Option<Vec<u8>> {
         self.tls.as_ref().map(TestCa::ca_pem)
@@ -330,16 +335,63 @@ impl SentinelInstance {
     /// Starts a sentinel watching `master_name` at 127.0.0.1:`master_port` and waits until
     /// it answers with that master's address.
     pub fn start(master_name: &str, master_port: u16) -> Self {
+        let sentinel = Self::spawn(master_name, master_port, None);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while sentinel.master_port(master_name) != Some(master_port) {
+            if Instant::now() > deadline {
+                panic!(
+                    "redis sentinel on port {} did not come up; its log:\n{}",
+                    sentinel.port,
+                    sentinel.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        sentinel
+    }
+
+    /// Starts a TLS-only sentinel (`port 0`, `tls-port`, `tls-replication yes`) with
+    /// `ca`'s server certificate, watching the TLS master at 127.0.0.1:`master_port`.
+    /// Returns once the sentinel logs that it is up; it may take a moment more to reach
+    /// the master (callers retry).
+    pub fn start_tls(master_name: &str, master_port: u16, ca: &TestCa) -> Self {
+        let sentinel = Self::spawn(master_name, master_port, Some(ca));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !sentinel.log().contains("+monitor master") {
+            assert!(
+                Instant::now() < deadline,
+                "redis sentinel (TLS) on port {} did not come up; its log:\n{}",
+                sentinel.port,
+                sentinel.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        sentinel
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("sentinel.log")).unwrap_or_default()
+    }
+
+    fn spawn(master_name: &str, master_port: u16, tls: Option<&TestCa>) -> Self {
         let dir = tempfile::Builder::new()
             .prefix("authgate-sentinel-")
             .tempdir()
             .expect("temporary directory for redis-sentinel");
         let port = free_port();
         let conf = dir.path().join("sentinel.conf");
+        let listen = match tls {
+            None => format!("port {port}\n"),
+            Some(ca) => format!(
+                "port 0\ntls-port {port}\ntls-cert-file {d}/server.crt\ntls-key-file {d}/server.key\n\
+                 tls-ca-cert-file {d}/ca.crt\ntls-auth-clients no\ntls-replication yes\n",
+                d = ca.dir().display()
+            ),
+        };
         std::fs::write(
             &conf,
             format!(
-                "port {port}\nbind 127.0.0.1\ndir {dir}\nlogfile {dir}/sentinel.log\n\
+                "{listen}bind 127.0.0.1\ndir {dir}\nlogfile {dir}/sentinel.log\n\
                  sentinel monitor {master_name} 127.0.0.1 {master_port} 1\n\
                  sentinel down-after-milliseconds {master_name} 1000\n\
                  sentinel failover-timeout {master_name} 5000\n\
@@ -356,22 +408,11 @@ impl SentinelInstance {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start `redis-server --sentinel`: {e}"));
-        let mut sentinel = Self {
+        Self {
             port,
             dir,
             child: Some(child),
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while sentinel.master_port(master_name) != Some(master_port) {
-            if Instant::now() > deadline {
-                let log = std::fs::read_to_string(sentinel.dir.path().join("sentinel.log"))
-                    .unwrap_or_default();
-                sentinel.kill();
-                panic!("redis sentinel on port {port} did not come up; its log:\n{log}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
         }
-        sentinel
     }
 
     /// The sentinel's port.
