@@ -363,3 +363,59 @@ async fn the_cache_works_through_sentinel_over_tls() {
         "{error}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_master_dies_the_cache_fails_fast_then_follows_the_promoted_replica() {
+    let mut setup = tokio::task::spawn_blocking(SentinelSetup::start)
+        .await
+        .unwrap();
+    let options = options(None);
+    let cache = open_cache(&setup.url(), &options).await.unwrap();
+    round_trip(&*cache, "before").await.unwrap();
+    // The sentinel must know the replica before the master dies.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !redis_command(
+        setup.sentinel.port(),
+        &["SENTINEL", "REPLICAS", &setup.name],
+    )
+    .unwrap_or_default()
+    .contains(&setup.replica.port().to_string())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the sentinel never saw the replica"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let killed = Instant::now();
+    setup.master.kill();
+    let (mut errors, mut slowest) = (0, Duration::ZERO);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let started = Instant::now();
+        let result = round_trip(&*cache, "after").await;
+        slowest = slowest.max(started.elapsed());
+        if result.is_ok() {
+            break;
+        }
+        errors += 1;
+        assert!(
+            Instant::now() < deadline,
+            "the cache never followed the promotion"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!(
+        "master killed: cache back on the promoted replica after {:?}; {errors} failed calls, slowest {slowest:?}",
+        killed.elapsed()
+    );
+    assert_eq!(
+        setup.sentinel.master_port(&setup.name),
+        Some(setup.replica.port())
+    );
+    assert!(
+        slowest < Duration::from_millis(2500),
+        "a call took {slowest:?}"
+    );
+}
