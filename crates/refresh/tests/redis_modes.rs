@@ -117,3 +117,85 @@ async fn the_hand_off_works_through_sentinel() {
         "the master serves the subscription"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hand_off_follows_a_sentinel_failover_after_the_master_dies() {
+    let mut master = RedisInstance::start();
+    let replica = RedisInstance::start_replica_of(master.port());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !redis_command(replica.port(), &["INFO", "replication"])
+        .unwrap_or_default()
+        .contains("master_link_status:up")
+    {
+        assert!(Instant::now() < deadline, "the replica did not attach");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let name = format!("authgate{}", uuid::Uuid::new_v4().simple());
+    let sentinel = SentinelInstance::start(&name, master.port());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !redis_command(sentinel.port(), &["SENTINEL", "REPLICAS", &name])
+        .unwrap_or_default()
+        .contains(&replica.port().to_string())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the sentinel never saw the replica"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let url = format!("redis+sentinel://127.0.0.1:{}/{name}", sentinel.port());
+    let endpoint = RedisEndpoint::new(&url, None).unwrap();
+    let prefix = prefix();
+    let a = RedisSignal::on(&endpoint, &prefix, Duration::from_millis(50)).unwrap();
+    let b = RedisSignal::on(&endpoint, &prefix, Duration::from_millis(50)).unwrap();
+    assert!(
+        eventually(Duration::from_secs(10), || a.is_subscribed()
+            && b.is_subscribed())
+        .await
+    );
+
+    let killed = Instant::now();
+    master.kill();
+    // Meanwhile the lock says "unknown" (the store lease decides), quickly.
+    let account = AccountId::new("acc-failover");
+    let started = Instant::now();
+    let during = a.try_lock(&account, "a", Duration::from_secs(5)).await;
+    assert!(started.elapsed() < Duration::from_secs(2));
+    if let Some(true) = during {
+        a.unlock(&account, "a").await;
+    }
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            sentinel.master_port(&name) == Some(replica.port())
+        })
+        .await,
+        "the sentinel did not promote the replica"
+    );
+    assert!(
+        eventually(Duration::from_secs(15), || a.is_subscribed()
+            && b.is_subscribed())
+        .await,
+        "the subscriptions did not follow the failover"
+    );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while a.try_lock(&account, "a", Duration::from_secs(5)).await != Some(true) {
+        assert!(
+            Instant::now() < deadline,
+            "the lock did not follow the failover"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        b.try_lock(&account, "b", Duration::from_secs(5)).await,
+        Some(false)
+    );
+    let waiter = b.subscribe(&account);
+    let started = Instant::now();
+    a.publish(&account).await;
+    waiter.wait(Duration::from_secs(30)).await;
+    assert!(started.elapsed() < Duration::from_millis(700));
+    println!(
+        "hand-off back on the promoted replica {:?} after the master was killed",
+        killed.elapsed()
+    );
+}
