@@ -52,9 +52,6 @@ pub enum AppError {
     /// A provider could not be resolved (discovery failed, bad settings).
     #[error("providers: {0}")]
     Catalog(#[from] authgate_oauth::CatalogError),
-    /// Redis for refresh coordination could not be configured.
-    #[error("cache.url (refresh coordination): {0}")]
-    Redis(#[from] redis::RedisError),
     /// A route rule is invalid.
     #[error("routes: {0}")]
     Routes(#[from] authgate_http::RuleError),
