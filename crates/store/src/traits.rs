@@ -7,9 +7,9 @@
 
 use crate::error::StoreError;
 use crate::model::{
-    Account, AccountId, CreatedSession, HeldLease, NewAccount, NewSession, NewUser, RefreshLease,
-    ReplaceOutcome, RevokedSession, Session, SessionExpiry, SessionId, SessionRecord, User, UserId,
-    VersionedTokens,
+    Account, AccountId, CreatedSession, HeldLease, Imported, ImportedAccount, ImportedSession,
+    NewAccount, NewSession, NewUser, RefreshLease, ReplaceOutcome, RevokedSession, Session,
+    SessionExpiry, SessionId, SessionRecord, User, UserId, VersionedTokens,
 };
 use async_trait::async_trait;
 use authgate_core::secret::Secret;
@@ -268,4 +268,28 @@ pub trait Store: UserStore + AccountStore + TokenStore + RefreshLeaseStore + Ses
     /// returns how many account rows were rewritten. Versions do not change;
     /// a row written concurrently is skipped (the writer used the newest key).
     async fn reencrypt_all(&self) -> Result<u64, StoreError>;
+}
+
+/// Writing rows brought over from another system (`authgate import
+/// authjs`) with the ids they had there. Every method is one
+/// insert-if-absent statement: running an import again, or after an
+/// interruption, writes only what is missing and never changes a row that
+/// is already there (even one that changed since the first run).
+#[async_trait]
+pub trait ImportStore: Store {
+    /// Creates `user` with its own id unless a user with this id exists
+    /// ([`Imported::AlreadyPresent`]) or another user has its e-mail address
+    /// ([`Imported::Conflict`]).
+    async fn import_user(&self, user: &User) -> Result<Imported, StoreError>;
+    /// Creates the account with its tokens (encrypted, at version 1) unless
+    /// its id or its provider account exists: [`Imported::AlreadyPresent`]
+    /// when the existing row is this provider account of this user,
+    /// [`Imported::Conflict`] otherwise. Fails with
+    /// [`StoreError::UserNotFound`] when the user does not exist.
+    async fn import_account(&self, account: &ImportedAccount) -> Result<Imported, StoreError>;
+    /// Creates a database-session record (a fresh random id) for the token
+    /// hash unless a record with this hash exists.
+    async fn import_session(&self, session: &ImportedSession) -> Result<Imported, StoreError>;
+    /// Whether a session record with this token hash exists (live or not).
+    async fn session_token_exists(&self, token_hash: &str) -> Result<bool, StoreError>;
 }
