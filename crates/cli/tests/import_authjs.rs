@@ -25,6 +25,8 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 const USERS: usize = 3;
+/// When the users' addresses were verified (e-mail sign-in), as epoch seconds.
+const EMAIL_VERIFIED: i64 = 1_700_000_000;
 const COOKIE_NAME: &str = "authjs.session-token";
 const SERVICE_SECRET: &str = "Yq3m9xKfV2pL7sT0wR4nB8cJ6hD1gZ5eA-uNoPiQ_Mk";
 
@@ -198,6 +200,7 @@ async fn seed_with_adapter(adapter: &str, schema: &PgSchema, users: &[AuthjsUser
         "users": users.iter().map(|u| json!({
             "name": format!("User {}", u.login),
             "email": format!("{}@example.com", u.login),
+            "emailVerified": EMAIL_VERIFIED,
             "accounts": accounts_json(u),
             "sessions": sessions_json(u),
         })).collect::<Vec<_>>(),
@@ -353,11 +356,12 @@ async fn seed_prisma_postgres(schema: &PgSchema, users: &[AuthjsUser]) -> Vec<St
         let id = cuid("pg", i);
         sqlx::query(
             r#"INSERT INTO "User" (id, name, email, "emailVerified", "updatedAt")
-               VALUES ($1, $2, $3, NULL, CURRENT_TIMESTAMP)"#,
+               VALUES ($1, $2, $3, to_timestamp($4) AT TIME ZONE 'UTC', CURRENT_TIMESTAMP)"#,
         )
         .bind(&id)
         .bind(format!("User {}", u.login))
         .bind(format!("{}@example.com", u.login))
+        .bind(EMAIL_VERIFIED as f64)
         .execute(&mut conn)
         .await
         .unwrap();
@@ -413,16 +417,20 @@ async fn seed_prisma_sqlite(path: &Path, users: &[AuthjsUser]) -> Vec<String> {
     let mut ids = Vec::new();
     for (i, u) in users.iter().enumerate() {
         let id = cuid("sq", i);
-        sqlx::query(
+        let insert = sqlx::query(
             r#"INSERT INTO "User" (id, name, email, "emailVerified") VALUES ($1, $2, $3, $4)"#,
         )
         .bind(&id)
         .bind(format!("User {}", u.login))
-        .bind(format!("{}@example.com", u.login))
-        .bind(1_700_000_000_000_i64)
-        .execute(&mut conn)
-        .await
-        .unwrap();
+        .bind(format!("{}@example.com", u.login));
+        // Prisma writes integer milliseconds; one row as ISO-8601 text, as
+        // other SQLite writers (and older tools) leave them.
+        let insert = if i == 1 {
+            insert.bind("2023-11-14T22:13:20.000Z")
+        } else {
+            insert.bind(EMAIL_VERIFIED * 1000)
+        };
+        insert.execute(&mut conn).await.unwrap();
         for (j, a) in accounts_json(u).into_iter().enumerate() {
             sqlx::query(
                 r#"INSERT INTO "Account" (id, "userId", type, provider, "providerAccountId",
@@ -668,6 +676,34 @@ async fn import_refresh_once_and_keep_sessions(kind: Kind) {
         );
     }
 
+    // An import interrupted half-way (here: before the last user was
+    // written) is simply run again: it writes what is missing.
+    {
+        use sqlx::Connection as _;
+        let mut conn = sqlx::SqliteConnection::connect(&store_url).await.unwrap();
+        sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(&ids[USERS - 1])
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    let resumed = authgate(&["import", "authjs", "--from", &from, "--config", config]).await;
+    let (out, err) = text(&resumed);
+    assert!(resumed.status.success(), "{out}\n{err}");
+    assert!(
+        out.contains("users: 1 created, 2 already present, 0 skipped"),
+        "{out}"
+    );
+    assert!(
+        out.contains("accounts: 1 created, 2 already present, 1 skipped"),
+        "{out}"
+    );
+    assert!(
+        out.contains("sessions: 0 created, 2 already present, 1 skipped"),
+        "{out}"
+    );
+    assert!(out.contains("imported: 2 rows created"), "{out}");
+
     // Again: nothing changes, and it says so.
     let second = authgate(&["import", "authjs", "--from", &from, "--config", config]).await;
     let (out, err) = text(&second);
@@ -694,6 +730,10 @@ async fn import_refresh_once_and_keep_sessions(kind: Kind) {
             .await
             .unwrap()
             .expect("user kept its id");
+        assert_eq!(
+            user.email_verified.map(|t| t.as_secs()),
+            Some(EMAIL_VERIFIED)
+        );
         assert_eq!(
             user.email.as_deref(),
             Some(format!("{}@example.com", u.login).as_str())
