@@ -1406,7 +1406,7 @@ async fn rotated_keys_still_decrypt_and_reencrypt_all_moves_rows_to_the_newest_k
 
 async fn imported_rows_are_written_once_keep_their_ids_and_report_conflicts(db: &TestDb) {
     use authgate_store::{
-        AccountId, Imported, ImportedAccount, ImportedSession, session_token_hash,
+        AccountId, ImportStore, Imported, ImportedAccount, ImportedSession, session_token_hash,
     };
     let store = db.open_import(keys()).await;
     let authjs_user = |id: &str, email: &str| User {
@@ -1416,37 +1416,56 @@ async fn imported_rows_are_written_once_keep_their_ids_and_report_conflicts(db: 
         email_verified: None,
         image: None,
     };
+    async fn one_user(store: &dyn ImportStore, user: &User) -> Imported {
+        store
+            .import_users(std::slice::from_ref(user))
+            .await
+            .unwrap()[0]
+    }
+    async fn one_account(
+        store: &dyn ImportStore,
+        account: &ImportedAccount,
+    ) -> (Imported, AccountId) {
+        store
+            .import_accounts(std::slice::from_ref(account))
+            .await
+            .unwrap()
+            .remove(0)
+    }
 
     // Users: their own ids, once; an e-mail held by another user is a conflict.
     let ada = authjs_user("1", "ada@example.test");
-    assert_eq!(store.import_user(&ada).await.unwrap(), Imported::Created);
+    let bob = authjs_user("3", "bob@example.test");
+    assert_eq!(
+        store
+            .import_users(&[
+                ada.clone(),
+                authjs_user("2", "ada@example.test"),
+                bob.clone()
+            ])
+            .await
+            .unwrap(),
+        vec![
+            Imported::Created,
+            Imported::Conflict("another user has this e-mail address"),
+            Imported::Created
+        ]
+    );
     assert_eq!(store.find_user(&ada.id).await.unwrap(), Some(ada.clone()));
+    assert!(store.find_user(&UserId::new("2")).await.unwrap().is_none());
     let renamed = NewUser {
         name: Some("Ada L.".into()),
         email: ada.email.clone(),
         ..NewUser::default()
     };
     store.update_user_profile(&ada.id, renamed).await.unwrap();
-    assert_eq!(
-        store.import_user(&ada).await.unwrap(),
-        Imported::AlreadyPresent
-    );
+    assert_eq!(one_user(&*store, &ada).await, Imported::AlreadyPresent);
     let kept = store.find_user(&ada.id).await.unwrap().unwrap();
     assert_eq!(
         kept.name.as_deref(),
         Some("Ada L."),
         "an existing row is never changed"
     );
-    assert!(matches!(
-        store
-            .import_user(&authjs_user("2", "ada@example.test"))
-            .await
-            .unwrap(),
-        Imported::Conflict(_)
-    ));
-    assert!(store.find_user(&UserId::new("2")).await.unwrap().is_none());
-    let bob = authjs_user("3", "bob@example.test");
-    assert_eq!(store.import_user(&bob).await.unwrap(), Imported::Created);
 
     // Accounts: tokens encrypted at version 1, once per provider account.
     let account = |id: &str, user: &User, subject: &str, tag: Option<&str>| ImportedAccount {
@@ -1460,24 +1479,21 @@ async fn imported_rows_are_written_once_keep_their_ids_and_report_conflicts(db: 
     };
     let first = account("10", &ada, "ada-sub", Some("imported"));
     assert_eq!(
-        store.import_account(&first).await.unwrap(),
-        Imported::Created
+        one_account(&*store, &first).await,
+        (Imported::Created, first.id.clone())
     );
     let stored = store.read_tokens(&first.id).await.unwrap().unwrap();
     assert_eq!(stored.version, 1);
     assert_eq!(stored.tokens, Some(token_set("imported")));
     assert_eq!(
-        store.import_account(&first).await.unwrap(),
-        Imported::AlreadyPresent
+        one_account(&*store, &first).await,
+        (Imported::AlreadyPresent, first.id.clone())
     );
     // The same provider account under a new id (a schema without account
-    // ids, imported again): already there.
+    // ids, imported again): already there, under the stored id.
     assert_eq!(
-        store
-            .import_account(&account("11", &ada, "ada-sub", Some("other")))
-            .await
-            .unwrap(),
-        Imported::AlreadyPresent
+        one_account(&*store, &account("11", &ada, "ada-sub", Some("other"))).await,
+        (Imported::AlreadyPresent, first.id.clone())
     );
     assert_eq!(
         store.read_tokens(&first.id).await.unwrap().unwrap().tokens,
@@ -1485,24 +1501,19 @@ async fn imported_rows_are_written_once_keep_their_ids_and_report_conflicts(db: 
         "tokens are never overwritten by an import"
     );
     assert!(matches!(
-        store
-            .import_account(&account("12", &bob, "ada-sub", Some("bob")))
+        one_account(&*store, &account("12", &bob, "ada-sub", Some("bob")))
             .await
-            .unwrap(),
+            .0,
         Imported::Conflict(_)
     ));
     assert!(matches!(
-        store
-            .import_account(&account("10", &bob, "bob-sub", Some("bob")))
+        one_account(&*store, &account("10", &bob, "bob-sub", Some("bob")))
             .await
-            .unwrap(),
+            .0,
         Imported::Conflict(_)
     ));
     let tokenless = account("13", &bob, "bob-sub", None);
-    assert_eq!(
-        store.import_account(&tokenless).await.unwrap(),
-        Imported::Created
-    );
+    assert_eq!(one_account(&*store, &tokenless).await.0, Imported::Created);
     assert_eq!(
         store
             .read_tokens(&tokenless.id)
@@ -1512,11 +1523,22 @@ async fn imported_rows_are_written_once_keep_their_ids_and_report_conflicts(db: 
             .tokens,
         None
     );
-    let orphan = account("14", &authjs_user("missing", "m@example.test"), "m", None);
+    // A batch naming a missing user is refused whole.
+    let batch = [
+        account("15", &bob, "bob-other", None),
+        account("14", &authjs_user("missing", "m@example.test"), "m", None),
+    ];
     assert!(matches!(
-        store.import_account(&orphan).await,
+        store.import_accounts(&batch).await,
         Err(StoreError::UserNotFound)
     ));
+    assert!(
+        store
+            .find_account(&AccountId::new("15"))
+            .await
+            .unwrap()
+            .is_none()
+    );
 
     // Sessions: the browser's token, hashed, once.
     let cookie = Secret::new("authjs-session-token-value");
@@ -1533,13 +1555,10 @@ async fn imported_rows_are_written_once_keep_their_ids_and_report_conflicts(db: 
             .await
             .unwrap()
     );
+    let twice = [session.clone(), session.clone()];
     assert_eq!(
-        store.import_session(&session).await.unwrap(),
-        Imported::Created
-    );
-    assert_eq!(
-        store.import_session(&session).await.unwrap(),
-        Imported::AlreadyPresent
+        store.import_sessions(&twice).await.unwrap(),
+        vec![Imported::Created, Imported::AlreadyPresent]
     );
     assert!(
         store

@@ -4,8 +4,8 @@
 //! The source is read as one of Auth.js's standard adapter schemas
 //! ([`schema::detect`]: Prisma, Drizzle's default PostgreSQL schema,
 //! `@auth/pg-adapter`), on PostgreSQL or SQLite ([`source::Source`]). Then,
-//! row by row, with one insert-if-absent statement each
-//! ([`authgate_store::ImportStore`]):
+//! row by row, with one insert-if-absent statement each, a batch of rows
+//! per transaction ([`authgate_store::ImportStore`]):
 //!
 //! * users keep their ids, so the cookies Auth.js already issued (`sub` =
 //!   the user id) name the same user;
@@ -210,11 +210,14 @@ pub async fn run(config: &Config, options: &Options, now: UnixTime) -> Result<Re
         users: BTreeSet::new(),
         accounts_of: HashMap::new(),
     };
-    for user in users {
-        import.user(user).await?;
+    let users: Vec<User> = users.into_iter().map(user_of).collect();
+    for batch in users.chunks(BATCH) {
+        import.users(batch).await?;
     }
+
     let providers: BTreeSet<&str> = config.providers.iter().map(|p| p.id.as_str()).collect();
     let mut unconfigured: BTreeMap<String, u64> = BTreeMap::new();
+    let mut pending = Vec::new();
     for account in accounts {
         if !providers.contains(account.provider.as_str()) {
             *unconfigured.entry(account.provider.clone()).or_default() += 1;
@@ -222,20 +225,55 @@ pub async fn run(config: &Config, options: &Options, now: UnixTime) -> Result<Re
                 "provider \"{}\" is not configured",
                 account.provider
             ));
-            continue;
+        } else if !import.users.contains(&account.user_id) {
+            import.report.accounts.skip("its user was not imported");
+        } else {
+            pending.push(account_of(account));
         }
-        import.account(account).await?;
     }
     for (provider, n) in unconfigured {
         import.report.warnings.push(format!(
             "{n} account(s) at provider \"{provider}\" skipped: the configuration has no [[providers]] entry with id = \"{provider}\""
         ));
     }
+    for batch in pending.chunks(BATCH) {
+        import.accounts(batch).await?;
+    }
+
+    let mut pending = Vec::new();
     for session in sessions {
-        import.session(session, now).await?;
+        let expires = session
+            .expires
+            .map(UnixTime::from_secs)
+            .filter(|e| *e > now);
+        match expires {
+            None => import.report.sessions.skip("expired"),
+            Some(_) if !import.users.contains(&session.user_id) => {
+                import.report.sessions.skip("its user was not imported");
+            }
+            Some(expires) => {
+                let account_id = match import.accounts_of.get(&session.user_id).map(Vec::as_slice) {
+                    Some([only]) => Some(only.clone()),
+                    _ => None,
+                };
+                pending.push(ImportedSession {
+                    token_hash: session_token_hash(&session.token),
+                    user_id: UserId::new(session.user_id),
+                    account_id,
+                    expires,
+                    now,
+                });
+            }
+        }
+    }
+    for batch in pending.chunks(BATCH) {
+        import.sessions(batch).await?;
     }
     Ok(import.report)
 }
+
+/// Rows written per transaction.
+const BATCH: usize = 500;
 
 fn describe(detected: Detected, backend: Backend, url: &str) -> String {
     let backend = match backend {
@@ -243,6 +281,33 @@ fn describe(detected: Detected, backend: Backend, url: &str) -> String {
         Backend::Sqlite => "SQLite",
     };
     format!("{} schema on {backend} ({url})", detected.flavor)
+}
+
+fn user_of(user: source::SourceUser) -> User {
+    User {
+        id: UserId::new(user.id),
+        name: user.name,
+        email: user.email,
+        email_verified: user.email_verified.map(UnixTime::from_secs),
+        image: user.image,
+    }
+}
+
+/// The account as authgate keeps it: the source's id when it has one.
+fn account_of(account: SourceAccount) -> ImportedAccount {
+    let tokens = tokens_of(&account);
+    ImportedAccount {
+        id: account
+            .id
+            .map(AccountId::new)
+            .unwrap_or_else(AccountId::generate),
+        user_id: UserId::new(account.user_id),
+        kind: account.kind,
+        provider: account.provider,
+        provider_account_id: account.provider_account_id,
+        tokens,
+        session_state: account.session_state,
+    }
 }
 
 /// One run's state: the store, the counts, and what later rows depend on.
@@ -257,136 +322,102 @@ struct Importer<'s> {
 }
 
 impl Importer<'_> {
-    async fn user(&mut self, user: source::SourceUser) -> Result<(), ImportError> {
-        let user = User {
-            id: UserId::new(user.id),
-            name: user.name,
-            email: user.email,
-            email_verified: user.email_verified.map(UnixTime::from_secs),
-            image: user.image,
-        };
-        let outcome = if self.dry_run {
-            if self.store.find_user(&user.id).await?.is_some() {
-                Imported::AlreadyPresent
-            } else if let Some(email) = &user.email
-                && self.store.find_user_by_email(email).await?.is_some()
-            {
-                Imported::Conflict("another user has this e-mail address")
-            } else {
-                Imported::Created
+    async fn users(&mut self, batch: &[User]) -> Result<(), ImportError> {
+        let outcomes = if self.dry_run {
+            let mut planned = Vec::with_capacity(batch.len());
+            for user in batch {
+                planned.push(if self.store.find_user(&user.id).await?.is_some() {
+                    Imported::AlreadyPresent
+                } else if let Some(email) = &user.email
+                    && self.store.find_user_by_email(email).await?.is_some()
+                {
+                    Imported::Conflict("another user has this e-mail address")
+                } else {
+                    Imported::Created
+                });
             }
+            planned
         } else {
-            self.store.import_user(&user).await?
+            self.store.import_users(batch).await?
         };
-        match outcome {
-            Imported::Conflict(why) => self
-                .report
-                .warnings
-                .push(format!("user {} skipped: {why}", user.id)),
-            _ => {
-                self.users.insert(user.id.as_str().to_owned());
+        for (user, outcome) in batch.iter().zip(outcomes) {
+            match outcome {
+                Imported::Conflict(why) => self
+                    .report
+                    .warnings
+                    .push(format!("user {} skipped: {why}", user.id)),
+                _ => {
+                    self.users.insert(user.id.as_str().to_owned());
+                }
             }
+            self.report.users.count(outcome);
         }
-        self.report.users.count(outcome);
         Ok(())
     }
 
-    async fn account(&mut self, account: SourceAccount) -> Result<(), ImportError> {
-        if !self.users.contains(&account.user_id) {
-            self.report.accounts.skip("its user was not imported");
-            return Ok(());
-        }
-        let tokens = tokens_of(&account);
-        let imported = ImportedAccount {
-            id: account
-                .id
-                .map(AccountId::new)
-                .unwrap_or_else(AccountId::generate),
-            user_id: UserId::new(account.user_id),
-            kind: account.kind,
-            provider: account.provider,
-            provider_account_id: account.provider_account_id,
-            tokens,
-            session_state: account.session_state,
-        };
-        let existing = self
-            .store
-            .find_account_by_provider(&imported.provider, &imported.provider_account_id)
-            .await?;
-        let outcome = if self.dry_run {
-            match &existing {
-                Some(a) if a.user_id == imported.user_id => Imported::AlreadyPresent,
-                Some(_) => Imported::Conflict("this provider account is linked to another user"),
-                None => match self.store.find_account(&imported.id).await? {
-                    Some(_) => Imported::Conflict("another account has this id"),
-                    None => Imported::Created,
-                },
+    async fn accounts(&mut self, batch: &[ImportedAccount]) -> Result<(), ImportError> {
+        let outcomes = if self.dry_run {
+            let mut planned = Vec::with_capacity(batch.len());
+            for account in batch {
+                let existing = self
+                    .store
+                    .find_account_by_provider(&account.provider, &account.provider_account_id)
+                    .await?;
+                planned.push(match existing {
+                    Some(a) if a.user_id == account.user_id => (Imported::AlreadyPresent, a.id),
+                    Some(a) => (
+                        Imported::Conflict("this provider account is linked to another user"),
+                        a.id,
+                    ),
+                    None => match self.store.find_account(&account.id).await? {
+                        Some(_) => (
+                            Imported::Conflict("another account has this id"),
+                            account.id.clone(),
+                        ),
+                        None => (Imported::Created, account.id.clone()),
+                    },
+                });
             }
+            planned
         } else {
-            self.store.import_account(&imported).await?
+            self.store.import_accounts(batch).await?
         };
-        match outcome {
-            Imported::Created => self.note_account(&imported.user_id, imported.id.clone()),
-            Imported::AlreadyPresent => {
-                let id = existing.map(|a| a.id).unwrap_or(imported.id.clone());
-                self.note_account(&imported.user_id, id);
+        for (account, (outcome, id)) in batch.iter().zip(outcomes) {
+            match outcome {
+                Imported::Conflict(why) => self.report.warnings.push(format!(
+                    "account {} of user {} at provider \"{}\" skipped: {why}",
+                    account.id, account.user_id, account.provider
+                )),
+                _ => self
+                    .accounts_of
+                    .entry(account.user_id.as_str().to_owned())
+                    .or_default()
+                    .push(id),
             }
-            Imported::Conflict(why) => self.report.warnings.push(format!(
-                "account {} of user {} at provider \"{}\" skipped: {why}",
-                imported.id, imported.user_id, imported.provider
-            )),
+            self.report.accounts.count(outcome);
         }
-        self.report.accounts.count(outcome);
         Ok(())
     }
 
-    fn note_account(&mut self, user: &UserId, account: AccountId) {
-        self.accounts_of
-            .entry(user.as_str().to_owned())
-            .or_default()
-            .push(account);
-    }
-
-    async fn session(
-        &mut self,
-        session: source::SourceSession,
-        now: UnixTime,
-    ) -> Result<(), ImportError> {
-        let Some(expires) = session
-            .expires
-            .map(UnixTime::from_secs)
-            .filter(|e| *e > now)
-        else {
-            self.report.sessions.skip("expired");
-            return Ok(());
-        };
-        if !self.users.contains(&session.user_id) {
-            self.report.sessions.skip("its user was not imported");
-            return Ok(());
-        }
-        let token_hash = session_token_hash(&session.token);
-        let account_id = match self.accounts_of.get(&session.user_id).map(Vec::as_slice) {
-            Some([only]) => Some(only.clone()),
-            _ => None,
-        };
-        let outcome = if self.dry_run {
-            if self.store.session_token_exists(&token_hash).await? {
-                Imported::AlreadyPresent
-            } else {
-                Imported::Created
+    async fn sessions(&mut self, batch: &[ImportedSession]) -> Result<(), ImportError> {
+        let outcomes = if self.dry_run {
+            let mut planned = Vec::with_capacity(batch.len());
+            for session in batch {
+                planned.push(
+                    if self.store.session_token_exists(&session.token_hash).await? {
+                        Imported::AlreadyPresent
+                    } else {
+                        Imported::Created
+                    },
+                );
             }
+            planned
         } else {
-            self.store
-                .import_session(&ImportedSession {
-                    token_hash,
-                    user_id: UserId::new(session.user_id),
-                    account_id,
-                    expires,
-                    now,
-                })
-                .await?
+            self.store.import_sessions(batch).await?
         };
-        self.report.sessions.count(outcome);
+        for outcome in outcomes {
+            self.report.sessions.count(outcome);
+        }
         Ok(())
     }
 }
