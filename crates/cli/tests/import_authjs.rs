@@ -521,7 +521,7 @@ async fn offline_token(gw: &url::Url, user_id: &str) -> (u16, serde_json::Value)
 }
 
 /// The whole journey for one kind of source.
-async fn import_refresh_once_and_keep_sessions(kind: Kind) {
+async fn import_refresh_once_and_keep_sessions(kind: Kind, store_on_postgres: bool) {
     let pg = match kind {
         Kind::PrismaSqlite => None,
         _ => match require_url("AUTHGATE_TEST_POSTGRES_URL") {
@@ -589,7 +589,14 @@ async fn import_refresh_once_and_keep_sessions(kind: Kind) {
         .collect();
 
     // authgate's configuration: provider "op" only, database sessions.
-    let store_url = format!("sqlite://{}", dir.path().join("authgate.db").display());
+    let store_schema = match (&pg, store_on_postgres) {
+        (Some(url), true) => Some(PgSchema::create(url, &format!("{tag}_store")).await),
+        _ => None,
+    };
+    let store_url = match &store_schema {
+        Some(schema) => schema.url(),
+        None => format!("sqlite://{}", dir.path().join("authgate.db").display()),
+    };
     let toml = config_toml(
         &reserved.url,
         peer.issuer().as_str().trim_end_matches('/'),
@@ -678,14 +685,24 @@ async fn import_refresh_once_and_keep_sessions(kind: Kind) {
 
     // An import interrupted half-way (here: before the last user was
     // written) is simply run again: it writes what is missing.
-    {
-        use sqlx::Connection as _;
-        let mut conn = sqlx::SqliteConnection::connect(&store_url).await.unwrap();
-        sqlx::query("DELETE FROM users WHERE id = $1")
-            .bind(&ids[USERS - 1])
-            .execute(&mut conn)
-            .await
-            .unwrap();
+    match &store_schema {
+        Some(schema) => {
+            let mut conn = schema.connect().await;
+            sqlx::query("DELETE FROM users WHERE id = $1")
+                .bind(&ids[USERS - 1])
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        None => {
+            use sqlx::Connection as _;
+            let mut conn = sqlx::SqliteConnection::connect(&store_url).await.unwrap();
+            sqlx::query("DELETE FROM users WHERE id = $1")
+                .bind(&ids[USERS - 1])
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
     }
     let resumed = authgate(&["import", "authjs", "--from", &from, "--config", config]).await;
     let (out, err) = text(&resumed);
@@ -761,7 +778,7 @@ async fn import_refresh_once_and_keep_sessions(kind: Kind) {
                 .is_none()
         );
     }
-    assert_tokens_encrypted_at_rest(&store_url, &secrets).await;
+    assert_tokens_encrypted_at_rest(&store_url, store_schema.as_ref(), &secrets).await;
     drop(store);
 
     // The gateway on the imported store: a nightly job asks for each
@@ -835,7 +852,7 @@ async fn import_refresh_once_and_keep_sessions(kind: Kind) {
     assert!(stats.refresh_errors.is_empty(), "{stats:?}");
     assert_eq!(stats.grants_revoked, 0);
     drop(gw);
-    if let Some(schema) = schema {
+    for schema in [schema, store_schema].into_iter().flatten() {
         schema.drop_now().await;
     }
 }
@@ -852,45 +869,56 @@ async fn open_store(toml: &str) -> Arc<dyn Store> {
 }
 
 /// No token column of the store holds a token in clear.
-async fn assert_tokens_encrypted_at_rest(store_url: &str, secrets: &[String]) {
+async fn assert_tokens_encrypted_at_rest(
+    store_url: &str,
+    store_schema: Option<&PgSchema>,
+    secrets: &[String],
+) {
     use sqlx::{Connection as _, Row as _};
-    let mut conn = sqlx::SqliteConnection::connect(store_url).await.unwrap();
-    let rows = sqlx::query("SELECT access_token, refresh_token, id_token FROM accounts")
-        .fetch_all(&mut conn)
-        .await
-        .unwrap();
-    assert_eq!(rows.len(), USERS);
-    for row in rows {
-        for column in 0..3 {
-            let value: Option<String> = row.try_get(column).unwrap();
-            let value = value.unwrap_or_default();
-            assert!(
-                value.is_empty() || value.starts_with("v1."),
-                "not encrypted"
-            );
-            assert!(!secrets.iter().any(|s| value.contains(s.as_str())));
+    const SQL: &str = "SELECT access_token, refresh_token, id_token FROM accounts";
+    let values: Vec<Option<String>> = match store_schema {
+        Some(schema) => {
+            let mut conn = schema.connect().await;
+            let rows = sqlx::query(SQL).fetch_all(&mut conn).await.unwrap();
+            rows.iter()
+                .flat_map(|r| (0..3).map(|c| r.try_get(c).unwrap()).collect::<Vec<_>>())
+                .collect()
         }
+        None => {
+            let mut conn = sqlx::SqliteConnection::connect(store_url).await.unwrap();
+            let rows = sqlx::query(SQL).fetch_all(&mut conn).await.unwrap();
+            rows.iter()
+                .flat_map(|r| (0..3).map(|c| r.try_get(c).unwrap()).collect::<Vec<_>>())
+                .collect()
+        }
+    };
+    assert_eq!(values.len(), 3 * USERS);
+    for value in values.into_iter().flatten() {
+        assert!(value.starts_with("v1."), "not encrypted");
+        assert!(!secrets.iter().any(|s| value.contains(s.as_str())));
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn drizzle_adapter_database_imports_once_refreshes_once_and_keeps_sessions() {
-    import_refresh_once_and_keep_sessions(Kind::Drizzle).await;
+async fn drizzle_adapter_database_imports_into_a_postgres_store_once_refreshes_once_and_keeps_sessions()
+ {
+    // The production shape: authgate's store on PostgreSQL too.
+    import_refresh_once_and_keep_sessions(Kind::Drizzle, true).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pg_adapter_database_imports_once_refreshes_once_and_keeps_sessions() {
-    import_refresh_once_and_keep_sessions(Kind::PgAdapter).await;
+    import_refresh_once_and_keep_sessions(Kind::PgAdapter, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prisma_postgres_database_imports_once_refreshes_once_and_keeps_sessions() {
-    import_refresh_once_and_keep_sessions(Kind::PrismaPostgres).await;
+    import_refresh_once_and_keep_sessions(Kind::PrismaPostgres, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prisma_sqlite_database_imports_once_refreshes_once_and_keeps_sessions() {
-    import_refresh_once_and_keep_sessions(Kind::PrismaSqlite).await;
+    import_refresh_once_and_keep_sessions(Kind::PrismaSqlite, false).await;
 }
 
 /// A configuration with a SQLite store in `dir`, for the error cases.
