@@ -133,6 +133,11 @@ impl Report {
     pub fn created(&self) -> u64 {
         self.users.created + self.accounts.created + self.sessions.created
     }
+
+    /// Rows skipped, all kinds together.
+    pub fn skipped(&self) -> u64 {
+        self.users.skipped_total() + self.accounts.skipped_total() + self.sessions.skipped_total()
+    }
 }
 
 impl fmt::Display for Report {
@@ -161,7 +166,13 @@ impl fmt::Display for Report {
                 f,
                 "dry run: nothing written; an import would create {n} rows"
             ),
-            (false, 0) => writeln!(f, "nothing to do: everything was already imported"),
+            (false, 0) => match self.skipped() {
+                0 => writeln!(f, "nothing to do: everything was already imported"),
+                n => writeln!(
+                    f,
+                    "nothing to do: everything was already imported ({n} rows skipped, as listed)"
+                ),
+            },
             (false, n) => writeln!(f, "imported: {n} rows created"),
         }
     }
