@@ -87,6 +87,13 @@ pub(crate) enum AuditEvent<'a> {
     /// `session_ended`: the provider revoked the grant (`RefreshTokenError`):
     /// the user must sign in again.
     SessionEnded { user: &'a str, provider: &'a str },
+    /// `access_denied`: a signed-in user was refused by a route's allow-lists.
+    AccessDenied {
+        user: &'a str,
+        rule: &'a str,
+        method: &'a str,
+        path: &'a str,
+    },
 }
 
 impl AuditEvent<'_> {
@@ -97,6 +104,7 @@ impl AuditEvent<'_> {
             AuditEvent::SignInRefused { .. } => "signin_refused",
             AuditEvent::SignOut { .. } => "signout",
             AuditEvent::SessionEnded { .. } => "session_ended",
+            AuditEvent::AccessDenied { .. } => "access_denied",
         }
     }
 
@@ -107,6 +115,7 @@ impl AuditEvent<'_> {
             AuditEvent::SignInRefused { .. } => "refused",
             AuditEvent::SignOut { via, .. } => via.as_str(),
             AuditEvent::SessionEnded { .. } => "grant_revoked",
+            AuditEvent::AccessDenied { .. } => "denied",
         }
     }
 
@@ -158,6 +167,20 @@ impl AuditEvent<'_> {
                 reason = "RefreshTokenError",
                 request_id,
                 "session_ended"
+            ),
+            AuditEvent::AccessDenied {
+                user,
+                rule,
+                method,
+                path,
+            } => tracing::info!(
+                target: AUDIT_TARGET,
+                user,
+                rule,
+                method,
+                path,
+                request_id,
+                "access_denied"
             ),
         }
     }

@@ -73,6 +73,7 @@ pub(crate) async fn proxy(
         .cloned();
     let decision = gw
         .decide(
+            req.method(),
             access,
             &judgement,
             req.headers(),
@@ -197,6 +198,7 @@ pub(crate) async fn verify(
     };
     let decision = gw
         .decide(
+            &method,
             judgement.access(),
             &judgement,
             &headers,

@@ -17,6 +17,7 @@
 //! A caller whose release is [`TokenRelease::Withheld`] gets a session that
 //! carries no tokens, whatever the request read or refreshed.
 
+use crate::audit::AuditEvent;
 use crate::cookies::request_cookies;
 use crate::error::{HttpError, wants_json};
 use crate::rejection::{AuthRejection, REFRESH_TOKEN_ERROR};
@@ -31,8 +32,12 @@ use authgate_core::time::UnixTime;
 pub use authgate_proxy::AllowList;
 use authgate_proxy::{Access, Permits};
 use axum::http::header::{CACHE_CONTROL, LOCATION};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+
+/// The `rule` of an `access_denied` event refused by an allow-list that no
+/// route rule holds (the tower layer's own list).
+const LONE_ALLOW_LIST: &str = "(layer allow-list)";
 
 /// What happens to the request.
 #[derive(Debug)]
@@ -78,14 +83,17 @@ impl Decision {
 }
 
 impl Gateway {
-    /// Decides a request to a route with `access`, whose signed-in users
-    /// must be permitted by `allow` (an [`AllowList`], or the
+    /// Decides a `method` request to a route with `access`, whose signed-in
+    /// users must be permitted by `allow` (an [`AllowList`], or the
     /// [`Judgement`](authgate_proxy::Judgement) of a request path, which
     /// combines every reading's lists). `return_to` is where sign-in should
-    /// come back to (path and query). `release` says whether the caller may
-    /// receive the session's provider tokens (see [`TokenRelease`]).
+    /// come back to (path and query, as judged). `release` says whether the
+    /// caller may receive the session's provider tokens (see
+    /// [`TokenRelease`]). A refusal by the allow-lists is an `access_denied`
+    /// audit event.
     pub async fn decide(
         &self,
+        method: &Method,
         access: Access,
         allow: &(dyn Permits + Sync),
         headers: &HeaderMap,
@@ -145,6 +153,15 @@ impl Gateway {
             return decision(Verdict::Allow(Some(Box::new(session))), cookies_out);
         }
         if !allow.permits(session.identity.email.as_deref()) {
+            AuditEvent::AccessDenied {
+                user: &session.identity.id,
+                rule: allow
+                    .refusing_rule(session.identity.email.as_deref())
+                    .unwrap_or(LONE_ALLOW_LIST),
+                method: method.as_str(),
+                path: return_to.split('?').next().unwrap_or(return_to),
+            }
+            .emit();
             return decision(
                 Verdict::Deny(HttpError::forbidden(
                     "Forbidden",

@@ -7,6 +7,7 @@
 mod common;
 
 use authgate_core::token::TokenSet;
+use authgate_http::{Access, AllowList, RouteRule, RouteRules};
 use common::{
     Browser, Options, location, log_in_at_provider, revoke_at_provider, sign_in, start,
     stored_tokens, user_id,
@@ -170,4 +171,42 @@ async fn a_grant_revoked_at_the_provider_is_audited_as_a_session_ended() {
     let request_id = r.headers()["x-request-id"].to_str().unwrap();
     assert!(audit_lines(request_id).is_empty());
     assert_no_token_material(&stored);
+}
+
+#[tokio::test]
+async fn a_user_refused_by_a_routes_allow_list_is_audited_with_the_rule_method_and_path() {
+    captured_logs();
+    let staff = AllowList {
+        emails: vec!["someone-else@example.com".into()],
+        ..AllowList::default()
+    };
+    let h = start(Options {
+        upstream: true,
+        routes: Some(
+            RouteRules::new(vec![
+                RouteRule::new("/staff/**", Access::Protected).with_allow(staff),
+                RouteRule::new("/**", Access::Protected),
+            ])
+            .unwrap(),
+        ),
+        ..Options::default()
+    })
+    .await;
+    let mut b = sign_in(&h, "audit-dan").await;
+    let user = user_id(&mut b).await;
+    let r = b.get("/STAFF/reports?q=secret").await;
+    assert_eq!(r.status(), 403);
+    let event = event_of(&r);
+    assert_eq!(event["message"], "access_denied");
+    assert_eq!(event["user"], user.as_str());
+    assert_eq!(event["rule"], "/staff/**");
+    assert_eq!(event["method"], "GET");
+    assert_eq!(
+        event["path"], "/STAFF/reports",
+        "the path as judged, without its query"
+    );
+    // A route the user may use: no event.
+    let r = b.get("/elsewhere").await;
+    let request_id = r.headers()["x-request-id"].to_str().unwrap();
+    assert!(audit_lines(request_id).is_empty());
 }

@@ -40,6 +40,14 @@ impl AllowList {
 pub trait Permits {
     /// Whether a user with `email` (`None`: the provider gave none) may pass.
     fn permits(&self, email: Option<&str>) -> bool;
+
+    /// For the audit log: the route pattern whose allow-list refuses a user with `email`,
+    /// when a route rule holds it (`None` for a lone [`AllowList`], or when every list
+    /// permits).
+    fn refusing_rule(&self, email: Option<&str>) -> Option<&str> {
+        let _ = email;
+        None
+    }
 }
 
 impl Permits for AllowList {

@@ -18,7 +18,7 @@
 use crate::allow::{AllowList, Permits};
 use crate::path::NormalizedPath;
 use crate::readings::{AmbiguousPath, Readings, readings};
-use crate::rules::{Access, RouteRules};
+use crate::rules::{Access, RouteRule, RouteRules};
 use axum::http::Method;
 
 /// The combined requirement of every reading of a request path (see the
@@ -29,12 +29,13 @@ pub struct Judgement<'r> {
     allow: AllowLists<'r>,
 }
 
-/// The non-empty allow-lists a user must satisfy, without allocating for zero or one.
+/// The rules with non-empty allow-lists a user must satisfy, without allocating for zero
+/// or one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum AllowLists<'r> {
     None,
-    One(&'r AllowList),
-    Several(Vec<&'r AllowList>),
+    One(&'r RouteRule),
+    Several(Vec<&'r RouteRule>),
 }
 
 impl<'r> Judgement<'r> {
@@ -45,15 +46,15 @@ impl<'r> Judgement<'r> {
         }
     }
 
-    /// Adds the answer for one reading.
-    fn add(&mut self, access: Access, allow: Option<&'r AllowList>) {
+    /// Adds the answer for one reading (`rule`: the rule it matched, if any).
+    fn add(&mut self, access: Access, rule: Option<&'r RouteRule>) {
         if access == Access::Public {
             return;
         }
         if self.access == Access::Public {
             self.access = access;
         }
-        let Some(list) = allow.filter(|l| !l.is_empty()) else {
+        let Some(list) = rule.filter(|r| !r.allow.is_empty()) else {
             return;
         };
         self.allow = match std::mem::replace(&mut self.allow, AllowLists::None) {
@@ -82,10 +83,15 @@ impl<'r> Judgement<'r> {
 
     /// The allow-lists a signed-in user must all satisfy (empty lists left out).
     pub fn allow_lists(&self) -> impl Iterator<Item = &'r AllowList> + '_ {
-        let (one, several): (Option<&'r AllowList>, &[&'r AllowList]) = match &self.allow {
+        self.listing_rules().map(|rule| &rule.allow)
+    }
+
+    /// The rules whose allow-lists a signed-in user must all satisfy.
+    fn listing_rules(&self) -> impl Iterator<Item = &'r RouteRule> + '_ {
+        let (one, several): (Option<&'r RouteRule>, &[&'r RouteRule]) = match &self.allow {
             AllowLists::None => (None, &[]),
-            AllowLists::One(list) => (Some(*list), &[]),
-            AllowLists::Several(lists) => (None, lists.as_slice()),
+            AllowLists::One(rule) => (Some(*rule), &[]),
+            AllowLists::Several(rules) => (None, rules.as_slice()),
         };
         one.into_iter().chain(several.iter().copied())
     }
@@ -95,6 +101,13 @@ impl Permits for Judgement<'_> {
     /// Whether every allow-list of every reading requiring a session permits `email`.
     fn permits(&self, email: Option<&str>) -> bool {
         self.allow_lists().all(|list| list.permits(email))
+    }
+
+    /// The pattern of the first rule whose allow-list refuses `email`.
+    fn refusing_rule(&self, email: Option<&str>) -> Option<&str> {
+        self.listing_rules()
+            .find(|rule| !rule.allow.permits(email))
+            .map(|rule| rule.pattern.as_str())
     }
 }
 

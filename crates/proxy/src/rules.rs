@@ -312,7 +312,7 @@ impl RouteRules {
         method: &Method,
         reading: &str,
         folded: bool,
-    ) -> (Access, Option<&AllowList>) {
+    ) -> (Access, Option<&RouteRule>) {
         let rest = reading.strip_prefix('/').unwrap_or(reading);
         let without_trailing = rest.strip_suffix('/');
         let found = self.rules.iter().find(|c| {
@@ -325,7 +325,7 @@ impl RouteRules {
                 || without_trailing.is_some_and(|r| glob_match(&c.segments, Some(r), folded))
         });
         match found {
-            Some(c) => (c.rule.access, Some(&c.rule.allow)),
+            Some(c) => (c.rule.access, Some(&c.rule)),
             None => (self.default, None),
         }
     }
@@ -550,7 +550,7 @@ mod tests {
         .unwrap_or_else(|e| panic!("{e}"));
         let (access, allow) = listed.lookup(&Method::GET, "/a/b", false);
         assert_eq!(access, Access::Api);
-        assert_eq!(allow.map(|l| l.emails.len()), Some(1));
+        assert_eq!(allow.map(|r| r.allow.emails.len()), Some(1));
         assert_eq!(
             listed.lookup(&Method::GET, "/b", false),
             (Access::Protected, None)

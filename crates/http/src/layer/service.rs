@@ -82,6 +82,7 @@ where
             let return_to = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
             let decision = gateway
                 .decide(
+                    request.method(),
                     policy.access,
                     &policy.allow,
                     request.headers(),
