@@ -269,6 +269,8 @@ async fn joined(
         access_expires_at,
         expires: record.expires,
         error,
+        // Learnt at the session's first refresh (the guide cookie has none).
+        attributes: Default::default(),
         sid: Some(record.id),
         record_confirmed: true,
         cookie_names,
@@ -287,7 +289,13 @@ fn rewritten_claims(
     sid: &SessionId,
     access_expires_at: Option<UnixTime>,
 ) -> SessionClaims {
-    let mut claims = new_claims(identity, account, sid, access_expires_at);
+    let mut claims = new_claims(
+        identity,
+        account,
+        sid,
+        access_expires_at,
+        &Default::default(),
+    );
     let mut rest = guide.extra.clone();
     scrub_all(&mut rest);
     for (key, value) in rest {

@@ -144,7 +144,7 @@ impl Gateway {
             let cookies_out = replaced(&session);
             return decision(Verdict::Allow(Some(Box::new(session))), cookies_out);
         }
-        if !allow.permits(session.identity.email.as_deref()) {
+        if !allow.permits(&session.subject()) {
             return decision(
                 Verdict::Deny(HttpError::forbidden(
                     "Forbidden",
@@ -284,6 +284,22 @@ pub(crate) fn identity_headers(settings: &GatewaySettings, session: &CurrentSess
     put("x-auth-request-user", Some(&session.identity.id));
     put("x-auth-request-email", session.identity.email.as_deref());
     put("x-auth-request-name", session.identity.name.as_deref());
+    put(
+        "x-auth-request-preferred-username",
+        session.attributes.preferred_username.as_deref(),
+    );
+    if !session.attributes.groups.is_empty() {
+        // Comma-separated; a group whose name holds a comma is left out
+        // rather than split into two.
+        let groups: Vec<&str> = session
+            .attributes
+            .groups
+            .iter()
+            .map(String::as_str)
+            .filter(|g| !g.contains(','))
+            .collect();
+        put("x-auth-request-groups", Some(&groups.join(",")));
+    }
     if let Some(tokens) = &session.tokens {
         let token = tokens.access_token.expose();
         if settings.pass_access_token {

@@ -460,6 +460,7 @@ async fn finish(
                 &account_ref,
                 &record.id,
                 response.tokens.expires_at,
+                &answers.attributes,
             );
             write_jwt(inner, &claims, &present, now, h);
         }

@@ -48,6 +48,9 @@ pub(crate) struct Inner {
     pub active: Arc<ActiveAccounts>,
     /// Route rules, each with its allow-list.
     pub routes: RouteRules,
+    /// The claims route rules name (`allow_claims`): only these are kept
+    /// with a session.
+    pub rule_claims: Vec<authgate_core::attributes::ClaimPath>,
     /// The upstream, in reverse-proxy mode.
     pub upstream: Option<ReverseProxy>,
     /// The servers and jobs that may call the service endpoints.

@@ -187,5 +187,14 @@ async fn refresh(
     session.access_expires_at = tokens.expires_at;
     session.tokens = Some(tokens.clone());
     session.refreshed = true;
+    // Groups and roles follow the refresh: a user removed from a group at
+    // the provider loses it here, at the latest at this refresh.
+    if matches!(session.source, SessionSource::Jwt(_))
+        && let Some(provider) = inner.catalog.get(&account.provider)
+        && let Some(attributes) =
+            crate::account::refreshed_attributes(inner, provider, &tokens, inner.clock.now()).await
+    {
+        session.attributes = attributes;
+    }
     Ok(tokens)
 }
