@@ -277,6 +277,7 @@ async fn joined(
         tokens,
         refreshed: false,
         replace_cookie: true,
+        attributes_changed: false,
     })))
 }
 

@@ -144,17 +144,32 @@ impl Gateway {
             let cookies_out = replaced(&session);
             return decision(Verdict::Allow(Some(Box::new(session))), cookies_out);
         }
-        if !allow.permits(&session.subject()) {
-            return decision(
-                Verdict::Deny(HttpError::forbidden(
-                    "Forbidden",
-                    "Your account may not use this page.",
-                )),
-                replaced(&session),
-            );
+        let forbidden = || {
+            Verdict::Deny(HttpError::forbidden(
+                "Forbidden",
+                "Your account may not use this page.",
+            ))
+        };
+        // Groups, roles and claims follow the provider at each refresh: a
+        // session whose tokens are about to be refreshed is judged after
+        // the refresh (it may have gained or lost a group), any other now.
+        let about_to_refresh = session.account.is_some()
+            && session.error.is_none()
+            && inner
+                .settings
+                .policy
+                .is_stale(session.access_expires_at, now);
+        if !about_to_refresh && !allow.permits(&session.subject()) {
+            return decision(forbidden(), replaced(&session));
         }
         let background = inner.settings.refresh_mode == RefreshMode::Background;
         let adopted = background && adopt_background_refresh(inner, &mut session, now);
+        if adopted {
+            follow_background_refresh(inner, &mut session, now).await;
+            if !allow.permits(&session.subject()) {
+                return decision(forbidden(), rewrite_cookie(inner, &session, now));
+            }
+        }
         let lazy_api = inner.settings.refresh_mode == RefreshMode::Lazy && access == Access::Api;
         let before = (session.access_expires_at, session.error.clone());
         let mut fresh = ensure_fresh(inner, &mut session, now, !lazy_api).await;
@@ -169,6 +184,7 @@ impl Gateway {
         }
         let rewrite = adopted
             || session.replace_cookie
+            || session.attributes_changed
             || before != (session.access_expires_at, session.error.clone());
         let cookies_out = if rewrite {
             rewrite_cookie(inner, &session, now)
@@ -176,6 +192,7 @@ impl Gateway {
             HeaderMap::new()
         };
         let verdict = match fresh {
+            Ok(()) if !allow.permits(&session.subject()) => forbidden(),
             Ok(()) => {
                 if background && let Some(account) = &session.account {
                     inner.active.remember(
@@ -211,6 +228,31 @@ fn adopt_background_refresh(inner: &Inner, session: &mut CurrentSession, now: Un
             true
         }
         None => false,
+    }
+}
+
+/// After adopting an expiry the background refresher recorded: the
+/// groups, roles and claims of the tokens it stored (JWT sessions; best
+/// effort — on any failure the session keeps what it had).
+async fn follow_background_refresh(inner: &Inner, session: &mut CurrentSession, now: UnixTime) {
+    if !matches!(session.source, crate::session::SessionSource::Jwt(_)) {
+        return;
+    }
+    let Some(provider) = session
+        .account
+        .as_ref()
+        .and_then(|a| inner.catalog.get(&a.provider))
+        .cloned()
+    else {
+        return;
+    };
+    if let Ok(tokens) = fresh_tokens(inner, session, now, false).await
+        && let Some(attributes) =
+            crate::account::refreshed_attributes(inner, &provider, &tokens, now).await
+        && attributes != session.attributes
+    {
+        session.attributes = attributes;
+        session.attributes_changed = true;
     }
 }
 

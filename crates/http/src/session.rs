@@ -157,6 +157,9 @@ pub struct CurrentSession {
     /// The cookie the request carried must be replaced whatever else
     /// happens (an adopted guide cookie: it carries token material).
     pub(crate) replace_cookie: bool,
+    /// This request learnt different groups, roles or claims (a refresh):
+    /// the cookie must be rewritten.
+    pub(crate) attributes_changed: bool,
 }
 
 /// The names of the request's cookies that are pieces of the session cookie.
@@ -268,6 +271,7 @@ pub(crate) async fn read_session(
                 tokens: None,
                 refreshed: false,
                 replace_cookie,
+                attributes_changed: false,
             }))
         }
         SessionStrategy::Database => {
@@ -337,6 +341,7 @@ async fn read_database_session(
         tokens,
         refreshed: false,
         replace_cookie: false,
+        attributes_changed: false,
     }))
 }
 

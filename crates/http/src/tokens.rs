@@ -193,8 +193,10 @@ async fn refresh(
         && let Some(provider) = inner.catalog.get(&account.provider)
         && let Some(attributes) =
             crate::account::refreshed_attributes(inner, provider, &tokens, inner.clock.now()).await
+        && attributes != session.attributes
     {
         session.attributes = attributes;
+        session.attributes_changed = true;
     }
     Ok(tokens)
 }
