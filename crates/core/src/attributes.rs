@@ -182,7 +182,7 @@ impl Attributes {
     ) -> Result<Attributes, AttributeError> {
         let first = |path: &ClaimPath| documents.iter().find_map(|d| path.lookup(d));
         let merged = |paths: &[ClaimPath]| {
-            bounded(paths.iter().filter_map(|p| first(p)).flat_map(claim_values))
+            bounded(paths.iter().filter_map(first).flat_map(claim_values))
         };
         for path in &sources.groups {
             if first(path).is_none() && documents.iter().any(|d| is_distributed(d, path)) {
