@@ -8,7 +8,8 @@
 //!   Keycloak preset (roles from `realm_access.roles`), and `groups_claim` pointing elsewhere.
 //! - `X-Auth-Request-Groups` / `-Preferred-Username` reach the upstream and `/auth/verify`'s
 //!   answer; a client's own copies (any spelling) never do.
-//! - A user removed from a group at the provider loses access at the next refresh.
+//! - A user removed from a group at the provider loses access at the next refresh (JWT
+//!   and database sessions).
 //! - Entra's groups overage (`_claim_names`) refuses the sign-in with `GroupsOverage`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -32,7 +33,7 @@ async fn provider(base_path: &str, access_ttl: Duration) -> DevIdp {
         .unwrap()
 }
 
-fn gateway_toml(public: &Url, upstream: &Url, issuer: &str, extra: &str) -> String {
+fn gateway_toml(public: &Url, upstream: &Url, issuer: &str, session: &str, extra: &str) -> String {
     format!(
         r#"
 [server]
@@ -40,6 +41,7 @@ public_url = "{public}"
 upstream = "{upstream}"
 [session]
 secret = ["test-secret-at-least-32-chars-long!!"]
+{session}
 [refresh]
 skew = "10s"
 [store]
@@ -99,9 +101,14 @@ struct Stack {
 
 impl Stack {
     async fn start(idp: DevIdp, extra: &str) -> Stack {
+        Self::start_with(idp, "", extra).await
+    }
+
+    /// With extra `[session]` lines (`strategy = "database"`).
+    async fn start_with(idp: DevIdp, session: &str, extra: &str) -> Stack {
         let (upstream, task) = echo_upstream().await;
         let reserved = reserve().await;
-        let toml = gateway_toml(&reserved.url, &upstream, idp.issuer_str(), extra);
+        let toml = gateway_toml(&reserved.url, &upstream, idp.issuer_str(), session, extra);
         Stack {
             gw: start(reserved, &toml).await,
             idp,
@@ -282,9 +289,18 @@ async fn groups_and_preferred_username_reach_the_upstream_and_verify_and_client_
 
 #[tokio::test]
 async fn a_user_removed_from_a_group_loses_access_at_the_next_refresh() {
+    removed_from_a_group("").await;
+}
+
+#[tokio::test]
+async fn a_database_session_loses_a_removed_group_at_the_next_refresh_too() {
+    removed_from_a_group("strategy = \"database\"").await;
+}
+
+async fn removed_from_a_group(session: &str) {
     // Access tokens live 1 s and the skew is 10 s: every request refreshes.
     let idp = provider("", Duration::from_secs(1)).await;
-    let s = Stack::start(idp, "").await;
+    let s = Stack::start_with(idp, session, "").await;
     let mut b = s.signed_in("op", &user("ann", "staff", "admin")).await;
     assert_eq!(s.status(&mut b, "/staff/x").await, 200);
     let changed = s.idp.state().set_membership("ann", &["alumni"], &[]);

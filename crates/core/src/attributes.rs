@@ -181,9 +181,8 @@ impl Attributes {
         documents: &[&Map<String, Value>],
     ) -> Result<Attributes, AttributeError> {
         let first = |path: &ClaimPath| documents.iter().find_map(|d| path.lookup(d));
-        let merged = |paths: &[ClaimPath]| {
-            bounded(paths.iter().filter_map(first).flat_map(claim_values))
-        };
+        let merged =
+            |paths: &[ClaimPath]| bounded(paths.iter().filter_map(first).flat_map(claim_values));
         for path in &sources.groups {
             if first(path).is_none() && documents.iter().any(|d| is_distributed(d, path)) {
                 return Err(AttributeError::DistributedGroups(format!(

@@ -149,6 +149,7 @@ async fn adopt_once(
         user_agent: None,
         // A guide cookie does not carry the provider's session id.
         provider_sid: None,
+        attributes: Default::default(),
     };
     match inner
         .store

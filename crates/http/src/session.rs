@@ -135,8 +135,8 @@ pub struct CurrentSession {
     pub source: SessionSource,
     /// What the provider said about the user's groups, roles and the
     /// claims route rules name, as of the sign-in or the latest refresh
-    /// (JWT strategy: kept in the cookie; database strategy: not kept, so
-    /// empty — rules on groups, roles or claims admit no database session).
+    /// (JWT strategy: kept in the cookie; database strategy: in the
+    /// session's record).
     pub attributes: Attributes,
     /// The session record's id (JWT: from the cookie; database: the row's).
     pub(crate) sid: Option<SessionId>,
@@ -333,7 +333,7 @@ async fn read_database_session(
         access_expires_at: tokens.as_ref().and_then(|t: &TokenSet| t.expires_at),
         expires: session.expires,
         error,
-        attributes: Attributes::default(),
+        attributes: session.attributes,
         source: SessionSource::Database(token),
         sid: Some(session.id),
         record_confirmed: true,
