@@ -11,6 +11,7 @@
 //! - A user removed from a group at the provider loses access at the next refresh (JWT
 //!   and database sessions).
 //! - Entra's groups overage (`_claim_names`) refuses the sign-in with `GroupsOverage`.
+//! - Google: the Workspace domain (`hd`) is a group.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -28,6 +29,8 @@ async fn provider(base_path: &str, access_ttl: Duration) -> DevIdp {
         .with_client(DevClient::new("test", "test-secret").allow_any_loopback_redirect())
         .with_base_path(base_path);
     config.access_token_ttl = access_ttl;
+    // Google's offline access (a refresh token at first consent), for the google preset.
+    config.google_offline_access = true;
     DevIdp::bind("127.0.0.1:0".parse().unwrap(), config)
         .await
         .unwrap()
@@ -65,7 +68,17 @@ client_id = "test"
 client_secret = "test-secret"
 groups_claim = "realm_access.roles"
 roles_claim = "nothing.here"
+[[providers]]
+id = "google"
+preset = "google"
+issuer = "{issuer}"
+client_id = "test"
+client_secret = "test-secret"
 {extra}
+[[routes]]
+path = "/corp/**"
+access = "protected"
+allow_groups = ["corp.example"]
 [[routes]]
 path = "/staff/**"
 access = "protected"
@@ -211,6 +224,25 @@ async fn presets_and_groups_claim_decide_where_groups_and_roles_come_from() {
     // points at nothing, so no role.
     let mut b = s.signed_in("custom", &user("cal", "", "staff")).await;
     assert_eq!(s.statuses(&mut b).await, [200, 403, 403, 403]);
+}
+
+#[tokio::test]
+async fn google_workspace_domain_is_a_group() {
+    let s = Stack::start(provider("", Duration::from_secs(3600)).await, "").await;
+    let mut member = user("wanda", "", "");
+    member.extend([("email", "wanda@corp.example"), ("hd", "corp.example")]);
+    let mut b = s.signed_in("google", &member).await;
+    assert_eq!(s.status(&mut b, "/corp/wiki").await, 200);
+    let seen: Value = b.get(&s.url("/page")).await.json().await.unwrap();
+    assert_eq!(
+        seen["headers"]["x-auth-request-groups"],
+        serde_json::json!(["corp.example"])
+    );
+    // A consumer account (no `hd`) is in no Workspace.
+    let mut consumer = user("carl", "", "");
+    consumer.push(("email", "carl@gmail.com"));
+    let mut b = s.signed_in("google", &consumer).await;
+    assert_eq!(s.status(&mut b, "/corp/wiki").await, 403);
 }
 
 #[tokio::test]

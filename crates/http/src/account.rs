@@ -140,7 +140,8 @@ pub(crate) async fn answers(
 
 /// The groups, roles and rule claims after a refresh, from the refresh's
 /// tokens: its new ID token (verified; no nonce), userinfo when the
-/// provider lists groups there or sent no new ID token, and GitHub's
+/// provider lists groups there or (when route rules use groups, roles or
+/// claims) sent no new ID token, and GitHub's
 /// organisations. `None` when nothing could be read (the session keeps
 /// what it had); a groups claim moved out of the token gives empty
 /// attributes (rules on them then admit nobody).
@@ -164,6 +165,7 @@ pub(crate) async fn refreshed_attributes(
     };
     let wants_userinfo = provider.groups_need_userinfo()
         || (id_token.is_none()
+            && inner.rules_use_attributes
             && provider.kind() == ProviderKind::Oidc
             && provider.endpoints().userinfo.is_some());
     let userinfo = if wants_userinfo {

@@ -322,6 +322,9 @@ impl GatewayBuilder {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(BuildError::NoRuntime);
         }
+        let rules_use_attributes = routes.rules().any(|r| {
+            !r.allow.groups.is_empty() || !r.allow.roles.is_empty() || !r.allow.claims.is_empty()
+        });
         let gateway = Gateway {
             inner: Arc::new(Inner {
                 cookies: CookiePolicy { secure },
@@ -341,6 +344,7 @@ impl GatewayBuilder {
                 account_providers: moka::sync::Cache::new(100_000),
                 active: Arc::new(ActiveAccounts::default()),
                 rule_claims: rule_claims(&routes),
+                rules_use_attributes,
                 routes,
                 upstream,
                 service_clients,
