@@ -277,7 +277,9 @@ async fn groups_and_preferred_username_reach_the_upstream_and_verify_and_client_
         assert!(seen["headers"].get(&name).is_none(), "{name}: {seen}");
     }
     // Signed in: the provider's groups, comma-separated, and the preferred user name.
-    let b = s.signed_in("op", &user("ann", "staff, ops-team", "")).await;
+    let b = s
+        .signed_in("op", &user("ann", "staff, ops-team, Équipe", ""))
+        .await;
     let r = send(&b, "/staff/page").await.unwrap();
     assert_eq!(r.status(), 200);
     let seen: Value = r.json().await.unwrap();

@@ -331,14 +331,15 @@ pub(crate) fn identity_headers(settings: &GatewaySettings, session: &CurrentSess
         session.attributes.preferred_username.as_deref(),
     );
     if !session.attributes.groups.is_empty() {
-        // Comma-separated; a group whose name holds a comma is left out
-        // rather than split into two.
+        // Comma-separated; a group whose name holds a comma (it would read
+        // as two) or anything but visible ASCII and spaces (not a header
+        // value) is left out of the header — rules still see it.
         let groups: Vec<&str> = session
             .attributes
             .groups
             .iter()
             .map(String::as_str)
-            .filter(|g| !g.contains(','))
+            .filter(|g| g.bytes().all(|b| (b' '..=b'~').contains(&b) && b != b','))
             .collect();
         put("x-auth-request-groups", Some(&groups.join(",")));
     }
