@@ -153,8 +153,10 @@ impl Gateway {
         // Groups, roles and claims follow the provider at each refresh: a
         // session whose tokens are about to be refreshed is judged after
         // the refresh (it may have gained or lost a group), any other now.
+        let lazy_api = inner.settings.refresh_mode == RefreshMode::Lazy && access == Access::Api;
         let about_to_refresh = session.account.is_some()
             && session.error.is_none()
+            && !lazy_api
             && inner
                 .settings
                 .policy
@@ -170,7 +172,6 @@ impl Gateway {
                 return decision(forbidden(), rewrite_cookie(inner, &session, now));
             }
         }
-        let lazy_api = inner.settings.refresh_mode == RefreshMode::Lazy && access == Access::Api;
         let before = (session.access_expires_at, session.error.clone());
         let mut fresh = ensure_fresh(inner, &mut session, now, !lazy_api).await;
         if fresh.is_ok() {
@@ -341,7 +342,9 @@ pub(crate) fn identity_headers(settings: &GatewaySettings, session: &CurrentSess
             .map(String::as_str)
             .filter(|g| g.bytes().all(|b| (b' '..=b'~').contains(&b) && b != b','))
             .collect();
-        put("x-auth-request-groups", Some(&groups.join(",")));
+        if !groups.is_empty() {
+            put("x-auth-request-groups", Some(&groups.join(",")));
+        }
     }
     if let Some(tokens) = &session.tokens {
         let token = tokens.access_token.expose();
