@@ -9,7 +9,9 @@ use authgate_config::Config;
 use authgate_http::Gateway;
 use authgate_oauth::{Catalog, HttpClient};
 use authgate_refresh::{PollingSignal, RedisSignal, RefreshSignal};
-use authgate_store::cache::{CacheBackend, CachedStore, open_cache, open_revocation_set};
+use authgate_store::cache::{
+    CacheBackend, CachedStore, RedisEndpoint, open_cache, open_revocation_set,
+};
 use authgate_store::{Backend, Store};
 use axum::Router;
 use axum::http::StatusCode;
@@ -41,15 +43,15 @@ pub enum AppError {
     /// The cache could not be opened.
     #[error("cache.url: {0}")]
     Cache(#[from] authgate_store::cache::CacheError),
+    /// `cache.redis_ca_file` could not be read.
+    #[error(transparent)]
+    RedisCa(#[from] settings::RedisCaError),
     /// The outbound HTTP client could not be built.
     #[error("outbound HTTP client: {0}")]
     Http(#[from] authgate_oauth::HttpClientError),
     /// A provider could not be resolved (discovery failed, bad settings).
     #[error("providers: {0}")]
     Catalog(#[from] authgate_oauth::CatalogError),
-    /// Redis for refresh coordination could not be configured.
-    #[error("cache.url (refresh coordination): {0}")]
-    Redis(#[from] redis::RedisError),
     /// A route rule is invalid.
     #[error("routes: {0}")]
     Routes(#[from] authgate_http::RuleError),
@@ -125,16 +127,13 @@ impl App {
         if store.backend() == Backend::Sqlite || migrations == Migrations::Apply {
             store.migrate().await?;
         }
-        let cache = open_cache(
-            config.cache.url.as_str(),
-            &settings::cache_options(&config.cache),
-        )
-        .await?;
+        let cache_options = settings::cache_options(&config.cache)?;
+        let cache = open_cache(config.cache.url.as_str(), &cache_options).await?;
         // Revoked session ids, kept as long as a session can live: every
         // revocation lands here; `revocation_check = "request"` reads it.
         let revocations = open_revocation_set(
             config.cache.url.as_str(),
-            &settings::cache_options(&config.cache),
+            &cache_options,
             config.session.max_age,
         )?;
         let cached = Arc::new(
@@ -149,8 +148,8 @@ impl App {
             .collect();
         let catalog = Catalog::resolve(providers, &http).await?;
         let signal: Arc<dyn RefreshSignal> = if config.cache.url.as_str().starts_with("redis") {
-            Arc::new(RedisSignal::open(
-                config.cache.url.as_str(),
+            Arc::new(RedisSignal::on(
+                &RedisEndpoint::new(config.cache.url.as_str(), cache_options.redis_ca.as_deref())?,
                 settings::REDIS_SIGNAL_PREFIX,
                 authgate_http::DEFAULT_SIGNAL_POLL,
             )?)

@@ -12,6 +12,7 @@
 
 use crate::app::{App, Migrations};
 use authgate_config::Config;
+use authgate_core::client_secret::SecretHash;
 use authgate_devidp::{DevClient, DevIdp, DevIdpConfig};
 use authgate_http::pages::escape;
 use axum::Router;
@@ -68,14 +69,25 @@ pub struct NextjsDemo {
     pub provider_listen: SocketAddr,
     /// The session secret, shared with the app's `AUTH_SECRET` (random when absent).
     pub secret: Option<String>,
+    /// `--beside`: the app serves itself and rewrites only `/api/auth/*` to
+    /// the gateway (no upstream; the public URL is the app's), and its server
+    /// asks `POST /api/auth/token` as the service client `next-server`.
+    pub beside: bool,
 }
+
+/// The service client id the beside demo gives the app's server.
+const BESIDE_CLIENT_ID: &str = "next-server";
 
 /// A running demo.
 pub struct Demo {
     /// The URL to open.
     pub url: String,
-    /// With `--nextjs`: the environment the Next.js app needs (`AUTH_SECRET`, `OIDC_ISSUER`).
+    /// With `--nextjs`: the environment the Next.js app needs at `next start`
+    /// (`AUTH_SECRET`, `OIDC_ISSUER`; beside it, also `AUTHGATE_*`).
     pub app_env: Vec<(&'static str, String)>,
+    /// With `--nextjs --beside`: the environment `next build` needs
+    /// (`AUTHGATE_URL`, for the rewrite, and `NEXT_DIST_DIR`).
+    pub app_build_env: Vec<(&'static str, String)>,
     app: App,
     listener: TcpListener,
     _idp: DevIdp,
@@ -110,7 +122,18 @@ impl Demo {
             addr: listen,
             source,
         })?;
-        let public = format!("http://{addr}");
+        let gateway = format!("http://{addr}");
+        // Beside the app, the browser sees only the app's origin. Next.js
+        // names a loopback address `localhost` in its middleware's
+        // redirects, and cookies are per host name: use that name too.
+        let public = match &nextjs {
+            Some(n) if n.beside => {
+                n.app
+                    .trim_end_matches('/')
+                    .replacen("://127.0.0.1:", "://localhost:", 1)
+            }
+            _ => gateway.clone(),
+        };
         let client_secret = random_secret();
         let (idp_listen, provider_id, callback_base) = match &nextjs {
             Some(n) => (n.provider_listen, "op", "/api/auth"),
@@ -135,6 +158,10 @@ impl Demo {
         let db = dir.path().join("authgate-demo.db");
         if let Some(nextjs) = nextjs {
             let secret = nextjs.secret.unwrap_or_else(random_secret);
+            let server_secret = nextjs.beside.then(random_secret);
+            let server_secret_hash = server_secret.as_ref().map(|server_secret| {
+                SecretHash::new(server_secret.as_bytes(), &mut rand::rngs::OsRng).to_string()
+            });
             let toml = nextjs_toml(&NextjsToml {
                 addr,
                 public: &public,
@@ -143,16 +170,32 @@ impl Demo {
                 db: &db,
                 issuer: idp.issuer_str(),
                 client_secret: &client_secret,
+                beside_secret_hash: server_secret_hash.as_deref(),
             });
             let config =
                 Config::from_sources(Some(("authgate demo --nextjs", &toml)), std::iter::empty())?;
             let app = App::build(&config, Migrations::Apply).await?;
+            let mut app_env = vec![
+                ("AUTH_SECRET", secret),
+                ("OIDC_ISSUER", idp.issuer_str().to_owned()),
+            ];
+            let mut app_build_env = Vec::new();
+            if let Some(server_secret) = server_secret {
+                app_env.extend([
+                    ("NEXT_DIST_DIR", ".next-beside".to_owned()),
+                    ("AUTHGATE_URL", gateway.clone()),
+                    ("AUTHGATE_CLIENT_ID", BESIDE_CLIENT_ID.to_owned()),
+                    ("AUTHGATE_CLIENT_SECRET", server_secret),
+                ]);
+                app_build_env.extend([
+                    ("NEXT_DIST_DIR", ".next-beside".to_owned()),
+                    ("AUTHGATE_URL", gateway.clone()),
+                ]);
+            }
             return Ok(Demo {
                 url: format!("{public}/"),
-                app_env: vec![
-                    ("AUTH_SECRET", secret),
-                    ("OIDC_ISSUER", idp.issuer_str().to_owned()),
-                ],
+                app_env,
+                app_build_env,
                 app,
                 listener,
                 _idp: idp,
@@ -217,6 +260,7 @@ access = "protected"
         Ok(Demo {
             url: format!("{public}/"),
             app_env: Vec::new(),
+            app_build_env: Vec::new(),
             app,
             listener,
             _idp: idp,
@@ -257,10 +301,16 @@ struct NextjsToml<'a> {
     db: &'a std::path::Path,
     issuer: &'a str,
     client_secret: &'a str,
+    /// Beside the app: the app server's service-client secret hash.
+    beside_secret_hash: Option<&'a str>,
 }
 
-/// The README's Next.js configuration with the demo's addresses.
+/// The README's Next.js configuration with the demo's addresses: in front of
+/// the app, or (with a service client) beside it.
 fn nextjs_toml(c: &NextjsToml<'_>) -> String {
+    if let Some(secret_hash) = c.beside_secret_hash {
+        return nextjs_beside_toml(c, secret_hash);
+    }
     format!(
         r#"
 [server]
@@ -307,6 +357,52 @@ access = "public"
         addr = c.addr,
         public = c.public,
         app = c.app,
+        secret = c.secret,
+        db = c.db.display(),
+        issuer = c.issuer,
+        client_secret = c.client_secret,
+    )
+}
+
+/// The README's "beside the app" configuration: no upstream (authgate answers
+/// only `/api/auth/*`, which the app rewrites to it), the app's origin as the
+/// public URL, the app server as a service client.
+fn nextjs_beside_toml(c: &NextjsToml<'_>, secret_hash: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = "{addr}"
+public_url = "{public}"
+base_path = "/api/auth"
+
+[session]
+secret = ["{secret}"]
+
+[refresh]
+mode = "inline"
+skew = "5s"
+
+[store]
+url = "sqlite://{db}"
+
+[cache]
+url = "memory://"
+
+[[providers]]
+id = "op"
+name = "the development provider"
+issuer = "{issuer}"
+client_id = "authgate-demo"
+client_secret = "{client_secret}"
+scopes = ["openid", "email", "profile", "offline_access"]
+
+[[service_clients]]
+id = "{BESIDE_CLIENT_ID}"
+secret_hash = "{secret_hash}"
+allow = ["token"]
+"#,
+        addr = c.addr,
+        public = c.public,
         secret = c.secret,
         db = c.db.display(),
         issuer = c.issuer,

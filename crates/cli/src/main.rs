@@ -6,7 +6,8 @@
 //! `secret` (print a new random secret; `--hash` adds a service client's
 //! `secret_hash`), `check` (validate a configuration and print a redacted
 //! summary), `health` (ask a running gateway's `/healthz`, for container
-//! health checks) and `sessions` (list and revoke users' sessions).
+//! health checks), `sessions` (list and revoke users' sessions) and `import
+//! authjs` (bring an Auth.js database over).
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -53,6 +54,11 @@ enum Command {
         /// With --nextjs: where the development provider listens (the app's OIDC_ISSUER).
         #[arg(long, default_value = "127.0.0.1:4000", requires = "nextjs")]
         provider_listen: std::net::SocketAddr,
+        /// With --nextjs: run beside the app instead of in front of it — the app
+        /// serves itself and rewrites /api/auth/* to the gateway, and its server
+        /// asks POST /api/auth/token for access tokens (open the app's URL).
+        #[arg(long, requires = "nextjs")]
+        beside: bool,
     },
     /// Run the gateway with a configuration file (plus AUTHGATE_* environment).
     Serve {
@@ -105,6 +111,21 @@ enum Command {
         #[command(subcommand)]
         action: SessionsAction,
     },
+    /// Import users, accounts (with their tokens) and database sessions from
+    /// another system's database into `[store] url`.
+    Import {
+        /// TOML configuration file (plus AUTHGATE_* environment), as for `serve`.
+        #[arg(
+            long,
+            short,
+            env = "AUTHGATE_CONFIG",
+            value_name = "FILE",
+            global = true
+        )]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        source: ImportSource,
+    },
     /// Ask the gateway listening on `server.listen` (a wildcard address is asked
     /// on loopback) for `/healthz`: exits 0 when it answers 200, 1 otherwise. For
     /// container health checks, where the image has no shell or HTTP client.
@@ -135,6 +156,23 @@ enum SessionsAction {
     },
 }
 
+/// `authgate import …`.
+#[derive(Debug, Subcommand)]
+enum ImportSource {
+    /// An Auth.js database in one of the standard adapter schemas (Prisma on
+    /// PostgreSQL or SQLite, Drizzle's default PostgreSQL schema,
+    /// @auth/pg-adapter). Idempotent: a second run changes nothing.
+    Authjs {
+        /// The Auth.js database: postgres://… (add
+        /// `?options[search_path]=SCHEMA` for another schema) or sqlite:PATH.
+        #[arg(long, value_name = "URL")]
+        from: String,
+        /// Print what an import would do and write nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
 enum LogFormat {
@@ -151,15 +189,25 @@ fn main() -> ExitCode {
         Command::Demo {
             listen,
             nextjs,
+            beside,
             app,
             provider_listen,
-        } => run_async(demo(listen, nextjs.then_some((app, provider_listen)))),
+        } => run_async(demo(
+            listen,
+            nextjs.then_some(authgate::demo::NextjsDemo {
+                app,
+                provider_listen,
+                secret: std::env::var("AUTH_SECRET").ok().filter(|s| !s.is_empty()),
+                beside,
+            }),
+        )),
         Command::Check { config } => check(config),
         Command::Serve { config, log_format } => run_async(serve(config, log_format)),
         Command::Migrate { config } => run_async(migrate(config)),
         Command::Reencrypt { config } => run_async(reencrypt(config)),
         Command::Health { config } => run_async(health(config)),
         Command::Sessions { config, action } => run_async(sessions(config, action)),
+        Command::Import { config, source } => run_async(import(config, source)),
     }
 }
 
@@ -304,21 +352,14 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: draining in-flight requests");
 }
 
-/// `authgate demo`; with `nextjs = Some((app, provider_listen))`, in front of a Next.js app.
+/// `authgate demo`; with `nextjs`, in front of (or beside) a Next.js app.
 async fn demo(
     listen: std::net::SocketAddr,
-    nextjs: Option<(String, std::net::SocketAddr)>,
+    nextjs: Option<authgate::demo::NextjsDemo>,
 ) -> ExitCode {
     init_logging(LogFormat::Text);
     let started = match nextjs {
-        Some((app, provider_listen)) => {
-            let nextjs = authgate::demo::NextjsDemo {
-                app,
-                provider_listen,
-                secret: std::env::var("AUTH_SECRET").ok().filter(|s| !s.is_empty()),
-            };
-            authgate::demo::Demo::start_nextjs(listen, nextjs).await
-        }
+        Some(nextjs) => authgate::demo::Demo::start_nextjs(listen, nextjs).await,
         None => authgate::demo::Demo::start(listen).await,
     };
     let demo = match started {
@@ -332,15 +373,22 @@ async fn demo(
         }
     };
     println!("authgate demo is running: open {}", demo.url);
-    if !demo.app_env.is_empty() {
-        let env: Vec<String> = demo
-            .app_env
-            .iter()
+    let env_words = |env: &[(&str, String)]| -> String {
+        env.iter()
             .map(|(k, v)| format!("{k}={v}"))
-            .collect();
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    if !demo.app_build_env.is_empty() {
+        println!(
+            "build the Next.js app with: {} examples/nextjs/build-if-changed.sh",
+            env_words(&demo.app_build_env)
+        );
+    }
+    if !demo.app_env.is_empty() {
         println!(
             "start the Next.js app with: {} npm --prefix examples/nextjs start",
-            env.join(" ")
+            env_words(&demo.app_env)
         );
     }
     println!("sign in with any user name at the development provider; Ctrl-C stops the demo");
@@ -437,6 +485,28 @@ async fn sessions(path: Option<PathBuf>, action: SessionsAction) -> ExitCode {
     match result {
         Ok(text) => {
             print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn import(path: Option<PathBuf>, source: ImportSource) -> ExitCode {
+    let config = match load(path.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let ImportSource::Authjs { from, dry_run } = source;
+    let options = authgate::import::Options { from, dry_run };
+    match authgate::import::run(&config, &options, SystemClock.now()).await {
+        Ok(report) => {
+            for warning in &report.warnings {
+                eprintln!("warning: {warning}");
+            }
+            print!("{report}");
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -25,6 +25,9 @@ pub enum SessionsError {
     /// The cache could not be opened.
     #[error("cache.url: {0}")]
     Cache(#[from] authgate_store::cache::CacheError),
+    /// `cache.redis_ca_file` could not be read.
+    #[error(transparent)]
+    RedisCa(#[from] crate::settings::RedisCaError),
     /// The store's keys could not be derived.
     #[error("store.encryption_keys: {0}")]
     Keys(String),
@@ -41,7 +44,7 @@ pub async fn open(config: &Config) -> Result<Arc<dyn Store>, SessionsError> {
     if store.backend() == Backend::Sqlite {
         store.migrate().await?;
     }
-    let options = crate::settings::cache_options(&config.cache);
+    let options = crate::settings::cache_options(&config.cache)?;
     let cache = open_cache(config.cache.url.as_str(), &options).await?;
     let revocations =
         open_revocation_set(config.cache.url.as_str(), &options, config.session.max_age)?;

@@ -21,6 +21,7 @@ use authgate_refresh::BreakerSettings;
 use authgate_store::KeyRing;
 use authgate_store::cache::CacheOptions;
 use axum::http::Method;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// How much longer than one provider call (`refresh.timeout`) a refresh
@@ -133,12 +134,36 @@ pub fn http_settings(config: &Config) -> HttpSettings {
     }
 }
 
-/// `[cache]`.
-pub fn cache_options(cache: &CacheConfig) -> CacheOptions {
-    CacheOptions {
+/// `[cache]`. Reads `cache.redis_ca_file` (the one file this reads), so a
+/// missing or unreadable CA stops the start with the file named.
+pub fn cache_options(cache: &CacheConfig) -> Result<CacheOptions, RedisCaError> {
+    let redis_ca = match &cache.redis_ca_file {
+        None => None,
+        Some(path) => Some(
+            std::fs::read(path)
+                .map(Arc::from)
+                .map_err(|source| RedisCaError {
+                    path: path.display().to_string(),
+                    source,
+                })?,
+        ),
+    };
+    Ok(CacheOptions {
         ttl: cache.ttl,
+        redis_ca,
         ..CacheOptions::default()
-    }
+    })
+}
+
+/// `cache.redis_ca_file` could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("cache.redis_ca_file: cannot read {path}: {source}")]
+pub struct RedisCaError {
+    /// The configured path.
+    pub path: String,
+    /// What reading it said.
+    #[source]
+    pub source: std::io::Error,
 }
 
 /// The reverse proxy's settings (`[server]`); the gateway builder adds the

@@ -176,3 +176,85 @@ async fn the_nextjs_demo_serves_the_auth_js_client_at_api_auth_and_prints_the_ap
     );
     assert!(seen["headers"]["x-forwarded-access-token"][0].is_string());
 }
+
+#[tokio::test]
+async fn the_beside_nextjs_demo_prints_the_apps_build_and_start_environment_and_answers_its_server()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_authgate"))
+        .args(["demo", "--nextjs", "--beside", "--listen", "127.0.0.1:0"])
+        .args(["--provider-listen", "127.0.0.1:0"])
+        .args(["--app", "http://127.0.0.1:3999"])
+        .env("AUTH_SECRET", "nextjs-demo-test-secret-at-least-32-chars")
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let _guard = DemoProcess(child);
+    let mut lines = BufReader::new(stdout).lines();
+    let (url, build_env, start_env) =
+        tokio::time::timeout(std::time::Duration::from_secs(30), async {
+            let (mut url, mut build_env) = (None, None);
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if let Some(u) = line.split("open ").nth(1) {
+                    url = Some(u.trim().to_owned());
+                }
+                if let Some(env) = line.strip_prefix("build the Next.js app with: ") {
+                    build_env = Some(env.to_owned());
+                }
+                if let Some(env) = line.strip_prefix("start the Next.js app with: ") {
+                    return (url.unwrap(), build_env.unwrap(), env.to_owned());
+                }
+            }
+            panic!("the demo exited without printing the app's environment");
+        })
+        .await
+        .expect("the demo prints its URL and the app's environment within 30 s");
+    // The browser opens the app (by the name Next.js uses for loopback).
+    assert_eq!(url, "http://localhost:3999/");
+    let word = |env: &str, key: &str| -> String {
+        env.split(' ')
+            .find_map(|w| w.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("{key} missing from {env}"))
+            .to_owned()
+    };
+    let gateway = word(&build_env, "AUTHGATE_URL");
+    assert_eq!(word(&build_env, "NEXT_DIST_DIR"), ".next-beside");
+    assert_eq!(word(&start_env, "AUTHGATE_URL"), gateway);
+    assert_eq!(word(&start_env, "AUTHGATE_CLIENT_ID"), "next-server");
+    let server_secret = word(&start_env, "AUTHGATE_CLIENT_SECRET");
+
+    // The gateway answers the app's rewritten paths and its server's token
+    // requests: with the printed credentials and no session, "sign in".
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let providers: serde_json::Value = client
+        .get(format!("{gateway}/api/auth/providers"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        providers["op"]["callbackUrl"],
+        "http://localhost:3999/api/auth/callback/op"
+    );
+    for (secret, status, error) in [
+        (server_secret.as_str(), 401, "SessionRequired"),
+        ("wrong", 401, "invalid_client"),
+    ] {
+        let r = client
+            .post(format!("{gateway}/api/auth/token"))
+            .basic_auth("next-server", Some(secret))
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status);
+        let body: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(body["error"], error);
+    }
+}

@@ -20,10 +20,10 @@ use authgate_store::Store;
 use axum::Json;
 use axum::extract::State;
 use axum::routing::{get, post};
-use std::net::{SocketAddr, TcpListener as StdListener};
-use std::os::unix::process::CommandExt as _;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use common::nextjs::{Deployment, Group, build_example, example_dir, free_port, start_next};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,144 +35,6 @@ const CLIENT_SECRET: &str = "nextjs-e2e-secret";
 const ACCESS_TOKEN_TTL: Duration = Duration::from_secs(17);
 const SKEW_SECS: u64 = 2;
 const CHROMIUM: &str = "/usr/bin/chromium";
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn example_dir() -> PathBuf {
-    repo_root().join("examples/nextjs")
-}
-
-/// A child process leading its own process group. Dropping it asks the
-/// leader to stop (SIGTERM: Chromium and Next shut their children down and
-/// reap them), waits up to 3 s, then SIGKILLs the whole group, so nothing it
-/// started (Next's workers, Chromium's renderers) outlives it.
-struct Group {
-    name: &'static str,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Group {
-    fn spawn(name: &'static str, command: &mut Command, log: PathBuf) -> Group {
-        let out = std::fs::File::create(&log).unwrap();
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .process_group(0)
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        Group { name, child, log }
-    }
-
-    /// Sends `signal` to the leader (`group = false`) or its whole group.
-    fn signal(&self, signal: &str, group: bool) {
-        let target = if group {
-            format!("-{}", self.child.id())
-        } else {
-            self.child.id().to_string()
-        };
-        let _ = Command::new("kill")
-            .args([signal, "--", &target])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-    }
-
-    fn output(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Panics with the log when the process has exited.
-    fn assert_running(&mut self) {
-        if let Some(status) = self.child.try_wait().unwrap() {
-            panic!(
-                "{} exited early ({status}); its output:\n{}",
-                self.name,
-                self.output()
-            );
-        }
-    }
-}
-
-impl Drop for Group {
-    fn drop(&mut self) {
-        self.signal("-TERM", false);
-        let deadline = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < deadline && matches!(self.child.try_wait(), Ok(None)) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        self.signal("-KILL", true);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A free loopback port (bound, then released: `next start` needs a number).
-fn free_port() -> u16 {
-    StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Installs and builds the example when needed.
-fn build_example() {
-    let started = Instant::now();
-    let output = Command::new("bash")
-        .arg(example_dir().join("build-if-changed.sh"))
-        .output()
-        .expect("run examples/nextjs/build-if-changed.sh");
-    assert!(
-        output.status.success(),
-        "building examples/nextjs failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    eprintln!(
-        "examples/nextjs ready in {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
-}
-
-/// `next start` on a free port; waits until it answers.
-async fn start_next(dir: &Path, issuer: &str) -> (Group, u16) {
-    let port = free_port();
-    let mut next = Group::spawn(
-        "next start",
-        Command::new("node")
-            .arg("node_modules/next/dist/bin/next")
-            .args(["start", "-H", "127.0.0.1", "-p", &port.to_string()])
-            .current_dir(example_dir())
-            .env("NEXT_TELEMETRY_DISABLED", "1")
-            .env("NODE_ENV", "production")
-            .env("AUTH_SECRET", SECRET)
-            .env("OIDC_ISSUER", issuer),
-        dir.join("next.log"),
-    );
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        next.assert_running();
-        let ready = client
-            .get(format!("http://127.0.0.1:{port}/"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status().is_success());
-        if ready {
-            return (next, port);
-        }
-        assert!(
-            Instant::now() < deadline,
-            "next start did not answer within 60 s:\n{}",
-            next.output()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 /// Headless Chromium with a fresh profile and a DevTools port of its own
 /// choosing; returns the browser's DevTools WebSocket URL.
@@ -338,7 +200,7 @@ async fn next_js_app_behind_authgate_works_end_to_end_in_chromium() {
         Path::new(CHROMIUM).exists(),
         "{CHROMIUM} is missing: apt-get install -y chromium (.ci/run installs it)"
     );
-    build_example();
+    build_example(Deployment::Behind);
     let dir = tempfile::Builder::new()
         .prefix("authgate-nextjs-e2e-")
         .tempdir()
@@ -356,7 +218,14 @@ async fn next_js_app_behind_authgate_works_end_to_end_in_chromium() {
     .unwrap();
     let issuer = idp.issuer_str().to_owned();
 
-    let (mut next, next_port) = start_next(dir.path(), &issuer).await;
+    let next_port = free_port();
+    let mut next = start_next(
+        dir.path(),
+        Deployment::Behind,
+        next_port,
+        &[("AUTH_SECRET", SECRET), ("OIDC_ISSUER", &issuer)],
+    )
+    .await;
     let gateway = start_gateway(next_port, &issuer, "authjs").await;
     let gateway_v4 = start_gateway(next_port, &issuer, "next-auth-v4").await;
     let (control_addr, control_task) = start_control(Control {

@@ -362,9 +362,16 @@ impl Default for StoreConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CacheConfig {
-    /// `memory://` (default) or `redis://…` / `rediss://…`.
+    /// `memory://` (default), `redis://…`, `rediss://…` (TLS),
+    /// `redis+sentinel://host1:26379,host2:26379/<master>[/db]` or
+    /// `rediss+sentinel://…` (see [`authgate_core::redis_url`]).
     #[serde(default = "default_cache_url")]
     pub url: ServiceUrl,
+    /// A PEM file of the CA certificate(s) trusted for TLS to Redis instead
+    /// of the system roots (a private CA). Only with `rediss://` or
+    /// `rediss+sentinel://`.
+    #[serde(default)]
+    pub redis_ca_file: Option<std::path::PathBuf>,
     /// How long cached entries live. Default `5m`.
     #[serde(
         default = "default_cache_ttl",
@@ -377,6 +384,7 @@ impl Default for CacheConfig {
     fn default() -> Self {
         CacheConfig {
             url: default_cache_url(),
+            redis_ca_file: None,
             ttl: default_cache_ttl(),
         }
     }

@@ -138,6 +138,9 @@ impl Config {
 
         writeln!(out, "[cache]")?;
         writeln!(out, "  url             = {}", self.cache.url)?;
+        if let Some(ca) = &self.cache.redis_ca_file {
+            writeln!(out, "  redis_ca_file   = {}", ca.display())?;
+        }
         writeln!(
             out,
             "  ttl             = {}",

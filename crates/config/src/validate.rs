@@ -192,13 +192,34 @@ fn refresh_store_cache(c: &mut Checker<'_>, config: &Config) {
         c.secrets("store.encryption_keys", keys);
     }
 
-    match config.cache.url.scheme().as_deref() {
-        Some("memory" | "redis" | "rediss") => {}
+    let cache = &config.cache;
+    match cache.url.scheme().as_deref() {
+        Some("memory") => {
+            if cache.redis_ca_file.is_some() {
+                c.fail(
+                    "cache.redis_ca_file",
+                    "only used with a TLS Redis URL (rediss:// or rediss+sentinel://); cache.url is memory://",
+                );
+            }
+        }
+        Some("redis" | "rediss" | "redis+sentinel" | "rediss+sentinel") => {
+            match authgate_core::redis_url::parse(cache.url.as_str()) {
+                Err(e) => c.fail("cache.url", format!("{}: {e}", cache.url)),
+                Ok(parsed) if cache.redis_ca_file.is_some() && !parsed.tls() => c.fail(
+                    "cache.redis_ca_file",
+                    format!(
+                        "only used with a TLS Redis URL (rediss:// or rediss+sentinel://); cache.url is {}",
+                        cache.url
+                    ),
+                ),
+                Ok(_) => {}
+            }
+        }
         _ => c.fail(
             "cache.url",
             format!(
-                "unsupported cache URL {}: expected \"memory://\" or \"redis://…\"",
-                config.cache.url
+                "unsupported cache URL {}: expected \"memory://\", \"redis://…\", \"rediss://…\" (TLS), \"redis+sentinel://host1,host2/<master>\" or \"rediss+sentinel://…\"",
+                cache.url
             ),
         ),
     }

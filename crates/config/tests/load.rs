@@ -1026,3 +1026,99 @@ fn adopt_guide_cookies_names_a_configured_provider_of_a_jwt_session() {
     assert_eq!(p.key, "session.adopt_guide_cookies");
     assert!(p.message.contains("jwt"), "{}", p.message);
 }
+
+#[test]
+fn tls_and_sentinel_redis_urls_are_accepted() {
+    for url in [
+        "redis://cache:6379/0",
+        "rediss://:pw@cache.internal:6380/1",
+        "redis+sentinel://s1:26379,s2:26379,s3/mymaster",
+        "rediss+sentinel://app:pw@s1,s2/mymaster/2?sentinel_password=spw",
+    ] {
+        let c = load(MINIMAL, &[("AUTHGATE_CACHE__URL", url)]).unwrap();
+        assert_eq!(c.cache.url.as_str(), url);
+    }
+    let c = load(
+        MINIMAL,
+        &[
+            ("AUTHGATE_CACHE__URL", "rediss://cache:6380"),
+            (
+                "AUTHGATE_CACHE__REDIS_CA_FILE",
+                "/etc/authgate/redis-ca.pem",
+            ),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        c.cache.redis_ca_file.as_deref(),
+        Some(std::path::Path::new("/etc/authgate/redis-ca.pem"))
+    );
+    assert!(
+        c.redacted_summary()
+            .contains("redis_ca_file   = /etc/authgate/redis-ca.pem")
+    );
+}
+
+#[test]
+fn malformed_redis_urls_are_rejected_with_the_reason_and_no_password() {
+    let cases = [
+        (
+            "rediss://:pw-123@cache:6380/#insecure",
+            "cannot be disabled",
+        ),
+        ("redis://:pw-123@cache:port", "invalid port"),
+        ("redis://:pw-123@a:1,b:2", "redis+sentinel://"),
+        (
+            "redis+sentinel://:pw-123@s1:26379,s2:26379",
+            "missing master name",
+        ),
+        ("redis+sentinel://s1/mymaster/x", "invalid database"),
+        (
+            "redis+sentinel://s1/m?sentinel_pass=pw-123",
+            "unknown query parameter",
+        ),
+        ("redis://:pw/123@cache", "%2F"),
+        ("valkey://cache", "unsupported cache URL"),
+    ];
+    for (url, expected) in cases {
+        let p = load_err(MINIMAL, &[("AUTHGATE_CACHE__URL", url)]).problems()[0].clone();
+        assert_eq!(p.key, "cache.url", "{url}");
+        assert_eq!(p.origin, var("AUTHGATE_CACHE__URL"));
+        assert!(p.message.contains(expected), "{url}: {}", p.message);
+        assert!(!p.message.contains("pw-123"), "{url}: {}", p.message);
+        assert!(!p.message.contains("pw/123"), "{url}: {}", p.message);
+    }
+}
+
+#[test]
+fn a_redis_ca_file_without_a_tls_url_is_rejected() {
+    for url in ["memory://", "redis://cache:6379", "redis+sentinel://s1/m"] {
+        let p = load_err(
+            MINIMAL,
+            &[
+                ("AUTHGATE_CACHE__URL", url),
+                ("AUTHGATE_CACHE__REDIS_CA_FILE", "/ca.pem"),
+            ],
+        )
+        .problems()[0]
+            .clone();
+        assert_eq!(p.key, "cache.redis_ca_file", "{url}");
+        assert!(p.message.contains("rediss://"), "{url}: {}", p.message);
+    }
+}
+
+#[test]
+fn the_summary_redacts_sentinel_and_tls_passwords() {
+    let url = "rediss+sentinel://app:master-pw-789@s1:26379,s2:26379/mymaster/0?sentinel_password=sentinel-pw-012";
+    let c = load(MINIMAL, &[("AUTHGATE_CACHE__URL", url)]).unwrap();
+    let summary = c.redacted_summary();
+    let debug = format!("{c:?}");
+    for secret in ["master-pw-789", "sentinel-pw-012"] {
+        assert!(!summary.contains(secret), "{summary}");
+        assert!(!debug.contains(secret), "{debug}");
+    }
+    assert!(
+        summary.contains("rediss+sentinel://app:[redacted]@s1:26379,s2:26379/mymaster/0?sentinel_password=[redacted]"),
+        "{summary}"
+    );
+}

@@ -20,6 +20,7 @@
 //! - [`pkce`]: PKCE (S256) verifiers and challenges, state and nonce values.
 //! - [`rate`]: rates (`"600/min"`) and the token-bucket limiter that enforces them.
 //! - [`provider_error`]: the taxonomy of provider failures (what ends a grant, what is retried).
+//! - [`redis_url`]: the Redis URLs `[cache] url` accepts (TLS, Sentinel), checked.
 //! - [`refresh`]: the refresh state machine, retry policy and circuit breaker.
 //! - [`signin`]: the sign-in decision: which address the provider vouches for,
 //!   and whether to create, link, update or refuse.
@@ -36,6 +37,7 @@ pub mod csrf;
 pub mod pkce;
 pub mod provider_error;
 pub mod rate;
+pub mod redis_url;
 pub mod refresh;
 pub mod secret;
 pub mod signin;

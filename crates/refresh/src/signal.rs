@@ -13,8 +13,8 @@
 use crate::metrics::FALLBACK;
 use async_trait::async_trait;
 use authgate_store::AccountId;
+use authgate_store::cache::{CacheError, RedisConnection, RedisEndpoint};
 use futures_util::StreamExt;
-use redis::aio::ConnectionManager;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -127,7 +127,7 @@ pub struct RedisSignal {
 }
 
 struct RedisInner {
-    commands: ConnectionManager,
+    commands: RedisConnection,
     prefix: String,
     registry: Registry,
     /// Whether the subscription is live (otherwise waiters poll quickly).
@@ -166,16 +166,27 @@ impl Drop for RedisInner {
 const REDIS_TIMEOUT: Duration = Duration::from_millis(500);
 
 impl RedisSignal {
-    /// Connects lazily to `url` (a Redis outage at start is not an error)
-    /// and starts the subscription task. Keys and channels start with `prefix`.
-    pub fn open(url: &str, prefix: &str, fast_poll: Duration) -> Result<Self, redis::RedisError> {
-        let client = redis::Client::open(url)?;
+    /// Connects lazily to `url` (any Redis URL [`RedisEndpoint`] accepts,
+    /// trusting the system roots for TLS; a Redis outage at start is not an
+    /// error) and starts the subscription task. Keys and channels start with
+    /// `prefix`.
+    pub fn open(url: &str, prefix: &str, fast_poll: Duration) -> Result<Self, CacheError> {
+        Self::on(&RedisEndpoint::new(url, None)?, prefix, fast_poll)
+    }
+
+    /// Like [`RedisSignal::open`], on a prepared endpoint (e.g. one trusting
+    /// a private CA). Must be called inside a Tokio runtime.
+    pub fn on(
+        endpoint: &RedisEndpoint,
+        prefix: &str,
+        fast_poll: Duration,
+    ) -> Result<Self, CacheError> {
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(REDIS_TIMEOUT))
             .set_response_timeout(Some(REDIS_TIMEOUT))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(200));
-        let commands = ConnectionManager::new_lazy_with_config(client.clone(), config)?;
+        let commands = endpoint.connect(config)?;
         let inner = Arc::new(RedisInner {
             commands,
             prefix: prefix.to_owned(),
@@ -188,7 +199,7 @@ impl RedisSignal {
             ),
             listener: Mutex::new(None),
         });
-        let task = tokio::spawn(listen(client, Arc::downgrade(&inner)));
+        let task = tokio::spawn(listen(endpoint.clone(), Arc::downgrade(&inner)));
         *inner.listener.lock().unwrap_or_else(|p| p.into_inner()) = Some(task);
         Ok(Self { inner })
     }
@@ -214,7 +225,7 @@ fn fallback(reason: &'static str, error: &redis::RedisError) {
 
 /// Keeps a `PSUBSCRIBE` open, reconnecting with backoff, and forwards
 /// announcements to in-process waiters. Ends when the signal is dropped.
-async fn listen(client: redis::Client, inner: std::sync::Weak<RedisInner>) {
+async fn listen(endpoint: RedisEndpoint, inner: std::sync::Weak<RedisInner>) {
     let mut backoff = Duration::from_millis(100);
     loop {
         let Some(prefix) = inner.upgrade().map(|i| i.prefix.clone()) else {
@@ -222,7 +233,7 @@ async fn listen(client: redis::Client, inner: std::sync::Weak<RedisInner>) {
         };
         let pattern = format!("{prefix}refreshed:*");
         let connected = tokio::time::timeout(REDIS_TIMEOUT * 2, async {
-            let mut pubsub = client.get_async_pubsub().await?;
+            let mut pubsub = endpoint.pubsub().await?;
             pubsub.psubscribe(&pattern).await?;
             Ok::<_, redis::RedisError>(pubsub)
         })

@@ -6,7 +6,9 @@
 //! - [`login_with_dev_interactions`]: signs in at that provider with a plain HTTP client;
 //!   [`login_with_dev_provider_fields`] at the built-in development provider, choosing the
 //!   identity claims it states.
-//! - [`RedisInstance`]: a private `redis-server` that can be killed and restarted on its port.
+//! - [`RedisInstance`]: a private `redis-server` that can be killed and restarted on its port
+//!   (plain, TLS-only with a [`TestCa`] made at test time, or a replica);
+//!   [`SentinelInstance`]: a Redis Sentinel watching one; [`redis_command`] for set-up.
 //! - [`FaultProxy`]: a fault-injecting HTTP proxy in front of a provider's token endpoint (5xx,
 //!   429, resets, hangs, delays, provider error dialects, lost or late responses).
 //! - [`PgFaultProxy`]: a TCP proxy in front of PostgreSQL that takes the store down or loses the
@@ -31,4 +33,4 @@ pub use login::{
 pub use nginx::{Nginx, nginx_binary};
 pub use peer::{OidcProviderPeer, PeerClient, PeerError, PeerOptions, PeerStats, TokenResponse};
 pub use pg_proxy::PgFaultProxy;
-pub use redis::RedisInstance;
+pub use redis::{RedisInstance, SentinelInstance, TestCa, redis_command};

@@ -14,6 +14,8 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use url::Url;
 
+pub mod nextjs;
+
 /// A running gateway.
 pub struct Gateway {
     pub url: Url,

@@ -3,7 +3,10 @@
 //! * `memory://` — an in-process, bounded [moka](https://docs.rs/moka) cache
 //!   with a TTL ([`MemoryCache`]).
 //! * `redis://host:port[/db]` — a shared Redis cache with a key prefix and a
-//!   TTL ([`RedisCache`]).
+//!   TTL ([`RedisCache`]); `rediss://…` over TLS (system roots, or the PEM
+//!   CA in [`CacheOptions::redis_ca`]); `redis+sentinel://h1,h2/master[/db]`
+//!   and `rediss+sentinel://…` through Redis Sentinel, following failovers
+//!   ([`RedisEndpoint`], [`RedisConnection`]).
 //!
 //! [`CachedStore`] wraps any [`crate::Store`] and serves session lookups and
 //! token-set reads from the cache. The cache is never the source of truth:
@@ -23,11 +26,13 @@
 //! revokes to one.
 
 mod cached_store;
+mod connection;
 mod memory;
 mod redis;
 mod revocations;
 
 pub use cached_store::CachedStore;
+pub use connection::{MASTER_RECHECK, RedisConnection, RedisEndpoint};
 pub use memory::MemoryCache;
 pub use redis::RedisCache;
 pub use revocations::{MemoryRevocations, RedisRevocations, RevocationSet, open_revocation_set};
@@ -41,9 +46,15 @@ use std::time::Duration;
 /// falls back to the store.
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
-    /// The cache URL's scheme is neither `memory:` nor `redis:`/`rediss:`.
-    #[error("unsupported cache url scheme in {0:?}: expected memory:// or redis://…")]
+    /// The cache URL's scheme is not `memory`, `redis`, `rediss`,
+    /// `redis+sentinel` or `rediss+sentinel`.
+    #[error(
+        "unsupported cache url scheme in {0:?}: expected memory://, redis://, rediss://, redis+sentinel:// or rediss+sentinel://"
+    )]
     UnsupportedUrl(String),
+    /// A Redis URL (or its TLS trust) is malformed; says what to fix.
+    #[error("{0}")]
+    InvalidUrl(String),
     /// Redis failed (unreachable, timed out, or refused the command).
     #[error("redis: {0}")]
     Redis(#[from] ::redis::RedisError),
@@ -62,6 +73,9 @@ pub struct CacheOptions {
     pub max_entries: u64,
     /// Prefix of every Redis key (lets several deployments share a Redis).
     pub key_prefix: String,
+    /// PEM certificates trusted for `rediss://` instead of the system roots
+    /// (a private CA). `None`: the system roots.
+    pub redis_ca: Option<Arc<[u8]>>,
 }
 
 impl Default for CacheOptions {
@@ -70,6 +84,7 @@ impl Default for CacheOptions {
             ttl: Duration::from_secs(300),
             max_entries: 100_000,
             key_prefix: "authgate:".to_owned(),
+            redis_ca: None,
         }
     }
 }
@@ -129,7 +144,7 @@ impl TokenCache for NoTokenCache {
     }
 }
 
-/// Opens the cache named by `url` (`memory://` or `redis://…`). A Redis cache
+/// Opens the cache named by `url` (`memory://` or a Redis URL). A Redis cache
 /// connects lazily: an unreachable Redis is not an error here, it makes every
 /// lookup fall back to the store until Redis is back.
 pub async fn open_cache(
@@ -138,7 +153,9 @@ pub async fn open_cache(
 ) -> Result<Arc<dyn CacheBackend>, CacheError> {
     match url.split_once(':').map(|(scheme, _)| scheme) {
         Some("memory") => Ok(Arc::new(MemoryCache::new(options))),
-        Some("redis" | "rediss") => Ok(Arc::new(RedisCache::open(url, options)?)),
+        Some("redis" | "rediss" | "redis+sentinel" | "rediss+sentinel") => {
+            Ok(Arc::new(RedisCache::open(url, options)?))
+        }
         _ => Err(CacheError::UnsupportedUrl(url.to_owned())),
     }
 }

@@ -1,8 +1,9 @@
 //! The Redis cache.
 
+use super::connection::{RedisConnection, RedisEndpoint};
 use super::{CacheBackend, CacheEntry, CacheError, CacheOptions};
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManagerConfig;
 use std::time::Duration;
 
 /// Stores `ARGV[1] .. ":" .. ARGV[2]` under `KEYS[1]` with a TTL of `ARGV[3]`
@@ -26,7 +27,7 @@ return 1
 /// time out quickly so an outage costs little latency before the fallback.
 #[derive(Clone)]
 pub struct RedisCache {
-    connection: ConnectionManager,
+    connection: RedisConnection,
     prefix: String,
     ttl_millis: u64,
     put_script: redis::Script,
@@ -42,11 +43,18 @@ impl std::fmt::Debug for RedisCache {
 }
 
 impl RedisCache {
-    /// Prepares a cache on the Redis at `url` (`redis://host:port[/db]`). Must
-    /// be called inside a Tokio runtime. Does not connect yet.
+    /// Prepares a cache on the Redis at `url` (`redis://host:port[/db]`,
+    /// `rediss://…`, `redis+sentinel://…`; TLS trusts `options.redis_ca` when
+    /// set). Must be called inside a Tokio runtime. Does not connect yet.
     pub fn open(url: &str, options: &CacheOptions) -> Result<Self, CacheError> {
+        let endpoint = RedisEndpoint::new(url, options.redis_ca.as_deref())?;
+        Self::on(&endpoint, options)
+    }
+
+    /// Prepares a cache on `endpoint`. Must be called inside a Tokio runtime.
+    pub fn on(endpoint: &RedisEndpoint, options: &CacheOptions) -> Result<Self, CacheError> {
         Ok(Self {
-            connection: lazy_connection(url)?,
+            connection: lazy_connection(endpoint)?,
             prefix: options.key_prefix.clone(),
             ttl_millis: u64::try_from(options.ttl.as_millis())
                 .unwrap_or(u64::MAX)
@@ -62,15 +70,14 @@ impl RedisCache {
 
 /// A lazily made, self-healing connection whose commands time out quickly,
 /// so that an outage costs little latency before the caller falls back.
-pub(super) fn lazy_connection(url: &str) -> Result<ConnectionManager, CacheError> {
-    let client = redis::Client::open(url)?;
+pub(super) fn lazy_connection(endpoint: &RedisEndpoint) -> Result<RedisConnection, CacheError> {
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(Duration::from_millis(500)))
         .set_response_timeout(Some(Duration::from_millis(500)))
         .set_number_of_retries(1)
         .set_min_delay(Duration::from_millis(10))
         .set_max_delay(Duration::from_millis(100));
-    Ok(ConnectionManager::new_lazy_with_config(client, config)?)
+    endpoint.connect(config)
 }
 
 fn parse_entry(raw: &[u8]) -> Result<CacheEntry, CacheError> {

@@ -11,12 +11,12 @@
 //! missed (Redis down, an in-process set on another instance, an evicted
 //! entry) is still caught by the store check at the next refresh.
 
+use super::connection::{RedisConnection, RedisEndpoint};
 use super::redis::lazy_connection;
 use super::{CacheError, CacheOptions};
 use crate::model::SessionId;
 use async_trait::async_trait;
 use moka::future::Cache;
-use redis::aio::ConnectionManager;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -33,7 +33,7 @@ pub trait RevocationSet: Send + Sync + std::fmt::Debug {
 }
 
 /// Opens the revocation set for `[cache] url`: in-process for `memory://`,
-/// shared by every instance for `redis://…` (keys
+/// shared by every instance for a Redis URL (keys
 /// `<prefix>revoked:<sid>`). Entries live for `lifetime` (the session max
 /// age).
 pub fn open_revocation_set(
@@ -46,11 +46,13 @@ pub fn open_revocation_set(
             lifetime,
             options.max_entries,
         ))),
-        Some("redis" | "rediss") => Ok(Arc::new(RedisRevocations::open(
-            url,
-            &options.key_prefix,
-            lifetime,
-        )?)),
+        Some("redis" | "rediss" | "redis+sentinel" | "rediss+sentinel") => {
+            Ok(Arc::new(RedisRevocations::on(
+                &RedisEndpoint::new(url, options.redis_ca.as_deref())?,
+                &options.key_prefix,
+                lifetime,
+            )?))
+        }
         _ => Err(CacheError::UnsupportedUrl(url.to_owned())),
     }
 }
@@ -106,7 +108,7 @@ impl RevocationSet for MemoryRevocations {
 /// <prefix>revoked:<sid> 1 PX <lifetime>`, looked up with `EXISTS`.
 #[derive(Clone)]
 pub struct RedisRevocations {
-    connection: ConnectionManager,
+    connection: RedisConnection,
     prefix: String,
     lifetime_millis: u64,
 }
@@ -124,8 +126,18 @@ impl RedisRevocations {
     /// Prepares a set on the Redis at `url` with keys under `key_prefix`.
     /// Must be called inside a Tokio runtime. Does not connect yet.
     pub fn open(url: &str, key_prefix: &str, lifetime: Duration) -> Result<Self, CacheError> {
+        Self::on(&RedisEndpoint::new(url, None)?, key_prefix, lifetime)
+    }
+
+    /// Prepares a set on `endpoint` with keys under `key_prefix`. Must be
+    /// called inside a Tokio runtime. Does not connect yet.
+    pub fn on(
+        endpoint: &RedisEndpoint,
+        key_prefix: &str,
+        lifetime: Duration,
+    ) -> Result<Self, CacheError> {
         Ok(Self {
-            connection: lazy_connection(url)?,
+            connection: lazy_connection(endpoint)?,
             prefix: key_prefix.to_owned(),
             lifetime_millis: u64::try_from(lifetime.as_millis())
                 .unwrap_or(u64::MAX)
