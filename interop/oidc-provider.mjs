@@ -198,6 +198,9 @@ async function findAccount(_ctx, sub) {
         email_verified: true,
         name: displayName(sub),
         preferred_username: sub,
+        // A groups claim, as Keycloak/Okta/Entra send one (authgate's route rules and
+        // X-Auth-Request-Groups).
+        groups: ['everyone', `${sub}-team`],
       };
     },
   };
@@ -332,7 +335,7 @@ server.listen(Number(config.port ?? 0), '127.0.0.1', () => {
     claims: {
       openid: ['sub'],
       email: ['email', 'email_verified'],
-      profile: ['name', 'preferred_username'],
+      profile: ['name', 'preferred_username', 'groups'],
     },
     scopes: ['openid', 'offline_access', 'email', 'profile'],
     conformIdTokenClaims: config.conformIdTokenClaims ?? false,

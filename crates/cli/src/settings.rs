@@ -13,8 +13,8 @@ use authgate_core::cookie::CookieFormat;
 use authgate_core::refresh::{RefreshSettings, RetryPolicy};
 use authgate_core::token::ExpiryPolicy;
 use authgate_http::{
-    Access, AllowList, GatewaySettings, ProxySettings, RefreshMode, RevocationCheck, RouteRule,
-    RouteRules, ServiceClient, SessionStrategy, TrustedProxies,
+    Access, AllowList, ClaimRule, GatewaySettings, ProxySettings, RefreshMode, RevocationCheck,
+    RouteRule, RouteRules, ServiceClient, SessionStrategy, TrustedProxies,
 };
 use authgate_oauth::{EndpointOverrides, HttpSettings, Preset, ProviderSettings, SignOut};
 use authgate_refresh::BreakerSettings;
@@ -208,6 +208,8 @@ pub fn provider_settings(p: &ProviderConfig, config: &Config) -> ProviderSetting
     };
     s.tenant = p.tenant.clone();
     s.link_by_email = p.link_by_email;
+    s.groups_claim = p.groups_claim.clone();
+    s.roles_claim = p.roles_claim.clone();
     s.signout = match p.signout {
         SignOutMode::Local => SignOut::Local,
         SignOutMode::Provider => SignOut::Provider {
@@ -262,10 +264,22 @@ pub fn routes(config: &Config) -> Result<RouteRules, AppError> {
                 .collect::<Result<Vec<_>, _>>()?;
             rule = rule.with_methods(methods);
         }
-        rules.push(rule.with_allow(AllowList {
-            emails: r.allow_emails.clone(),
-            domains: r.allow_domains.clone(),
-        }));
+        rules.push(
+            rule.with_allow(AllowList {
+                emails: r.allow_emails.clone(),
+                domains: r.allow_domains.clone(),
+                groups: r.allow_groups.clone(),
+                roles: r.allow_roles.clone(),
+                claims: r
+                    .allow_claims
+                    .iter()
+                    .map(|c| ClaimRule {
+                        claim: c.claim.clone(),
+                        values: c.values.clone(),
+                    })
+                    .collect(),
+            }),
+        );
     }
     let rules = RouteRules::new(rules)?;
     for reserved in reserved_paths(config) {

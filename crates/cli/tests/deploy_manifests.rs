@@ -23,10 +23,12 @@ const PROCESS_VARIABLES: [&str; 2] = ["AUTHGATE_LOG", "AUTHGATE_CONFIG"];
 const PLACEHOLDER: &str = "REPLACE-ME";
 
 /// The headers authgate answers forward-auth with (README, docs/forward-auth.md).
-const IDENTITY_HEADERS: [&str; 3] = [
+const IDENTITY_HEADERS: [&str; 5] = [
     "X-Auth-Request-User",
     "X-Auth-Request-Email",
     "X-Auth-Request-Name",
+    "X-Auth-Request-Preferred-Username",
+    "X-Auth-Request-Groups",
 ];
 
 fn repo_path(relative: &str) -> PathBuf {

@@ -167,10 +167,12 @@ async fn sign_in_through_nginx(s: &Stack, login: &str, callback_url: &str) -> Br
     b
 }
 
-const IDENTITY: [&str; 4] = [
+const IDENTITY: [&str; 6] = [
     "x-auth-request-user",
     "x-auth-request-email",
     "x-auth-request-name",
+    "x-auth-request-preferred-username",
+    "x-auth-request-groups",
     "x-forwarded-access-token",
 ];
 
@@ -257,6 +259,8 @@ async fn nginx_auth_request_protects_the_upstream_with_the_documented_config() {
         ("X-AUTH-REQUEST-NAME", "Admin"),
         ("X_Auth_Request_User", "admin"),
         ("X-Forwarded-Access-Token", "forged"),
+        ("X-Auth-Request-Groups", "admins"),
+        ("X-Auth-Request-Preferred-Username", "root"),
     ];
     let (status, _, view) = get(&mut anon, &format!("{o}/public/page?q=1"), &spoof).await;
     assert_eq!(status, 200, "{view}");
@@ -282,6 +286,11 @@ async fn nginx_auth_request_protects_the_upstream_with_the_documented_config() {
     assert_eq!(view["path"], "/protected/x");
     assert_eq!(seen(&view, "x-auth-request-email"), ["carol@example.test"]);
     assert_eq!(seen(&view, "x-auth-request-name"), ["Carol"]);
+    assert_eq!(
+        seen(&view, "x-auth-request-groups"),
+        ["everyone,carol-team"]
+    );
+    assert_eq!(seen(&view, "x-auth-request-preferred-username"), ["carol"]);
     let user = seen(&view, "x-auth-request-user");
     assert_eq!(user.len(), 1, "exactly one copy: {view}");
     assert_ne!(user, ["admin"]);

@@ -3,6 +3,9 @@
 //! profile API, refresh, and GitHub's HTTP-200 `bad_refresh_token` answer
 //! ending the session as `RefreshTokenError`; the user's address comes from
 //! `GET /user/emails` (its `verified` flag), never from the public profile.
+//! With the `read:org` scope the user's organisations and teams
+//! (`GET /user/orgs`, `GET /user/teams`, GitHub's documented JSON) are groups
+//! `org` and `org/team-slug` for `allow_groups` and `X-Auth-Request-Groups`.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -29,6 +32,45 @@ struct FakeGitHub {
     emails: Vec<(&'static str, bool, bool)>,
     /// Bearer tokens `GET /user/emails` was called with.
     emails_tokens: Vec<String>,
+    /// `GET /user/orgs`: organisation logins.
+    orgs: Vec<&'static str>,
+    /// `GET /user/teams`: `(organisation login, team slug)`.
+    teams: Vec<(&'static str, &'static str)>,
+    /// Calls to `GET /user/orgs` and `GET /user/teams`.
+    org_calls: u32,
+}
+
+/// GitHub's `GET /user/orgs` (needs `read:org` for private memberships).
+async fn user_orgs(State(s): State<Shared>) -> Json<Value> {
+    let mut s = s.lock().unwrap();
+    s.org_calls += 1;
+    Json(Value::Array(
+        s.orgs
+            .iter()
+            .enumerate()
+            .map(|(i, login)| {
+                json!({"login": login, "id": 1000 + i, "node_id": "MDEyOk9yZ2FuaXphdGlvbjE=",
+                    "url": format!("https://api.github.com/orgs/{login}"), "description": null})
+            })
+            .collect(),
+    ))
+}
+
+/// GitHub's `GET /user/teams` (needs `read:org`).
+async fn user_teams(State(s): State<Shared>) -> Json<Value> {
+    let mut s = s.lock().unwrap();
+    s.org_calls += 1;
+    Json(Value::Array(
+        s.teams
+            .iter()
+            .enumerate()
+            .map(|(i, (org, slug))| {
+                json!({"id": 2000 + i, "name": slug.to_uppercase(), "slug": slug,
+                    "privacy": "closed", "permission": "pull",
+                    "organization": {"login": org, "id": 1000, "name": org}})
+            })
+            .collect(),
+    ))
 }
 
 type Shared = Arc<Mutex<FakeGitHub>>;
@@ -106,6 +148,19 @@ async fn github_stack(
     tokio::task::JoinHandle<()>,
     tokio::task::JoinHandle<()>,
 ) {
+    github_stack_with(state, "").await
+}
+
+/// [`github_stack`] with extra lines in the provider's entry.
+async fn github_stack_with(
+    state: &Shared,
+    provider_extra: &str,
+) -> (
+    Gateway,
+    String,
+    tokio::task::JoinHandle<()>,
+    tokio::task::JoinHandle<()>,
+) {
     let fake = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let fake_url = format!("http://{}", fake.local_addr().unwrap());
     let app = Router::new()
@@ -113,6 +168,8 @@ async fn github_stack(
         .route("/login/oauth/access_token", post(access_token))
         .route("/user", get(user))
         .route("/user/emails", get(user_emails))
+        .route("/user/orgs", get(user_orgs))
+        .route("/user/teams", get(user_teams))
         .with_state(Arc::clone(state));
     let fake_task = tokio::spawn(async move {
         let _ = axum::serve(fake, app).await;
@@ -137,6 +194,15 @@ preset = "github"
 client_id = "Iv1.fake"
 client_secret = "fake-secret"
 endpoints = {{ authorization = "{fake_url}/login/oauth/authorize", token = "{fake_url}/login/oauth/access_token", userinfo = "{fake_url}/user" }}
+{provider_extra}
+[[routes]]
+path = "/core/**"
+access = "protected"
+allow_groups = ["octo-org/core"]
+[[routes]]
+path = "/org/**"
+access = "protected"
+allow_groups = ["octo-org"]
 [[routes]]
 path = "/staff/**"
 access = "protected"
@@ -325,4 +391,65 @@ async fn a_github_style_provider_signs_in_refreshes_and_its_200_error_ends_the_s
         stored.tokens.is_none() && stored.revoked_at.is_some(),
         "the revoked grant's tokens are cleared"
     );
+}
+
+#[tokio::test]
+async fn github_organisations_and_teams_are_groups_with_read_org() {
+    let state: Shared = Arc::new(Mutex::new(FakeGitHub {
+        expires_in: 3600,
+        emails: vec![("octo@corp.example", true, true)],
+        orgs: vec!["Octo-Org", "other-org"],
+        teams: vec![("Octo-Org", "core"), ("other-org", "docs")],
+        ..Default::default()
+    }));
+    let (gw, _fake_url, _fake, _upstream) = github_stack_with(
+        &state,
+        r#"scopes = ["read:user", "user:email", "read:org"]"#,
+    )
+    .await;
+    let public = gw.url.as_str().trim_end_matches('/').to_owned();
+    let mut b = github_sign_in(&public).await;
+    assert_eq!(
+        state.lock().unwrap().org_calls,
+        2,
+        "orgs and teams, once each"
+    );
+    let r = b.get(&format!("{public}/core/page")).await;
+    assert_eq!(r.status(), 200, "member of octo-org/core");
+    let seen: Value = r.json().await.unwrap();
+    assert_eq!(
+        seen["headers"]["x-auth-request-groups"][0],
+        "octo-org,other-org,octo-org/core,other-org/docs"
+    );
+    assert_eq!(
+        seen["headers"]["x-auth-request-preferred-username"][0],
+        "octocat"
+    );
+    assert_eq!(b.get(&format!("{public}/org/page")).await.status(), 200);
+
+    // Removed from the team (and no longer anywhere): the next sign-in says so.
+    {
+        let mut s = state.lock().unwrap();
+        s.orgs = vec!["octo-org"];
+        s.teams.clear();
+    }
+    let mut b = github_sign_in(&public).await;
+    assert_eq!(b.get(&format!("{public}/core/page")).await.status(), 403);
+    assert_eq!(b.get(&format!("{public}/org/page")).await.status(), 200);
+}
+
+#[tokio::test]
+async fn without_read_org_github_organisations_are_not_read() {
+    let state: Shared = Arc::new(Mutex::new(FakeGitHub {
+        expires_in: 3600,
+        emails: vec![("octo@corp.example", true, true)],
+        orgs: vec!["octo-org"],
+        teams: vec![("octo-org", "core")],
+        ..Default::default()
+    }));
+    let (gw, _fake_url, _fake, _upstream) = github_stack(&state).await;
+    let public = gw.url.as_str().trim_end_matches('/').to_owned();
+    let mut b = github_sign_in(&public).await;
+    assert_eq!(state.lock().unwrap().org_calls, 0);
+    assert_eq!(b.get(&format!("{public}/core/page")).await.status(), 403);
 }

@@ -50,6 +50,7 @@ async fn sign_in(store: &dyn Store, user: &UserId, agent: Option<&str>) -> Sessi
             expires: now.saturating_add(Duration::from_secs(3600)),
             user_agent: agent.map(str::to_owned),
             provider_sid: None,
+            attributes: Default::default(),
         })
         .await
         .unwrap()

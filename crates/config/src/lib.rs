@@ -492,6 +492,16 @@ pub struct ProviderConfig {
     /// Default `{server.public_url}/`.
     #[serde(default, deserialize_with = "fields::de_opt_url")]
     pub post_logout_redirect_uri: Option<Url>,
+    /// The claim (a dotted path) that lists the user's groups, replacing
+    /// the preset's (`groups` for generic OpenID Connect, Keycloak, Okta,
+    /// GitLab and Entra).
+    #[serde(default)]
+    pub groups_claim: Option<String>,
+    /// The claim (a dotted path) that lists the user's roles, replacing the
+    /// preset's (`realm_access.roles` for Keycloak, `roles` for Entra and
+    /// generic OpenID Connect).
+    #[serde(default)]
+    pub roles_claim: Option<String>,
 }
 
 /// `providers[].signout`.
@@ -576,6 +586,28 @@ pub struct RouteConfig {
     /// Only e-mail addresses in these domains may pass (lower-cased at load).
     #[serde(default)]
     pub allow_domains: Vec<String>,
+    /// Only members of one of these groups may pass (exact names, as the
+    /// provider's groups source lists them; see the README).
+    #[serde(default)]
+    pub allow_groups: Vec<String>,
+    /// Only holders of one of these roles may pass.
+    #[serde(default)]
+    pub allow_roles: Vec<String>,
+    /// Only users one of whose claims (a dotted path into the ID token's or
+    /// userinfo's claims) holds one of the listed values may pass.
+    #[serde(default)]
+    pub allow_claims: Vec<ClaimRuleConfig>,
+}
+
+/// One `routes[].allow_claims` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimRuleConfig {
+    /// A dotted path into nested claims, e.g. `realm_access.roles`.
+    pub claim: String,
+    /// The values that admit (at least one; exact comparison, numbers and
+    /// booleans in their JSON spelling: `"42"`, `"true"`).
+    pub values: Vec<String>,
 }
 
 /// What a service client may do (`service_clients[].allow`).

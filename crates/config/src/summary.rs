@@ -219,6 +219,20 @@ impl Config {
             if !route.allow_domains.is_empty() {
                 write!(out, "  domains {}", quoted_list(&route.allow_domains))?;
             }
+            if !route.allow_groups.is_empty() {
+                write!(out, "  groups {}", quoted_list(&route.allow_groups))?;
+            }
+            if !route.allow_roles.is_empty() {
+                write!(out, "  roles {}", quoted_list(&route.allow_roles))?;
+            }
+            for rule in &route.allow_claims {
+                write!(
+                    out,
+                    "  claim {} in {}",
+                    rule.claim,
+                    quoted_list(&rule.values)
+                )?;
+            }
             writeln!(out)?;
         }
 

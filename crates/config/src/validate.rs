@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 
+use authgate_core::attributes::ClaimPath;
+
 use crate::error::{Origin, Problem};
 use crate::tree::{Node, env_var_for};
 use crate::{
@@ -305,6 +307,21 @@ fn providers(c: &mut Checker<'_>, config: &Config) {
         if p.client_secret.is_empty() {
             c.fail(format!("{key}.client_secret"), "must not be empty");
         }
+        for (name, claim) in [
+            ("groups_claim", &p.groups_claim),
+            ("roles_claim", &p.roles_claim),
+        ] {
+            if let Some(claim) = claim {
+                if p.preset == Some(ProviderPreset::GitHub) {
+                    c.fail(
+                        format!("{key}.{name}"),
+                        "GitHub has no ID token or claims; its groups are the user's organisations and teams (scope read:org)",
+                    );
+                } else if let Err(error) = ClaimPath::parse(claim) {
+                    c.fail(format!("{key}.{name}"), error.to_string());
+                }
+            }
+        }
         for (j, scope) in p.scopes.iter().enumerate() {
             if scope.is_empty() || scope.contains(char::is_whitespace) {
                 c.fail(
@@ -372,12 +389,47 @@ fn routes(c: &mut Checker<'_>, config: &mut Config) {
                 *domain = domain.to_lowercase();
             }
         }
-        if route.access == RouteAccess::Public
-            && (!route.allow_emails.is_empty() || !route.allow_domains.is_empty())
-        {
+        for (kind, names) in [
+            ("allow_groups", &route.allow_groups),
+            ("allow_roles", &route.allow_roles),
+        ] {
+            for (j, name) in names.iter().enumerate() {
+                if name.trim().is_empty() || name.trim() != name {
+                    c.fail(
+                        format!("{key}.{kind}[{j}]"),
+                        format!("{name:?} is empty or has leading or trailing whitespace"),
+                    );
+                }
+            }
+        }
+        for (j, rule) in route.allow_claims.iter().enumerate() {
+            if let Err(error) = ClaimPath::parse(&rule.claim) {
+                c.fail(format!("{key}.allow_claims[{j}].claim"), error.to_string());
+            }
+            if rule.values.is_empty() {
+                c.fail(
+                    format!("{key}.allow_claims[{j}].values"),
+                    "must list at least one value (an empty list would admit nobody)",
+                );
+            }
+            for (k, value) in rule.values.iter().enumerate() {
+                if value.is_empty() {
+                    c.fail(
+                        format!("{key}.allow_claims[{j}].values[{k}]"),
+                        "is empty (an empty value never matches)",
+                    );
+                }
+            }
+        }
+        let restricted = !route.allow_emails.is_empty()
+            || !route.allow_domains.is_empty()
+            || !route.allow_groups.is_empty()
+            || !route.allow_roles.is_empty()
+            || !route.allow_claims.is_empty();
+        if route.access == RouteAccess::Public && restricted {
             c.fail(
                 format!("{key}.access"),
-                "a public route admits everyone, so allow_emails / allow_domains would have no effect; use \"protected\" or \"api\"",
+                "a public route admits everyone, so allow_emails / allow_domains / allow_groups / allow_roles / allow_claims would have no effect; use \"protected\" or \"api\"",
             );
         }
     }

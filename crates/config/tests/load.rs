@@ -459,6 +459,72 @@ fn route_lists_are_validated_and_normalised() {
 }
 
 #[test]
+fn group_role_and_claim_rules_are_read_and_bad_ones_are_config_errors() {
+    let toml = format!(
+        "{MINIMAL}[[routes]]\npath = \"/staff/**\"\naccess = \"protected\"\nallow_groups = [\"staff\"]\nallow_roles = [\"admin\", \"owner\"]\nallow_claims = [{{ claim = \"realm_access.roles\", values = [\"ops\"] }}, {{ claim = \"https://example.com/dept\", values = [\"42\"] }}]\n"
+    );
+    let c = load(&toml, &[]).unwrap();
+    let r = &c.routes[0];
+    assert_eq!(r.allow_groups, ["staff"]);
+    assert_eq!(r.allow_roles, ["admin", "owner"]);
+    assert_eq!(r.allow_claims.len(), 2);
+    assert_eq!(r.allow_claims[0].claim, "realm_access.roles");
+    assert_eq!(r.allow_claims[0].values, ["ops"]);
+    assert!(
+        c.redacted_summary().contains("claim realm_access.roles in"),
+        "{}",
+        c.redacted_summary()
+    );
+
+    let toml = format!(
+        "{MINIMAL}[[routes]]\npath = \"/x/**\"\naccess = \"protected\"\nallow_groups = [\"\"]\nallow_roles = [\" admin\"]\nallow_claims = [{{ claim = \"\", values = [\"a\"] }}, {{ claim = \"realm_access..roles\", values = [] }}, {{ claim = \"a\", values = [\"\"] }}]\n[[routes]]\npath = \"/y\"\naccess = \"public\"\nallow_groups = [\"staff\"]\n"
+    );
+    let err = load_err(&toml, &[]);
+    let problems: Vec<(&str, &str)> = err
+        .problems()
+        .iter()
+        .map(|p| (p.key.as_str(), p.message.as_str()))
+        .collect();
+    let keys: Vec<&str> = problems.iter().map(|(k, _)| *k).collect();
+    assert_eq!(
+        keys,
+        [
+            "routes[0].allow_groups[0]",
+            "routes[0].allow_roles[0]",
+            "routes[0].allow_claims[0].claim",
+            "routes[0].allow_claims[1].claim",
+            "routes[0].allow_claims[1].values",
+            "routes[0].allow_claims[2].values[0]",
+            "routes[1].access",
+        ],
+        "{problems:?}"
+    );
+    assert!(problems[2].1.contains("empty"), "{problems:?}");
+    assert!(problems[4].1.contains("at least one value"), "{problems:?}");
+
+    let toml = format!(
+        "{MINIMAL}[[routes]]\npath = \"/x\"\naccess = \"protected\"\nallow_claims = [{{ claim = \"a\", value = [\"b\"] }}]\n"
+    );
+    let err = load_err(&toml, &[]);
+    assert_eq!(err.problems()[0].key.split('.').next(), Some("routes[0]"));
+}
+
+#[test]
+fn groups_and_roles_claims_are_dotted_paths() {
+    let ok = format!(
+        "{MINIMAL}[[providers]]\nid = \"op\"\nissuer = \"https://op.example\"\nclient_id = \"c\"\nclient_secret = \"s\"\ngroups_claim = \"https://example.com/groups\"\nroles_claim = \"realm_access.roles\"\n"
+    );
+    let c = load(&ok, &[]).unwrap();
+    assert_eq!(
+        c.providers[0].groups_claim.as_deref(),
+        Some("https://example.com/groups")
+    );
+    let bad = ok.replace("realm_access.roles", "realm_access.");
+    let err = load_err(&bad, &[]);
+    assert_eq!(err.problems()[0].key, "providers[0].roles_claim");
+}
+
+#[test]
 fn every_problem_is_reported_at_once() {
     let toml = r#"
 [session]

@@ -6,6 +6,8 @@
 //!
 //! - [`adopt`]: recognising Auth.js "refresh token rotation" guide cookies
 //!   (tokens inside the JWT) and the idempotent id their adoption uses.
+//! - [`attributes`]: groups, roles and selected claims read from a provider's
+//!   claims (dotted paths, distributed-groups refusal) and kept with the session.
 //! - [`callback`]: the query of an OAuth authorization response (`code`,
 //!   `state`, `error`, `iss`; a repeated one refused).
 //! - [`client_secret`]: service-client secrets and the salted HMAC hashes
@@ -27,6 +29,7 @@
 //! - [`time`]: time as a value, and the [`time::Clock`] trait the edges read it from.
 
 pub mod adopt;
+pub mod attributes;
 pub mod callback;
 pub mod client_secret;
 pub mod cookie;

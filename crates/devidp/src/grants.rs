@@ -95,6 +95,14 @@ pub struct Identity {
     pub tenant_id: Option<String>,
     /// Entra-style `xms_edov` (email domain owner verified) claim.
     pub domain_owner_verified: Option<bool>,
+    /// The user's groups: the `groups` claim (ID token and userinfo), left out when empty.
+    pub groups: Vec<String>,
+    /// The user's roles: the `roles` claim and Keycloak's `realm_access.roles`, left out
+    /// when empty.
+    pub roles: Vec<String>,
+    /// Plays Microsoft Entra's groups overage: the ID token carries no `groups` but
+    /// distributed-claim pointers (`_claim_names`, `_claim_sources`) to Microsoft Graph.
+    pub groups_overage: bool,
 }
 
 /// Tokens issued by a code exchange or a refresh.
@@ -545,6 +553,20 @@ impl Grants {
             auth_time,
             nonce: None,
         })
+    }
+
+    /// Changes `sub`'s groups and roles in every grant (a directory change): tokens issued
+    /// from now on, refreshes included, carry the new ones. Returns how many grants changed.
+    pub fn set_membership(&mut self, sub: &str, groups: Vec<String>, roles: Vec<String>) -> usize {
+        let mut changed = 0;
+        for grant in self.grants.values_mut() {
+            if grant.identity.sub == sub {
+                grant.identity.groups.clone_from(&groups);
+                grant.identity.roles.clone_from(&roles);
+                changed += 1;
+            }
+        }
+        changed
     }
 
     /// RFC 7009 revocation by `client_id`. A refresh token (live or consumed) revokes its

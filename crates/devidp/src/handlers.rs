@@ -424,6 +424,13 @@ async fn userinfo(State(st): St, headers: HeaderMap) -> Response {
     if let Some(hd) = &identity.hosted_domain {
         body["hd"] = json!(hd);
     }
+    if !identity.groups.is_empty() {
+        body["groups"] = json!(identity.groups);
+    }
+    if !identity.roles.is_empty() {
+        body["roles"] = json!(identity.roles);
+        body["realm_access"] = json!({ "roles": identity.roles });
+    }
     (no_store(), axum::Json(body)).into_response()
 }
 

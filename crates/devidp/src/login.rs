@@ -10,6 +10,9 @@
 //! | `hd` | a domain, or empty | Google's `hd` (hosted domain) |
 //! | `tid` | a tenant id, or empty | Entra's `tid` (and the issuer's tenant segment in template mode) |
 //! | `xms_edov` | empty (absent), `true`, `false` | Entra's `xms_edov` |
+//! | `groups` | names separated by commas, or empty | `groups` (left out when empty) |
+//! | `roles` | names separated by commas, or empty | `roles` and Keycloak's `realm_access.roles` |
+//! | `groups_overage` | `true`, or empty | Entra's groups overage: no `groups` in the ID token, `_claim_names` / `_claim_sources` instead |
 
 use serde::Deserialize;
 
@@ -27,6 +30,9 @@ pub(crate) struct LoginForm {
     pub(crate) hd: String,
     pub(crate) tid: String,
     pub(crate) xms_edov: String,
+    pub(crate) groups: String,
+    pub(crate) roles: String,
+    pub(crate) groups_overage: String,
     pub(crate) action: String,
 }
 
@@ -82,7 +88,17 @@ pub(crate) fn identity_from(form: &LoginForm) -> Result<Identity, &'static str> 
     .ok_or("hd must be a domain name (letters, digits, '.', '-').")?;
     let tenant_id = optional(&form.tid, 64, |b| b.is_ascii_alphanumeric() || b == b'-')
         .ok_or("tid must be at most 64 letters, digits or '-'.")?;
+    let groups = names(&form.groups).ok_or(GROUPS_ERROR)?;
+    let roles = names(&form.roles).ok_or(ROLES_ERROR)?;
+    let groups_overage = match form.groups_overage.trim() {
+        "" | "false" => false,
+        "true" => true,
+        _ => return Err("groups_overage must be true or empty."),
+    };
     Ok(Identity {
+        groups_overage,
+        groups,
+        roles,
         sub: username.to_owned(),
         name: Some(if name.is_empty() { username } else { name }.to_owned()),
         email,
@@ -91,6 +107,27 @@ pub(crate) fn identity_from(form: &LoginForm) -> Result<Identity, &'static str> 
         tenant_id,
         domain_owner_verified,
     })
+}
+
+const GROUPS_ERROR: &str =
+    "groups must be at most 50 comma-separated names of at most 128 printable characters.";
+const ROLES_ERROR: &str =
+    "roles must be at most 50 comma-separated names of at most 128 printable characters.";
+
+/// A comma-separated list of names (trimmed, empty ones skipped); `None` when a name is
+/// too long or has control characters, or there are more than 50.
+fn names(text: &str) -> Option<Vec<String>> {
+    let list: Vec<String> = text
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_owned)
+        .collect();
+    (list.len() <= 50
+        && list
+            .iter()
+            .all(|n| n.chars().count() <= 128 && !has_control(n)))
+    .then_some(list)
 }
 
 /// An optional short field: `Some(None)` when empty, `Some(Some(v))` when every byte
@@ -107,6 +144,23 @@ fn optional(text: &str, max: usize, allowed: fn(u8) -> bool) -> Option<Option<St
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn groups_and_roles_are_comma_separated_names() {
+        let form = |groups: &str, roles: &str| LoginForm {
+            username: "ann".into(),
+            groups: groups.into(),
+            roles: roles.into(),
+            ..LoginForm::default()
+        };
+        let id = identity_from(&form(" staff, ops ,,", "admin")).unwrap();
+        assert_eq!(id.groups, ["staff", "ops"]);
+        assert_eq!(id.roles, ["admin"]);
+        assert!(identity_from(&form("", "")).unwrap().groups.is_empty());
+        assert_eq!(identity_from(&form("a\u{7}", "")).err(), Some(GROUPS_ERROR));
+        let many = vec!["g"; 51].join(",");
+        assert_eq!(identity_from(&form("", &many)).err(), Some(ROLES_ERROR));
+    }
 
     #[test]
     fn identity_claims_follow_the_form() {

@@ -128,6 +128,12 @@ pub(crate) fn login(page: &LoginPage<'_>) -> String {
 <input id=\"tid\" name=\"tid\" maxlength=\"64\" value=\"{tid}\">\
 <label for=\"xms_edov\">xms_edov <span class=\"hint\">(Entra: email domain owner verified)</span></label>\
 <select id=\"xms_edov\" name=\"xms_edov\">{edov}</select>\
+<label for=\"groups\">groups <span class=\"hint\">(comma-separated; optional)</span></label>\
+<input id=\"groups\" name=\"groups\" value=\"{groups}\">\
+<label for=\"roles\">roles <span class=\"hint\">(comma-separated; also realm_access.roles)</span></label>\
+<input id=\"roles\" name=\"roles\" value=\"{roles}\">\
+<label for=\"groups_overage\">groups_overage <span class=\"hint\">(Entra: groups moved to _claim_names)</span></label>\
+<select id=\"groups_overage\" name=\"groups_overage\">{overage}</select>\
 </details>\
 <div class=\"actions\">\
 <button class=\"primary\" type=\"submit\" name=\"action\" value=\"allow\">Sign in</button>\
@@ -144,6 +150,9 @@ pub(crate) fn login(page: &LoginPage<'_>) -> String {
         ),
         hd = escape(&page.form.hd),
         tid = escape(&page.form.tid),
+        groups = escape(&page.form.groups),
+        roles = escape(&page.form.roles),
+        overage = options(&page.form.groups_overage, &[("", "(no)"), ("true", "true")]),
         edov = options(
             &page.form.xms_edov,
             &[("", "(absent)"), ("true", "true"), ("false", "false")]
@@ -232,6 +241,9 @@ mod tests {
             "hd",
             "tid",
             "xms_edov",
+            "groups",
+            "roles",
+            "groups_overage",
         ] {
             assert!(html.contains(&format!("<label for=\"{id}\"")));
             assert!(html.contains(&format!("id=\"{id}\"")));

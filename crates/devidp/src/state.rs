@@ -177,6 +177,14 @@ impl DevIdpState {
         }
     }
 
+    /// Changes `sub`'s groups and roles in every live grant, as a directory change would:
+    /// tokens issued from now on (refreshes included) carry the new ones. Returns how many
+    /// grants changed.
+    pub fn set_membership(&self, sub: &str, groups: &[&str], roles: &[&str]) -> usize {
+        let own = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect();
+        self.lock().set_membership(sub, own(groups), own(roles))
+    }
+
     pub(crate) fn lock(&self) -> MutexGuard<'_, Grants> {
         self.grants.lock().unwrap_or_else(PoisonError::into_inner)
     }
@@ -282,6 +290,24 @@ impl DevIdpState {
             tid: identity.tenant_id.as_deref(),
             // Like Entra: only with an address.
             xms_edov: email.and(identity.domain_owner_verified),
+            groups: if identity.groups_overage {
+                &[]
+            } else {
+                &identity.groups
+            },
+            claim_names: identity
+                .groups_overage
+                .then(|| serde_json::json!({"groups": "src1"})),
+            claim_sources: identity.groups_overage.then(|| {
+                serde_json::json!({"src1": {"endpoint": format!(
+                    "https://graph.microsoft.com/v1.0/users/{}/getMemberObjects",
+                    identity.sub
+                )}})
+            }),
+            roles: &identity.roles,
+            realm_access: (!identity.roles.is_empty()).then_some(RealmAccess {
+                roles: &identity.roles,
+            }),
         };
         self.key
             .sign(&claims)
@@ -316,6 +342,22 @@ struct IdTokenClaims<'a> {
     tid: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     xms_edov: Option<bool>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    groups: &'a [String],
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    roles: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    realm_access: Option<RealmAccess<'a>>,
+    #[serde(rename = "_claim_names", skip_serializing_if = "Option::is_none")]
+    claim_names: Option<serde_json::Value>,
+    #[serde(rename = "_claim_sources", skip_serializing_if = "Option::is_none")]
+    claim_sources: Option<serde_json::Value>,
+}
+
+/// Keycloak's nested realm roles claim.
+#[derive(Serialize)]
+struct RealmAccess<'a> {
+    roles: &'a [String],
 }
 
 /// A multi-tenant issuer: the issuer with its first path segment (the tenant) cut out.

@@ -19,11 +19,11 @@ fn rules() -> &'static [RouteRules; 2] {
     RULES.get_or_init(|| {
         let admins = AllowList {
             emails: vec!["ann@example.com".into()],
-            domains: vec![],
+            ..AllowList::default()
         };
         let staff = AllowList {
-            emails: vec![],
             domains: vec!["example.com".into()],
+            ..AllowList::default()
         };
         let list = |catch_all: bool| {
             let mut rules = vec![

@@ -20,6 +20,7 @@ use crate::audit::SignInKind;
 use crate::error::HttpError;
 use crate::signin::{provider_failure, store_failure};
 use crate::state::Inner;
+use authgate_core::attributes::Attributes;
 use authgate_core::cookie::CheckKind;
 use authgate_core::signin::{
     self, Claims, Found, ListedAddress, Plan, Profile, ProfileFields, ProviderAnswers, Refusal,
@@ -27,6 +28,7 @@ use authgate_core::signin::{
 };
 use authgate_core::time::UnixTime;
 use authgate_core::token::TokenSet;
+use authgate_oauth::id_token::IdTokenClaims;
 use authgate_oauth::{IdTokenError, Provider, ProviderKind};
 use authgate_store::{Account, NewAccount, NewUser, ReplaceOutcome, StoreError, User, UserId};
 use axum::http::StatusCode;
@@ -39,6 +41,8 @@ pub(crate) struct Answers {
     pub(crate) provider_sid: Option<String>,
     userinfo: Option<Claims>,
     addresses: Option<Vec<ListedAddress>>,
+    /// The groups, roles and rule claims the provider's answers say.
+    pub(crate) attributes: Attributes,
 }
 
 impl Answers {
@@ -61,18 +65,25 @@ pub(crate) async fn answers(
     now: UnixTime,
 ) -> Result<Answers, HttpError> {
     let facts = provider.signin_facts();
-    let (id_token, provider_sid) = match provider.kind() {
+    let (id_token_raw, provider_sid) = match provider.kind() {
         ProviderKind::Oidc => {
             let (claims, sid) = id_token_claims(inner, provider, tokens, cookies, now).await?;
             (Some(claims), sid)
         }
         ProviderKind::OAuth2 => (None, None),
     };
-    let userinfo = if signin::needs_userinfo(id_token.as_ref(), &facts)
+    let id_token = id_token_raw.as_ref().map(IdTokenClaims::signin_claims);
+    let mut userinfo_raw = None;
+    let userinfo = if (signin::needs_userinfo(id_token.as_ref(), &facts)
+        || provider.groups_need_userinfo())
         && provider.endpoints().userinfo.is_some()
     {
         match provider.userinfo(&tokens.access_token).await {
-            Ok(info) => Some(info.signin_claims()),
+            Ok(info) => {
+                let claims = info.signin_claims();
+                userinfo_raw = Some(info);
+                Some(claims)
+            }
             Err(e) if id_token.is_none() => return Err(provider_failure(&e, "userinfo")),
             Err(e) => {
                 tracing::warn!(error = %e, "userinfo failed; continuing with the ID token's claims");
@@ -95,12 +106,104 @@ pub(crate) async fn answers(
     } else {
         None
     };
+    let mut attributes = provider
+        .read_attributes(
+            id_token_raw.as_ref(),
+            userinfo_raw.as_ref(),
+            &inner.rule_claims,
+        )
+        .map_err(|error| {
+            tracing::warn!(provider = provider.id(), %error, "sign-in refused");
+            HttpError::forbidden(
+                "GroupsOverage",
+                "The identity provider did not list your groups in the sign-in answer (you are in too many groups), so this gateway cannot check them. Ask an administrator to limit the groups sent to this application.",
+            )
+        })?;
+    if provider.lists_organisations() {
+        match provider.organisations(&tokens.access_token).await {
+            Ok(groups) => attributes.add_groups(groups),
+            Err(e) if e.kind.is_retryable() => {
+                return Err(provider_failure(&e, "organisations"));
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the user's organisations and teams are not readable (is the read:org scope granted?); no groups are used");
+            }
+        }
+    }
     Ok(Answers {
         id_token,
         provider_sid,
         userinfo,
         addresses,
+        attributes,
     })
+}
+
+/// The groups, roles and rule claims after a refresh, from the refresh's
+/// tokens: its new ID token (verified; no nonce), userinfo when the
+/// provider lists groups there or (when route rules use groups, roles or
+/// claims) sent no new ID token, and GitHub's
+/// organisations. `None` when nothing could be read (the session keeps
+/// what it had); a groups claim moved out of the token gives empty
+/// attributes (rules on them then admit nobody).
+pub(crate) async fn refreshed_attributes(
+    inner: &Inner,
+    provider: &Provider,
+    tokens: &TokenSet,
+    now: UnixTime,
+) -> Option<Attributes> {
+    let id_token = match (&tokens.id_token, provider.kind()) {
+        (Some(raw), ProviderKind::Oidc) => {
+            match provider.verify_id_token(raw.expose(), None, now).await {
+                Ok(claims) => Some(claims),
+                Err(error) => {
+                    tracing::debug!(provider = provider.id(), %error, "refreshed ID token not used for groups");
+                    None
+                }
+            }
+        }
+        _ => None,
+    };
+    let wants_userinfo = provider.groups_need_userinfo()
+        || (id_token.is_none()
+            && inner.rules_use_attributes
+            && provider.kind() == ProviderKind::Oidc
+            && provider.endpoints().userinfo.is_some());
+    let userinfo = if wants_userinfo {
+        match provider.userinfo(&tokens.access_token).await {
+            Ok(info) => Some(info),
+            Err(error) => {
+                tracing::warn!(provider = provider.id(), %error, "userinfo after refresh failed; groups kept");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let organisations = if provider.lists_organisations() {
+        match provider.organisations(&tokens.access_token).await {
+            Ok(groups) => Some(groups),
+            Err(error) => {
+                tracing::warn!(provider = provider.id(), %error, "organisations after refresh unreadable; groups kept");
+                return None;
+            }
+        }
+    } else {
+        None
+    };
+    if id_token.is_none() && userinfo.is_none() && organisations.is_none() {
+        return None;
+    }
+    let mut attributes = provider
+        .read_attributes(id_token.as_ref(), userinfo.as_ref(), &inner.rule_claims)
+        .unwrap_or_else(|error| {
+            tracing::warn!(provider = provider.id(), %error, "groups after refresh not listed; none kept");
+            Attributes::default()
+        });
+    if let Some(groups) = organisations {
+        attributes.add_groups(groups);
+    }
+    Some(attributes)
 }
 
 async fn id_token_claims(
@@ -109,7 +212,7 @@ async fn id_token_claims(
     tokens: &TokenSet,
     cookies: &[(String, String)],
     now: UnixTime,
-) -> Result<(Claims, Option<String>), HttpError> {
+) -> Result<(IdTokenClaims, Option<String>), HttpError> {
     let id_token = tokens.id_token.as_ref().ok_or_else(|| {
         HttpError::new(
             StatusCode::BAD_GATEWAY,
@@ -140,7 +243,7 @@ async fn id_token_claims(
         .and_then(serde_json::Value::as_str)
         .filter(|sid| !sid.is_empty() && sid.len() <= MAX_PROVIDER_SID_BYTES)
         .map(str::to_owned);
-    Ok((claims.signin_claims(), sid))
+    Ok((claims, sid))
 }
 
 /// The longest provider session id recorded (providers use short opaque

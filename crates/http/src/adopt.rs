@@ -149,6 +149,7 @@ async fn adopt_once(
         user_agent: None,
         // A guide cookie does not carry the provider's session id.
         provider_sid: None,
+        attributes: Default::default(),
     };
     match inner
         .store
@@ -269,12 +270,15 @@ async fn joined(
         access_expires_at,
         expires: record.expires,
         error,
+        // Learnt at the session's first refresh (the guide cookie has none).
+        attributes: Default::default(),
         sid: Some(record.id),
         record_confirmed: true,
         cookie_names,
         tokens,
         refreshed: false,
         replace_cookie: true,
+        attributes_changed: false,
     })))
 }
 
@@ -287,7 +291,13 @@ fn rewritten_claims(
     sid: &SessionId,
     access_expires_at: Option<UnixTime>,
 ) -> SessionClaims {
-    let mut claims = new_claims(identity, account, sid, access_expires_at);
+    let mut claims = new_claims(
+        identity,
+        account,
+        sid,
+        access_expires_at,
+        &Default::default(),
+    );
     let mut rest = guide.extra.clone();
     scrub_all(&mut rest);
     for (key, value) in rest {

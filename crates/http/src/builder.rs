@@ -322,6 +322,9 @@ impl GatewayBuilder {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(BuildError::NoRuntime);
         }
+        let rules_use_attributes = routes.rules().any(|r| {
+            !r.allow.groups.is_empty() || !r.allow.roles.is_empty() || !r.allow.claims.is_empty()
+        });
         let gateway = Gateway {
             inner: Arc::new(Inner {
                 cookies: CookiePolicy { secure },
@@ -340,6 +343,8 @@ impl GatewayBuilder {
                     .build(),
                 account_providers: moka::sync::Cache::new(100_000),
                 active: Arc::new(ActiveAccounts::default()),
+                rule_claims: rule_claims(&routes),
+                rules_use_attributes,
                 routes,
                 upstream,
                 service_clients,
@@ -369,4 +374,17 @@ impl GatewayBuilder {
 fn default_instance() -> String {
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "authgate".to_owned());
     format!("{host}:{}", std::process::id())
+}
+
+/// The claim paths the route rules name, each once (a path the rules could
+/// not name is never kept).
+fn rule_claims(routes: &RouteRules) -> Vec<authgate_core::attributes::ClaimPath> {
+    let mut paths: Vec<authgate_core::attributes::ClaimPath> = routes
+        .rules()
+        .flat_map(|r| &r.allow.claims)
+        .filter_map(|c| authgate_core::attributes::ClaimPath::parse(&c.claim).ok())
+        .collect();
+    paths.sort();
+    paths.dedup();
+    paths
 }

@@ -152,27 +152,43 @@ impl Gateway {
             let cookies_out = replaced(&session);
             return decision(Verdict::Allow(Some(Box::new(session))), cookies_out);
         }
-        if !allow.permits(session.identity.email.as_deref()) {
+        // A refusal by the allow-lists: 403, and an `access_denied` event.
+        let forbidden = |session: &CurrentSession| {
+            let who = session.subject();
             AuditEvent::AccessDenied {
                 user: &session.identity.id,
-                rule: allow
-                    .refusing_rule(session.identity.email.as_deref())
-                    .unwrap_or(LONE_ALLOW_LIST),
+                rule: allow.refusing_rule(&who).unwrap_or(LONE_ALLOW_LIST),
                 method: method.as_str(),
                 path: return_to.split('?').next().unwrap_or(return_to),
             }
             .emit();
-            return decision(
-                Verdict::Deny(HttpError::forbidden(
-                    "Forbidden",
-                    "Your account may not use this page.",
-                )),
-                replaced(&session),
-            );
+            Verdict::Deny(HttpError::forbidden(
+                "Forbidden",
+                "Your account may not use this page.",
+            ))
+        };
+        // Groups, roles and claims follow the provider at each refresh: a
+        // session whose tokens are about to be refreshed is judged after
+        // the refresh (it may have gained or lost a group), any other now.
+        let lazy_api = inner.settings.refresh_mode == RefreshMode::Lazy && access == Access::Api;
+        let about_to_refresh = session.account.is_some()
+            && session.error.is_none()
+            && !lazy_api
+            && inner
+                .settings
+                .policy
+                .is_stale(session.access_expires_at, now);
+        if !about_to_refresh && !allow.permits(&session.subject()) {
+            return decision(forbidden(&session), replaced(&session));
         }
         let background = inner.settings.refresh_mode == RefreshMode::Background;
         let adopted = background && adopt_background_refresh(inner, &mut session, now);
-        let lazy_api = inner.settings.refresh_mode == RefreshMode::Lazy && access == Access::Api;
+        if adopted {
+            follow_background_refresh(inner, &mut session, now).await;
+            if !allow.permits(&session.subject()) {
+                return decision(forbidden(&session), rewrite_cookie(inner, &session, now));
+            }
+        }
         let before = (session.access_expires_at, session.error.clone());
         let mut fresh = ensure_fresh(inner, &mut session, now, !lazy_api).await;
         if fresh.is_ok() {
@@ -186,6 +202,7 @@ impl Gateway {
         }
         let rewrite = adopted
             || session.replace_cookie
+            || session.attributes_changed
             || before != (session.access_expires_at, session.error.clone());
         let cookies_out = if rewrite {
             rewrite_cookie(inner, &session, now)
@@ -193,6 +210,7 @@ impl Gateway {
             HeaderMap::new()
         };
         let verdict = match fresh {
+            Ok(()) if !allow.permits(&session.subject()) => forbidden(&session),
             Ok(()) => {
                 if background && let Some(account) = &session.account {
                     inner.active.remember(
@@ -228,6 +246,31 @@ fn adopt_background_refresh(inner: &Inner, session: &mut CurrentSession, now: Un
             true
         }
         None => false,
+    }
+}
+
+/// After adopting an expiry the background refresher recorded: the
+/// groups, roles and claims of the tokens it stored (JWT sessions; best
+/// effort — on any failure the session keeps what it had).
+async fn follow_background_refresh(inner: &Inner, session: &mut CurrentSession, now: UnixTime) {
+    if !matches!(session.source, crate::session::SessionSource::Jwt(_)) {
+        return;
+    }
+    let Some(provider) = session
+        .account
+        .as_ref()
+        .and_then(|a| inner.catalog.get(&a.provider))
+        .cloned()
+    else {
+        return;
+    };
+    if let Ok(tokens) = fresh_tokens(inner, session, now, false).await
+        && let Some(attributes) =
+            crate::account::refreshed_attributes(inner, &provider, &tokens, now).await
+        && attributes != session.attributes
+    {
+        session.attributes = attributes;
+        session.attributes_changed = true;
     }
 }
 
@@ -301,6 +344,25 @@ pub(crate) fn identity_headers(settings: &GatewaySettings, session: &CurrentSess
     put("x-auth-request-user", Some(&session.identity.id));
     put("x-auth-request-email", session.identity.email.as_deref());
     put("x-auth-request-name", session.identity.name.as_deref());
+    put(
+        "x-auth-request-preferred-username",
+        session.attributes.preferred_username.as_deref(),
+    );
+    if !session.attributes.groups.is_empty() {
+        // Comma-separated; a group whose name holds a comma (it would read
+        // as two) or anything but visible ASCII and spaces (not a header
+        // value) is left out of the header — rules still see it.
+        let groups: Vec<&str> = session
+            .attributes
+            .groups
+            .iter()
+            .map(String::as_str)
+            .filter(|g| g.bytes().all(|b| (b' '..=b'~').contains(&b) && b != b','))
+            .collect();
+        if !groups.is_empty() {
+            put("x-auth-request-groups", Some(&groups.join(",")));
+        }
+    }
     if let Some(tokens) = &session.tokens {
         let token = tokens.access_token.expose();
         if settings.pass_access_token {

@@ -67,8 +67,8 @@ mod token_endpoint;
 mod tokens;
 
 pub use authgate_proxy::{
-    Access, AllowList, AmbiguousPath, Judgement, OwnedHeaders, Permits, ProxyError, ProxySettings,
-    ReverseProxy, RouteRule, RouteRules, RuleError, TrustedProxies,
+    Access, AllowList, AmbiguousPath, ClaimRule, Judgement, OwnedHeaders, Permits, ProxyError,
+    ProxySettings, ReverseProxy, RouteRule, RouteRules, RuleError, Subject, TrustedProxies,
 };
 pub use builder::{BuildError, DEFAULT_SIGNAL_POLL, GatewayBuilder};
 pub use gate::{Decision, TokenRelease, Verdict};

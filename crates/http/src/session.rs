@@ -21,6 +21,7 @@ use crate::rejection::AuthRejection;
 use crate::settings::{RevocationCheck, SessionStrategy};
 use crate::state::Inner;
 use authgate_core::adopt::{Guide, classify, scrub};
+use authgate_core::attributes::Attributes;
 use authgate_core::cookie::SessionClaims;
 use authgate_core::cookie::chunk::{is_chunk_of, read_chunks, write_chunks};
 use authgate_core::secret::Secret;
@@ -43,6 +44,19 @@ pub struct Identity {
     pub email: Option<String>,
     /// Avatar URL.
     pub image: Option<String>,
+}
+
+impl CurrentSession {
+    /// What route rules judge: the verified address and the kept groups,
+    /// roles and claims.
+    pub fn subject(&self) -> authgate_proxy::Subject<'_> {
+        authgate_proxy::Subject {
+            email: self.identity.email.as_deref(),
+            groups: &self.attributes.groups,
+            roles: &self.attributes.roles,
+            claims: Some(&self.attributes.claims),
+        }
+    }
 }
 
 impl Identity {
@@ -88,6 +102,10 @@ pub(crate) struct GatewayClaims {
     /// The session record's id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// The provider's groups, roles, preferred user name and the claims
+    /// route rules name (kept small: see `core::attributes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub atr: Option<Attributes>,
 }
 
 /// How the session is stored.
@@ -115,6 +133,11 @@ pub struct CurrentSession {
     pub error: Option<String>,
     /// Where it came from.
     pub source: SessionSource,
+    /// What the provider said about the user's groups, roles and the
+    /// claims route rules name, as of the sign-in or the latest refresh
+    /// (JWT strategy: kept in the cookie; database strategy: in the
+    /// session's record).
+    pub attributes: Attributes,
     /// The session record's id (JWT: from the cookie; database: the row's).
     pub(crate) sid: Option<SessionId>,
     /// This request found the session record live in the store (always
@@ -134,6 +157,9 @@ pub struct CurrentSession {
     /// The cookie the request carried must be replaced whatever else
     /// happens (an adopted guide cookie: it carries token material).
     pub(crate) replace_cookie: bool,
+    /// This request learnt different groups, roles or claims (a refresh):
+    /// the cookie must be rewritten.
+    pub(crate) attributes_changed: bool,
 }
 
 /// The names of the request's cookies that are pieces of the session cookie.
@@ -237,6 +263,7 @@ pub(crate) async fn read_session(
                 access_expires_at: ours.ate.map(UnixTime::from_secs),
                 expires: UnixTime::from_secs(claims.exp.unwrap_or_default()),
                 error: ours.err.or(guide_error),
+                attributes: ours.atr.unwrap_or_default(),
                 source: SessionSource::Jwt(Box::new(claims)),
                 sid,
                 record_confirmed: false,
@@ -244,6 +271,7 @@ pub(crate) async fn read_session(
                 tokens: None,
                 refreshed: false,
                 replace_cookie,
+                attributes_changed: false,
             }))
         }
         SessionStrategy::Database => {
@@ -305,6 +333,7 @@ async fn read_database_session(
         access_expires_at: tokens.as_ref().and_then(|t: &TokenSet| t.expires_at),
         expires: session.expires,
         error,
+        attributes: session.attributes,
         source: SessionSource::Database(token),
         sid: Some(session.id),
         record_confirmed: true,
@@ -312,6 +341,7 @@ async fn read_database_session(
         tokens,
         refreshed: false,
         replace_cookie: false,
+        attributes_changed: false,
     }))
 }
 
@@ -361,6 +391,7 @@ pub(crate) fn rewrite_cookie(inner: &Inner, session: &CurrentSession, now: UnixT
             ate: session.access_expires_at.map(UnixTime::as_secs),
             err: session.error.clone(),
             sid: session.sid.as_ref().map(|s| s.as_str().to_owned()),
+            atr: Some(session.attributes.clone()).filter(|a| !a.is_empty()),
         };
         if let Ok(v) = serde_json::to_value(ours) {
             claims.extra.insert("authgate".to_owned(), v);
@@ -410,6 +441,7 @@ pub(crate) fn new_claims(
     account: &AccountRef,
     sid: &SessionId,
     access_expires_at: Option<UnixTime>,
+    attributes: &Attributes,
 ) -> SessionClaims {
     let mut claims = SessionClaims {
         sub: Some(identity.id.clone()),
@@ -424,6 +456,7 @@ pub(crate) fn new_claims(
         ate: access_expires_at.map(UnixTime::as_secs),
         err: None,
         sid: Some(sid.as_str().to_owned()),
+        atr: Some(attributes.clone()).filter(|a| !a.is_empty()),
     };
     if let Ok(v) = serde_json::to_value(ours) {
         claims.extra.insert("authgate".to_owned(), v);

@@ -460,6 +460,11 @@ async fn finish(
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
         provider_sid: answers.provider_sid.clone(),
+        // A JWT session keeps them in its cookie.
+        attributes: match inner.settings.strategy {
+            SessionStrategy::Database => answers.attributes.clone(),
+            SessionStrategy::Jwt => Default::default(),
+        },
     };
     match inner.settings.strategy {
         SessionStrategy::Jwt => {
@@ -473,6 +478,7 @@ async fn finish(
                 &account_ref,
                 &record.id,
                 response.tokens.expires_at,
+                &answers.attributes,
             );
             write_jwt(inner, &claims, &present, now, h);
         }

@@ -48,6 +48,12 @@ pub(crate) struct Inner {
     pub active: Arc<ActiveAccounts>,
     /// Route rules, each with its allow-list.
     pub routes: RouteRules,
+    /// The claims route rules name (`allow_claims`): only these are kept
+    /// with a session.
+    pub rule_claims: Vec<authgate_core::attributes::ClaimPath>,
+    /// Some route rule names groups, roles or claims: worth a userinfo call
+    /// after a refresh that brought no new ID token.
+    pub rules_use_attributes: bool,
     /// The upstream, in reverse-proxy mode.
     pub upstream: Option<ReverseProxy>,
     /// The servers and jobs that may call the service endpoints.

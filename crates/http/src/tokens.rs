@@ -193,5 +193,21 @@ async fn refresh(
     session.access_expires_at = tokens.expires_at;
     session.tokens = Some(tokens.clone());
     session.refreshed = true;
+    // Groups and roles follow the refresh: a user removed from a group at
+    // the provider loses it here, at the latest at this refresh.
+    if let Some(provider) = inner.catalog.get(&account.provider)
+        && let Some(attributes) =
+            crate::account::refreshed_attributes(inner, provider, &tokens, inner.clock.now()).await
+        && attributes != session.attributes
+    {
+        if let SessionSource::Database(token) = &session.source
+            && let Err(error) = inner.store.set_session_attributes(token, &attributes).await
+        {
+            // This request goes by the new ones; the next may find the old.
+            tracing::warn!(%error, "could not store the session's new groups");
+        }
+        session.attributes = attributes;
+        session.attributes_changed = true;
+    }
     Ok(tokens)
 }

@@ -252,7 +252,7 @@ fn admin_rules() -> RouteRules {
             .with_methods([Method::GET])
             .with_allow(AllowList {
                 emails: vec!["root@example.test".into()],
-                domains: vec![],
+                ..AllowList::default()
             }),
         RouteRule::new("/**", Access::Public),
     ])

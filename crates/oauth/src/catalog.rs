@@ -32,6 +32,16 @@ pub enum CatalogError {
         /// Provider id.
         provider: String,
     },
+    /// `groups_claim` or `roles_claim` is not a dotted claim path.
+    #[error("provider {provider:?}: {which}: {source}")]
+    InvalidClaimPath {
+        /// Provider id.
+        provider: String,
+        /// `groups_claim` or `roles_claim`.
+        which: &'static str,
+        /// What is wrong with it.
+        source: authgate_core::attributes::ClaimPathError,
+    },
     /// Neither a preset, nor an issuer, nor explicit authorization and token endpoints.
     #[error(
         "provider {provider:?}: needs a preset, an issuer, or explicit authorization and token endpoints"

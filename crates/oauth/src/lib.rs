@@ -42,6 +42,9 @@
 //! [`identity`] reads what a provider says about the user in the core's
 //! terms ([`IdTokenClaims::signin_claims`], [`UserInfo::signin_claims`],
 //! [`Provider::addresses`]); [`Provider::signin_facts`] says how it vouches.
+//! [`groups`] reads the user's groups and roles ([`Provider::read_attributes`]:
+//! the preset's claims or `groups_claim` / `roles_claim`, Google's `hd`;
+//! [`Provider::organisations`]: GitHub's organisations and teams).
 //! A provider with tenants checks every ID token's `tid` against its
 //! [`TenantPolicy`] ([`tenant`]): `common` and its kin are never a default. Some quirks need no data
 //! at all because the rules are general: an OAuth error body is classified
@@ -84,6 +87,7 @@
 
 pub mod catalog;
 pub mod discovery;
+pub mod groups;
 pub mod http;
 pub mod id_token;
 pub mod identity;

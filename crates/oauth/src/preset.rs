@@ -103,6 +103,48 @@ pub struct PresetSpec {
     /// Not sent by default — users would see the consent screen at every
     /// sign-in — only by a sign-in that must obtain a refresh token.
     pub reconsent_params: &'static [(&'static str, &'static str)],
+    /// Where the provider says which groups and roles the user has (route
+    /// rules `allow_groups` / `allow_roles`, `X-Auth-Request-Groups`).
+    pub groups: GroupSource,
+}
+
+/// Where a preset's groups and roles come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupSource {
+    /// The ID-token / userinfo claim (a dotted path) listing the user's
+    /// groups; `providers[].groups_claim` replaces it.
+    pub groups_claim: Option<&'static str>,
+    /// The claim (a dotted path) listing the user's roles;
+    /// `providers[].roles_claim` replaces it.
+    pub roles_claim: Option<&'static str>,
+    /// Groups are listed in userinfo rather than the ID token (GitLab):
+    /// userinfo is fetched at every sign-in and refresh.
+    pub userinfo: bool,
+    /// The Workspace domain (Google's `hd` claim) is a group.
+    pub hosted_domain: bool,
+    /// With the `read:org` scope, the user's organisations and teams
+    /// (GitHub's `GET /user/orgs` and `GET /user/teams`, under the userinfo
+    /// endpoint) are groups: `org` and `org/team-slug`, lower case.
+    pub organisations: bool,
+}
+
+impl GroupSource {
+    /// Generic OpenID Connect: `groups` and `roles` claims, when present.
+    pub const OIDC: GroupSource = GroupSource {
+        groups_claim: Some("groups"),
+        roles_claim: Some("roles"),
+        userinfo: false,
+        hosted_domain: false,
+        organisations: false,
+    };
+    /// No group source (claims must be configured).
+    pub const NONE: GroupSource = GroupSource {
+        groups_claim: None,
+        roles_claim: None,
+        userinfo: false,
+        hosted_domain: false,
+        organisations: false,
+    };
 }
 
 /// The directories of a multi-directory provider (see [`crate::tenant`]).
@@ -135,6 +177,10 @@ const GOOGLE: PresetSpec = PresetSpec {
     },
     address_list_path: None,
     reconsent_params: &[("prompt", "consent")],
+    groups: GroupSource {
+        hosted_domain: true,
+        ..GroupSource::NONE
+    },
 };
 
 const GITHUB: PresetSpec = PresetSpec {
@@ -155,6 +201,10 @@ const GITHUB: PresetSpec = PresetSpec {
     vouching: Vouching::AddressList,
     address_list_path: Some("/emails"),
     reconsent_params: &[],
+    groups: GroupSource {
+        organisations: true,
+        ..GroupSource::NONE
+    },
 };
 
 const MICROSOFT_ENTRA_ID: PresetSpec = PresetSpec {
@@ -175,6 +225,7 @@ const MICROSOFT_ENTRA_ID: PresetSpec = PresetSpec {
     vouching: Vouching::DomainOwner,
     address_list_path: None,
     reconsent_params: &[],
+    groups: GroupSource::OIDC,
 };
 
 const GITLAB: PresetSpec = PresetSpec {
@@ -191,6 +242,11 @@ const GITLAB: PresetSpec = PresetSpec {
     vouching: Vouching::EmailVerifiedClaim,
     address_list_path: None,
     reconsent_params: &[],
+    groups: GroupSource {
+        groups_claim: Some("groups"),
+        userinfo: true,
+        ..GroupSource::NONE
+    },
 };
 
 const KEYCLOAK: PresetSpec = PresetSpec {
@@ -207,6 +263,11 @@ const KEYCLOAK: PresetSpec = PresetSpec {
     vouching: Vouching::EmailVerifiedClaim,
     address_list_path: None,
     reconsent_params: &[],
+    groups: GroupSource {
+        groups_claim: Some("groups"),
+        roles_claim: Some("realm_access.roles"),
+        ..GroupSource::NONE
+    },
 };
 
 const OKTA: PresetSpec = PresetSpec {
@@ -223,6 +284,10 @@ const OKTA: PresetSpec = PresetSpec {
     vouching: Vouching::EmailVerifiedClaim,
     address_list_path: None,
     reconsent_params: &[],
+    groups: GroupSource {
+        groups_claim: Some("groups"),
+        ..GroupSource::NONE
+    },
 };
 
 /// Auth0 answers a reused or revoked refresh token with HTTP 403
@@ -242,6 +307,7 @@ const AUTH0: PresetSpec = PresetSpec {
     vouching: Vouching::EmailVerifiedClaim,
     address_list_path: None,
     reconsent_params: &[],
+    groups: GroupSource::NONE,
 };
 
 impl Preset {
@@ -368,6 +434,20 @@ mod tests {
                     assert!(!issuer.contains(keyword), "{p}: {issuer}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn presets_say_where_groups_and_roles_come_from() {
+        let g = |p: Preset| p.spec().groups;
+        assert_eq!(g(Preset::Keycloak).roles_claim, Some("realm_access.roles"));
+        assert_eq!(g(Preset::MicrosoftEntraId), GroupSource::OIDC);
+        assert!(g(Preset::GitLab).userinfo);
+        assert!(g(Preset::GitHub).organisations);
+        assert!(g(Preset::Google).hosted_domain);
+        assert_eq!(g(Preset::Auth0), GroupSource::NONE);
+        for p in [Preset::Okta, Preset::Keycloak, Preset::GitLab] {
+            assert_eq!(g(p).groups_claim, Some("groups"), "{p}");
         }
     }
 

@@ -68,6 +68,12 @@ pub struct ProviderSettings {
     /// What sign-out does at this provider: nothing (the default), or
     /// OpenID Connect RP-Initiated Logout at its `end_session_endpoint`.
     pub signout: SignOut,
+    /// The claim (a dotted path) listing the user's groups, replacing the
+    /// preset's ([`GroupSource`](crate::preset::GroupSource)).
+    pub groups_claim: Option<String>,
+    /// The claim (a dotted path) listing the user's roles, replacing the
+    /// preset's.
+    pub roles_claim: Option<String>,
 }
 
 /// What `POST {base}/signout` does at the provider.
@@ -111,6 +117,8 @@ impl ProviderSettings {
             tenant: None,
             link_by_email: false,
             signout: SignOut::Local,
+            groups_claim: None,
+            roles_claim: None,
         }
     }
 }
@@ -232,6 +240,7 @@ pub struct Provider {
     pub(crate) tenant: Option<TenantPolicy>,
     pub(crate) vouching: Vouching,
     pub(crate) link_by_email: bool,
+    pub(crate) groups: crate::groups::GroupSources,
     pub(crate) http: HttpClient,
     pub(crate) jwks: JwksCache,
 }
@@ -547,6 +556,15 @@ impl Provider {
             return Err(CatalogError::NoEndSession { provider: id });
         }
 
+        let groups = crate::groups::GroupSources::resolve(
+            &id,
+            spec.map(|s| s.groups),
+            kind,
+            &settings,
+            &scopes,
+            endpoints.userinfo.as_ref(),
+        )?;
+
         let name = settings
             .name
             .clone()
@@ -573,6 +591,7 @@ impl Provider {
             vouching: spec.map_or(Vouching::EmailVerifiedClaim, |s| s.vouching),
             link_by_email: settings.link_by_email,
             signout: settings.signout,
+            groups,
             http: http.clone(),
         })
     }

@@ -15,7 +15,7 @@
 //!
 //! Judging allocates nothing for a path with a single reading (nearly every path).
 
-use crate::allow::{AllowList, Permits};
+use crate::allow::{AllowList, Permits, Subject};
 use crate::path::NormalizedPath;
 use crate::readings::{AmbiguousPath, Readings, readings};
 use crate::rules::{Access, RouteRule, RouteRules};
@@ -98,15 +98,15 @@ impl<'r> Judgement<'r> {
 }
 
 impl Permits for Judgement<'_> {
-    /// Whether every allow-list of every reading requiring a session permits `email`.
-    fn permits(&self, email: Option<&str>) -> bool {
-        self.allow_lists().all(|list| list.permits(email))
+    /// Whether every allow-list of every reading requiring a session permits `who`.
+    fn permits(&self, who: &Subject<'_>) -> bool {
+        self.allow_lists().all(|list| list.permits(who))
     }
 
-    /// The pattern of the first rule whose allow-list refuses `email`.
-    fn refusing_rule(&self, email: Option<&str>) -> Option<&str> {
+    /// The pattern of the first rule whose allow-list refuses `who`.
+    fn refusing_rule(&self, who: &Subject<'_>) -> Option<&str> {
         self.listing_rules()
-            .find(|rule| !rule.allow.permits(email))
+            .find(|rule| !rule.allow.permits(who))
             .map(|rule| rule.pattern.as_str())
     }
 }
@@ -117,9 +117,9 @@ impl RouteRules {
     /// single reading.
     ///
     /// ```
-    /// use authgate_proxy::{Access, AllowList, Permits, RouteRule, RouteRules, normalize};
+    /// use authgate_proxy::{Access, AllowList, Permits, RouteRule, RouteRules, Subject, normalize};
     /// use axum::http::Method;
-    /// let admins = AllowList { emails: vec!["ann@example.com".into()], domains: vec![] };
+    /// let admins = AllowList { emails: vec!["ann@example.com".into()], ..AllowList::default() };
     /// let rules = RouteRules::new(vec![
     ///     RouteRule::new("/admin/**", Access::Protected).with_allow(admins),
     ///     RouteRule::new("/**", Access::Public),
@@ -127,8 +127,8 @@ impl RouteRules {
     /// let path = normalize("/ADMIN;x=1/users").unwrap();
     /// let judgement = rules.judge(&Method::GET, &path).unwrap();
     /// assert_eq!(judgement.access(), Access::Protected);
-    /// assert!(judgement.permits(Some("ann@example.com")));
-    /// assert!(!judgement.permits(Some("bob@example.com")));
+    /// assert!(judgement.permits(&Subject::with_email(Some("ann@example.com"))));
+    /// assert!(!judgement.permits(&Subject::with_email(Some("bob@example.com"))));
     /// assert!(rules.judge(&Method::GET, &normalize("/admin%252fusers").unwrap()).is_err());
     /// ```
     pub fn judge(
@@ -167,7 +167,7 @@ mod tests {
     fn admins() -> AllowList {
         AllowList {
             emails: vec!["ann@example.com".into()],
-            domains: vec![],
+            ..AllowList::default()
         }
     }
 
@@ -192,8 +192,8 @@ mod tests {
             .unwrap_or_else(|e| panic!("{raw}: {e}"));
         (
             j.access(),
-            j.permits(Some("ann@example.com")),
-            j.permits(Some("bob@example.com")),
+            j.permits(&Subject::with_email(Some("ann@example.com"))),
+            j.permits(&Subject::with_email(Some("bob@example.com"))),
         )
     }
 
@@ -274,7 +274,7 @@ mod tests {
     fn allow_lists_of_different_readings_must_all_permit() {
         let only_bob = AllowList {
             emails: vec!["bob@example.com".into()],
-            domains: vec![],
+            ..AllowList::default()
         };
         let r = RouteRules::new(vec![
             RouteRule::new("/admin/**", Access::Protected).with_allow(admins()),
@@ -287,8 +287,8 @@ mod tests {
             .judge(&Method::GET, &path)
             .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(j.allow_lists().count(), 2);
-        assert!(!j.permits(Some("ann@example.com")));
-        assert!(!j.permits(Some("bob@example.com")));
+        assert!(!j.permits(&Subject::with_email(Some("ann@example.com"))));
+        assert!(!j.permits(&Subject::with_email(Some("bob@example.com"))));
     }
 
     #[test]

@@ -26,7 +26,8 @@
 //! * [`original`] — [`original_request`]: the request a forward-auth call asks about
 //!   (`X-Original-URI`/`-Method` or `X-Forwarded-Uri`/`-Method`; two different or repeated
 //!   values are refused).
-//! * [`allow`] — [`AllowList`] and [`Permits`].
+//! * [`allow`] — [`AllowList`] (e-mails, domains, groups, roles, claim values; any of within a
+//!   kind, all of across kinds), [`Permits`] and the [`Subject`] it judges.
 //! * [`headers`] — pure header hygiene: stripping client copies of the identity headers the
 //!   gateway owns, including look-alikes an upstream framework would read as the same header
 //!   (`x_auth_request_user`, any letter case); hop-by-hop removal; `X-Forwarded-For/-Proto/
@@ -40,7 +41,8 @@
 //!
 //! ```no_run
 //! use authgate_proxy::{
-//!     Access, ClientInfo, Permits, ProxySettings, ReverseProxy, RouteRule, RouteRules, normalize,
+//!     Access, ClientInfo, Permits, ProxySettings, ReverseProxy, RouteRule, RouteRules, Subject,
+//!     normalize,
 //! };
 //! use axum::{body::Body, extract::ConnectInfo, http::{HeaderMap, HeaderValue, Request}};
 //! use std::net::SocketAddr;
@@ -57,7 +59,7 @@
 //!         axum::http::StatusCode::BAD_REQUEST, Default::default(), None);
 //! };
 //! let email: Option<&str> = None; // from the session, elided
-//! if judgement.requires_session() && !judgement.permits(email) {
+//! if judgement.requires_session() && !judgement.permits(&Subject::with_email(email)) {
 //!     return authgate_proxy::error_response(
 //!         axum::http::StatusCode::FORBIDDEN, Default::default(), None);
 //! }
@@ -77,7 +79,7 @@ pub mod path;
 pub mod readings;
 pub mod rules;
 
-pub use allow::{AllowList, Permits};
+pub use allow::{AllowList, ClaimRule, Permits, Subject};
 pub use forward::{
     ClientInfo, ErrorFormat, ProxyError, ProxySettings, ReverseProxy, UpstreamErrorKind,
     error_response,

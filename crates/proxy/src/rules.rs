@@ -544,7 +544,7 @@ mod tests {
             RouteRule::new("/x", Access::Api),
             RouteRule::new("/a/*", Access::Api).with_allow(AllowList {
                 emails: vec!["ann@example.com".into()],
-                domains: vec![],
+                ..AllowList::default()
             }),
         ])
         .unwrap_or_else(|e| panic!("{e}"));

@@ -9,7 +9,7 @@
 //! and to the normalised path (what the reverse proxy forwards).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use authgate_proxy::{Access, AllowList, Permits, RouteRule, RouteRules, normalize};
+use authgate_proxy::{Access, AllowList, Permits, RouteRule, RouteRules, Subject, normalize};
 use axum::http::Method;
 use proptest::prelude::*;
 
@@ -20,7 +20,7 @@ fn rules(catch_all: bool) -> RouteRules {
     let mut list = vec![
         RouteRule::new("/admin/**", Access::Protected).with_allow(AllowList {
             emails: vec![ANN.into()],
-            domains: vec![],
+            ..AllowList::default()
         }),
         RouteRule::new("/api/**", Access::Api),
     ];
@@ -228,7 +228,7 @@ fn server_decisions(
 fn gateway(rules: &RouteRules, raw: &str) -> Option<(Passes, String)> {
     let path = normalize(raw).ok()?;
     let j = rules.judge(&Method::GET, &path).ok()?;
-    let signed_in = |email| !j.requires_session() || j.permits(Some(email));
+    let signed_in = |email| !j.requires_session() || j.permits(&Subject::with_email(Some(email)));
     Some((
         Passes {
             anonymous: !j.requires_session(),

@@ -142,6 +142,7 @@ fn bench_session_record(c: &mut Criterion, rt: &Runtime, name: &str, store: &dyn
                 expires: UnixTime::from_secs(1_900_000_000),
                 user_agent: None,
                 provider_sid: None,
+                attributes: Default::default(),
             })
             .await
             .unwrap()

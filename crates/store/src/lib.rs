@@ -40,10 +40,10 @@ pub use authgate_core::time::UnixTime;
 pub use crypto::{CryptoError, KeyRing};
 pub use error::StoreError;
 pub use model::{
-    Account, AccountId, CreatedSession, HeldLease, Imported, ImportedAccount, ImportedSession,
-    MAX_USER_AGENT_CHARS, NewAccount, NewSession, NewUser, RefreshLease, ReplaceOutcome,
-    RevokedSession, Session, SessionExpiry, SessionId, SessionKind, SessionRecord, User, UserId,
-    VersionedTokens, generate_session_token, session_token_hash,
+    Account, AccountId, Attributes, CreatedSession, HeldLease, Imported, ImportedAccount,
+    ImportedSession, MAX_USER_AGENT_CHARS, NewAccount, NewSession, NewUser, RefreshLease,
+    ReplaceOutcome, RevokedSession, Session, SessionExpiry, SessionId, SessionKind, SessionRecord,
+    User, UserId, VersionedTokens, generate_session_token, session_token_hash,
 };
 pub use postgres::{DEFAULT_APPLICATION_NAME, PostgresStore};
 pub use sql::{Dialect, SqlStore};

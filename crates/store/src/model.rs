@@ -1,5 +1,6 @@
 //! The records the store keeps, in domain terms.
 
+pub use authgate_core::attributes::Attributes;
 use authgate_core::secret::Secret;
 use authgate_core::time::UnixTime;
 use authgate_core::token::TokenSet;
@@ -284,6 +285,9 @@ pub struct NewSession {
     /// The identity provider's session id: the `sid` claim of the sign-in's
     /// ID token, if it had one (OpenID Connect Back-Channel Logout by `sid`).
     pub provider_sid: Option<String>,
+    /// The provider's groups, roles and rule claims (database strategy; a
+    /// JWT session keeps them in its cookie and leaves this empty).
+    pub attributes: Attributes,
 }
 
 impl NewSession {
@@ -358,6 +362,9 @@ pub struct Session {
     pub expires: UnixTime,
     /// When the expiry was last written (creation or the latest extension).
     pub updated_at: UnixTime,
+    /// The provider's groups, roles and rule claims as of the sign-in or
+    /// the latest refresh.
+    pub attributes: Attributes,
 }
 
 /// A newly created session and the token to put in the cookie.
@@ -438,6 +445,7 @@ mod tests {
             expires: UnixTime::from_secs(1),
             user_agent: Some(ua.to_owned()),
             provider_sid: None,
+            attributes: Default::default(),
         };
         assert_eq!(
             new("Mozilla/5.0\u{1b}[31m\r\n")

@@ -12,6 +12,7 @@ use crate::model::{
     SessionExpiry, SessionId, SessionRecord, User, UserId, VersionedTokens,
 };
 use async_trait::async_trait;
+use authgate_core::attributes::Attributes;
 use authgate_core::secret::Secret;
 use authgate_core::time::UnixTime;
 use authgate_core::token::TokenSet;
@@ -169,6 +170,7 @@ pub trait SessionStore: Send + Sync {
             expires,
             user_agent: None,
             provider_sid: None,
+            attributes: Default::default(),
         })
         .await
     }
@@ -191,6 +193,14 @@ pub trait SessionStore: Send + Sync {
         now: UnixTime,
         expiry: SessionExpiry,
     ) -> Result<Option<Session>, StoreError>;
+    /// Replaces what a database session keeps of the provider's groups,
+    /// roles and rule claims (after a refresh); `false` when there is no
+    /// such live session.
+    async fn set_session_attributes(
+        &self,
+        token: &Secret,
+        attributes: &Attributes,
+    ) -> Result<bool, StoreError>;
     /// Deletes a database session (sign-out); `false` when there was none.
     async fn delete_session(&self, token: &Secret) -> Result<bool, StoreError>;
     /// Deletes every session record (both strategies, revoked or not) that

@@ -407,6 +407,7 @@ async fn revoked_sessions_are_tombstoned_and_added_to_the_revocation_set(f: Fixt
         expires: t(10_000),
         user_agent: None,
         provider_sid: None,
+        attributes: Default::default(),
     };
     let jwt = f.cached.create_jwt_session(new()).await.unwrap();
     let database = f.cached.create_database_session(new()).await.unwrap();

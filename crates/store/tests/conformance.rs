@@ -57,6 +57,7 @@ conformance_suite!(
     deleted_sessions_are_gone,
     every_sign_in_leaves_a_session_record_for_both_strategies,
     a_revoked_session_never_comes_back,
+    database_sessions_keep_their_groups_and_a_refresh_replaces_them,
     a_session_with_a_chosen_id_is_created_once_even_when_racing,
     revoking_an_account_or_a_user_ends_exactly_their_live_sessions,
     a_provider_session_id_ends_exactly_the_sessions_signed_in_through_it,
@@ -665,6 +666,63 @@ async fn deleted_sessions_are_gone(db: &TestDb) {
     );
 }
 
+async fn database_sessions_keep_their_groups_and_a_refresh_replaces_them(db: &TestDb) {
+    let store = db.open(keys()).await;
+    let (u, a) = account(&*store, "groups").await;
+    let mut new = sign_in(&u, Some(&a), 1000, 5000);
+    new.attributes = authgate_store::Attributes {
+        preferred_username: Some("ann".into()),
+        groups: vec!["staff".into()],
+        roles: vec!["admin".into()],
+        claims: [("realm_access.roles".to_owned(), vec!["ops".to_owned()])]
+            .into_iter()
+            .collect(),
+    };
+    let created = store.create_database_session(new.clone()).await.unwrap();
+    assert_eq!(created.session.attributes, new.attributes);
+    let found = store
+        .find_session(&created.token, t(1001))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.attributes, new.attributes);
+    let fewer = authgate_store::Attributes {
+        groups: vec!["alumni".into()],
+        ..Default::default()
+    };
+    assert!(
+        store
+            .set_session_attributes(&created.token, &fewer)
+            .await
+            .unwrap()
+    );
+    let found = store
+        .find_session(&created.token, t(1002))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.attributes, fewer);
+    assert!(
+        store
+            .set_session_attributes(&created.token, &Default::default())
+            .await
+            .unwrap()
+    );
+    let found = store
+        .find_session(&created.token, t(1003))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(found.attributes.is_empty());
+    store.revoke_session(&found.id, t(1004)).await.unwrap();
+    assert!(
+        !store
+            .set_session_attributes(&created.token, &fewer)
+            .await
+            .unwrap()
+    );
+}
+
 fn sign_in(user: &User, account: Option<&Account>, now: i64, expires: i64) -> NewSession {
     NewSession {
         user_id: user.id.clone(),
@@ -673,6 +731,7 @@ fn sign_in(user: &User, account: Option<&Account>, now: i64, expires: i64) -> Ne
         expires: t(expires),
         user_agent: Some("Mozilla/5.0 (X11; Linux x86_64) Test/1.0".into()),
         provider_sid: None,
+        attributes: Default::default(),
     }
 }
 
@@ -991,6 +1050,7 @@ async fn a_provider_session_id_ends_exactly_the_sessions_signed_in_through_it(db
         .unwrap();
     let through = |account: &Account, sid: Option<&str>, expires: i64| NewSession {
         provider_sid: sid.map(str::to_owned),
+        attributes: Default::default(),
         ..sign_in(&u, Some(account), 100, expires)
     };
     let jwt = store

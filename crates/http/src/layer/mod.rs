@@ -115,7 +115,9 @@ impl AuthLayer {
     }
 
     /// Restricts signed-in users to `allow` (403 for the others; ignored on
-    /// public routes).
+    /// public routes). Groups and roles are always kept with a session;
+    /// of other claims, only those some route rule of the gateway names
+    /// (`allow_claims`) are kept, so a claim named only here never matches.
     pub fn allow(self, allow: AllowList) -> Self {
         Self {
             gateway: self.gateway,

@@ -8,8 +8,8 @@
 use super::{Dialect, SqlStore, secs_i64};
 use crate::error::StoreError;
 use crate::model::{
-    AccountId, CreatedSession, NewSession, RevokedSession, Session, SessionExpiry, SessionId,
-    SessionKind, SessionRecord, UserId, generate_session_token, session_token_hash,
+    AccountId, Attributes, CreatedSession, NewSession, RevokedSession, Session, SessionExpiry,
+    SessionId, SessionKind, SessionRecord, UserId, generate_session_token, session_token_hash,
 };
 use crate::traits::SessionStore;
 use async_trait::async_trait;
@@ -21,7 +21,7 @@ const RECORD_COLUMNS: &str = r#"id, "sessionToken", "userId", "accountId", creat
     last_seen_at, expires, user_agent, revoked_at"#;
 
 /// Columns that make up a database-strategy [`Session`].
-const SESSION_COLUMNS: &str = r#"id, "userId", "accountId", expires, updated_at"#;
+const SESSION_COLUMNS: &str = r#"id, "userId", "accountId", expires, updated_at, attributes"#;
 
 /// Columns a revocation returns.
 const REVOKED_COLUMNS: &str = r#"id, "sessionToken""#;
@@ -67,7 +67,20 @@ where
             .map(AccountId::new),
         expires: UnixTime::from_secs(row.try_get("expires")?),
         updated_at: UnixTime::from_secs(row.try_get("updated_at")?),
+        // Unreadable JSON counts as nothing said: rules on groups fail closed.
+        attributes: row
+            .try_get::<Option<String>, _>("attributes")?
+            .and_then(|json| serde_json::from_str(&json).ok())
+            .unwrap_or_default(),
     })
+}
+
+/// The stored form of `attributes`: JSON, or NULL when there are none.
+fn attributes_json(attributes: &Attributes) -> Option<String> {
+    if attributes.is_empty() {
+        return None;
+    }
+    serde_json::to_string(attributes).ok()
 }
 
 fn revoked_from_row<R: sqlx::Row>(row: &R) -> Result<RevokedSession, StoreError>
@@ -102,8 +115,8 @@ where
     ) -> Result<(), StoreError> {
         sqlx::query(
             r#"INSERT INTO sessions (id, "sessionToken", "userId", "accountId", expires,
-                   updated_at, created_at, last_seen_at, user_agent, provider_sid)
-               VALUES ($1, $2, $3, $4, $5, $6, $6, $6, $7, $8)"#,
+                   updated_at, created_at, last_seen_at, user_agent, provider_sid, attributes)
+               VALUES ($1, $2, $3, $4, $5, $6, $6, $6, $7, $8, $9)"#,
         )
         .bind(id.as_str())
         .bind(token_hash)
@@ -113,6 +126,7 @@ where
         .bind(new.now.as_secs())
         .bind(new.stored_user_agent())
         .bind(new.provider_sid.as_deref())
+        .bind(attributes_json(&new.attributes))
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -197,6 +211,7 @@ where
                 account_id: new.account_id,
                 expires: new.expires,
                 updated_at: new.now,
+                attributes: new.attributes,
             },
         })
     }
@@ -244,6 +259,22 @@ where
             // Not due for an extension, or gone: a plain lookup tells which.
             None => self.find_session(token, now).await,
         }
+    }
+
+    async fn set_session_attributes(
+        &self,
+        token: &Secret,
+        attributes: &Attributes,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            r#"UPDATE sessions SET attributes = $1
+               WHERE "sessionToken" = $2 AND revoked_at IS NULL"#,
+        )
+        .bind(attributes_json(attributes))
+        .bind(session_token_hash(token))
+        .execute(&self.pool)
+        .await?;
+        Ok(DB::rows_affected(&done) > 0)
     }
 
     async fn delete_session(&self, token: &Secret) -> Result<bool, StoreError> {

@@ -496,6 +496,14 @@ impl SessionStore for CountingStore {
         self.hit();
         self.inner.create_database_session(new).await
     }
+    async fn set_session_attributes(
+        &self,
+        token: &Secret,
+        attributes: &authgate_store::Attributes,
+    ) -> Result<bool, StoreError> {
+        self.hit();
+        self.inner.set_session_attributes(token, attributes).await
+    }
     async fn find_session(
         &self,
         token: &Secret,

@@ -4,8 +4,8 @@ use super::CachedStore;
 use crate::cache::CacheEntry;
 use crate::error::StoreError;
 use crate::model::{
-    AccountId, CreatedSession, NewSession, RevokedSession, Session, SessionExpiry, SessionId,
-    SessionRecord, UserId, session_token_hash,
+    AccountId, Attributes, CreatedSession, NewSession, RevokedSession, Session, SessionExpiry,
+    SessionId, SessionRecord, UserId, session_token_hash,
 };
 use crate::traits::SessionStore;
 use async_trait::async_trait;
@@ -28,6 +28,8 @@ struct CachedSession {
     account_id: Option<String>,
     expires: i64,
     updated_at: i64,
+    #[serde(default)]
+    attributes: Attributes,
 }
 
 fn session_key(token: &Secret) -> String {
@@ -69,6 +71,7 @@ impl CachedStore {
                 account_id: s.account_id.map(AccountId::new),
                 expires: UnixTime::from_secs(s.expires),
                 updated_at: UnixTime::from_secs(s.updated_at),
+                attributes: s.attributes,
             }),
         }
     }
@@ -80,6 +83,7 @@ impl CachedStore {
             account_id: session.account_id.as_ref().map(|a| a.as_str().to_owned()),
             expires: session.expires.as_secs(),
             updated_at: session.updated_at.as_secs(),
+            attributes: session.attributes.clone(),
         };
         let version = session.expires.as_secs();
         let sealed = serde_json::to_vec(&cached)
@@ -208,6 +212,20 @@ impl SessionStore for CachedStore {
             None => self.cache_remove("touch_session", &key).await,
         }
         Ok(session)
+    }
+
+    /// Written to the store, and the cached entry dropped: this instance
+    /// (and every instance sharing a Redis cache) reads the new ones next;
+    /// an instance with its own memory cache, within `cache.ttl`.
+    async fn set_session_attributes(
+        &self,
+        token: &Secret,
+        attributes: &Attributes,
+    ) -> Result<bool, StoreError> {
+        let result = self.inner.set_session_attributes(token, attributes).await;
+        self.cache_remove("set_session_attributes", &session_key(token))
+            .await;
+        result
     }
 
     async fn delete_session(&self, token: &Secret) -> Result<bool, StoreError> {
