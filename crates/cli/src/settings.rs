@@ -59,6 +59,8 @@ pub fn gateway_settings(config: &Config) -> GatewaySettings {
         pass_auth_cookies: config.server.pass_auth_cookies,
         trusted_proxies: TrustedProxies::new(config.server.trusted_proxies.clone()),
         adopt_guide_cookies: config.session.adopt_guide_cookies.clone(),
+        cookie_domain: config.session.cookie_domain.clone(),
+        redirect_hosts: config.server.allowed_redirect_hosts.clone(),
     }
 }
 

@@ -123,6 +123,15 @@ pub struct ServerConfig {
     /// `X-Forwarded-Host` / `X-Forwarded-Proto` describe `public_url`.
     #[serde(default)]
     pub preserve_host: bool,
+    /// Hosts besides `public_url`'s that a `callbackUrl` may name (sign-in
+    /// and sign-out return there): `"admin.example.com"` or
+    /// `"admin.example.com:8443"`, with `public_url`'s scheme. Exact hosts
+    /// only, never patterns (lower-cased at load). The hosts of
+    /// `[[upstreams]]` are allowed without being listed here; list the
+    /// hosts served by forward-auth (an nginx or Traefik in front of
+    /// another app). Default: none.
+    #[serde(default)]
+    pub allowed_redirect_hosts: Vec<String>,
     /// Serve `/metrics` on this address instead of `listen` (then `/metrics`
     /// on `listen` is the upstream's). Default: on `listen`.
     #[serde(default, deserialize_with = "fields::de_opt_socket_addr")]
@@ -152,6 +161,7 @@ impl Default for ServerConfig {
             pass_authorization_header: false,
             pass_auth_cookies: false,
             preserve_host: false,
+            allowed_redirect_hosts: Vec::new(),
             metrics_listen: None,
             upstream_timeout: default_upstream_timeout(),
         }
@@ -222,6 +232,15 @@ pub struct SessionConfig {
     /// such cookies are plain Auth.js cookies. Needs `strategy = "jwt"`.
     #[serde(default)]
     pub adopt_guide_cookies: Option<String>,
+    /// The parent domain the session cookie is shared with
+    /// (`"example.com"`: the cookie carries `Domain=example.com`, so one
+    /// sign-in covers `app.example.com` and `admin.example.com`). Lower-cased
+    /// at load, a leading `.` dropped; no scheme, port or IP address;
+    /// `server.public_url`'s host must be the domain or below it. Only the
+    /// session cookie (and its chunks) is shared; the CSRF and sign-in check
+    /// cookies stay host-only. Default: host-only session cookie.
+    #[serde(default)]
+    pub cookie_domain: Option<String>,
 }
 
 /// When a JWT session's record is checked (`session.revocation_check`).
@@ -249,6 +268,7 @@ impl Default for SessionConfig {
             secure_cookies: false,
             revocation_check: RevocationCheck::default(),
             adopt_guide_cookies: None,
+            cookie_domain: None,
         }
     }
 }

@@ -324,7 +324,14 @@ impl GatewayBuilder {
         }
         let gateway = Gateway {
             inner: Arc::new(Inner {
-                cookies: CookiePolicy { secure },
+                cookies: CookiePolicy {
+                    secure,
+                    domain: settings.cookie_domain.clone(),
+                },
+                redirect: crate::redirect::RedirectOrigins::new(
+                    &settings.public_url,
+                    &settings.redirect_hosts,
+                ),
                 own_cookies: OwnCookies::new(self.cookie_format),
                 settings,
                 secrets: self.secrets,

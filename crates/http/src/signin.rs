@@ -54,10 +54,7 @@ pub(crate) async fn signin_page(
     let inner = &gw.inner;
     let cookies = request_cookies(&headers);
     let (csrf_token, set_cookie) = csrf_for(inner, &cookies);
-    let callback = safe_callback(
-        q.get("callbackUrl").map(String::as_str),
-        &inner.settings.public_url,
-    );
+    let callback = safe_callback(q.get("callbackUrl").map(String::as_str), &inner.redirect);
     let error = q.get("error").map(|e| describe_signin_error(e));
     let buttons: Vec<ProviderButton> = inner
         .catalog
@@ -144,10 +141,7 @@ pub(crate) async fn signin_get(
         .get("sec-fetch-site")
         .is_some_and(|v| v.as_bytes() == b"cross-site");
     if cross_site {
-        let callback = safe_callback(
-            q.get("callbackUrl").map(String::as_str),
-            &gw.inner.settings.public_url,
-        );
+        let callback = safe_callback(q.get("callbackUrl").map(String::as_str), &gw.inner.redirect);
         let location = format!(
             "{}/signin?callbackUrl={}",
             gw.inner.settings.base_path,
@@ -185,7 +179,7 @@ fn start(
         )
         .render(wants_json(headers), &inner.settings.auth_url("/signin"));
     };
-    let callback = safe_callback(callback, &inner.settings.public_url);
+    let callback = safe_callback(callback, &inner.redirect);
     authorize(inner, provider, callback, Consent::AsConfigured)
 }
 

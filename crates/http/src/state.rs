@@ -33,6 +33,8 @@ pub(crate) struct Inner {
     pub session_codec: SessionCodec,
     pub checks: CheckCodec,
     pub cookies: CookiePolicy,
+    /// Where a `callbackUrl` may lead.
+    pub redirect: crate::redirect::RedirectOrigins,
     /// The gateway's own cookies, kept from the upstream.
     pub own_cookies: OwnCookies,
     pub store: Arc<dyn Store>,
