@@ -72,6 +72,11 @@ pub struct Config {
     /// `[[routes]]`: access rules by path, first match wins.
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
+    /// `[[upstreams]]`: several applications behind one gateway, each chosen
+    /// by the request's `Host` (and an optional path prefix). Instead of
+    /// `server.upstream`, never together with it.
+    #[serde(default)]
+    pub upstreams: Vec<UpstreamConfig>,
     /// `[[service_clients]]`: servers and jobs that may call the token
     /// endpoint (never browsers).
     #[serde(default)]
@@ -596,6 +601,46 @@ pub struct RouteConfig {
     /// Only e-mail addresses in these domains may pass (lower-cased at load).
     #[serde(default)]
     pub allow_domains: Vec<String>,
+}
+
+/// One `[[upstreams]]` entry: the application that requests for `host`
+/// (and under `path_prefix`) are proxied to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// The host browsers use for this application: `"admin.example.com"`
+    /// (any port) or `"admin.example.com:8443"` (that port only); exact and
+    /// case-insensitive, compared with the request's `Host` (never
+    /// `X-Forwarded-Host`). Lower-cased at load. Also a permitted
+    /// `callbackUrl` host.
+    pub host: String,
+    /// Only paths equal to this prefix or below it (`"/admin"` matches
+    /// `/admin` and `/admin/x`, not `/administrator`); the longest matching
+    /// prefix of the host's entries wins. Default `/`. The path is forwarded
+    /// as it is.
+    #[serde(default)]
+    pub path_prefix: Option<String>,
+    /// The application's URL (`http://127.0.0.1:9001`).
+    #[serde(deserialize_with = "fields::de_url")]
+    pub url: Url,
+    /// `[[upstreams.routes]]`: this upstream's access rules (as
+    /// `[[routes]]`). Empty: the top-level `[[routes]]` apply.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+    /// `server.pass_access_token` for this upstream (default: the
+    /// server's). May turn off what `[server]` turns on, not the reverse.
+    #[serde(default)]
+    pub pass_access_token: Option<bool>,
+    /// `server.pass_authorization_header` for this upstream (default: the
+    /// server's). May turn off what `[server]` turns on, not the reverse.
+    #[serde(default)]
+    pub pass_authorization_header: Option<bool>,
+    /// `server.pass_auth_cookies` for this upstream (default: the server's).
+    #[serde(default)]
+    pub pass_auth_cookies: Option<bool>,
+    /// `server.preserve_host` for this upstream (default: the server's).
+    #[serde(default)]
+    pub preserve_host: Option<bool>,
 }
 
 /// What a service client may do (`service_clients[].allow`).

@@ -233,6 +233,26 @@ impl Config {
             writeln!(out)?;
         }
 
+        for u in &self.upstreams {
+            writeln!(
+                out,
+                "[[upstreams]] {}{} -> {}",
+                u.host,
+                u.path_prefix.as_deref().unwrap_or(""),
+                u.url
+            )?;
+            if u.routes.is_empty() {
+                writeln!(out, "  routes: the top-level [[routes]]")?;
+            } else {
+                let paths: Vec<String> = u
+                    .routes
+                    .iter()
+                    .map(|r| format!("{} {}", r.path, r.access.as_str()))
+                    .collect();
+                writeln!(out, "  routes: {}", paths.join(", "))?;
+            }
+        }
+
         for client in &self.service_clients {
             let allow: Vec<&str> = client.allow.iter().map(|p| p.as_str()).collect();
             writeln!(out, "[[service_clients]] {}", client.id)?;

@@ -63,6 +63,7 @@ pub(crate) fn validate(config: &mut Config, tree: &Node) -> Vec<Problem> {
     providers(&mut c, config);
     adoption(&mut c, config);
     routes(&mut c, config);
+    upstreams(&mut c, config);
     service_clients(&mut c, config);
     c.problems
 }
@@ -158,6 +159,73 @@ fn session(c: &mut Checker<'_>, config: &mut Config) {
         match host_and_port(&host) {
             Ok(host) => config.server.allowed_redirect_hosts.push(host),
             Err(message) => c.fail(format!("server.allowed_redirect_hosts[{i}]"), message),
+        }
+    }
+}
+
+fn upstreams(c: &mut Checker<'_>, config: &mut Config) {
+    if config.upstreams.is_empty() {
+        return;
+    }
+    if config.server.upstream.is_some() {
+        c.fail(
+            "server.upstream",
+            "set either server.upstream (one application for every host) or [[upstreams]] (chosen by host), not both",
+        );
+    }
+    let server = &config.server;
+    let mut seen: HashMap<(String, String), usize> = HashMap::new();
+    for (i, u) in config.upstreams.iter_mut().enumerate() {
+        let key = format!("upstreams[{i}]");
+        match host_and_port(&u.host) {
+            Ok(host) => u.host = host,
+            Err(message) => c.fail(format!("{key}.host"), message),
+        }
+        if let Some(prefix) = &u.path_prefix {
+            let plain = prefix.starts_with('/')
+                && (prefix == "/" || !prefix.ends_with('/'))
+                && !prefix.contains("//")
+                && !prefix.contains(['?', '#', '*', '%', '\\', ';'])
+                && !prefix.contains(|ch: char| ch.is_whitespace() || ch.is_control())
+                && !prefix.split('/').any(|seg| seg == "." || seg == "..");
+            if !plain {
+                c.fail(
+                    format!("{key}.path_prefix"),
+                    format!("must be a plain path such as \"/admin\" (no trailing `/`, no dot segments, `%`, `;` or patterns); got {prefix:?}"),
+                );
+            }
+        }
+        if !matches!(u.url.scheme(), "http" | "https") || u.url.host_str().is_none() {
+            c.fail(format!("{key}.url"), "must be an http:// or https:// URL");
+        }
+        for (name, own, servers) in [
+            (
+                "pass_access_token",
+                u.pass_access_token,
+                server.pass_access_token,
+            ),
+            (
+                "pass_authorization_header",
+                u.pass_authorization_header,
+                server.pass_authorization_header,
+            ),
+        ] {
+            if own == Some(true) && !servers {
+                c.fail(
+                    format!("{key}.{name}"),
+                    format!("an upstream may only turn off what [server] turns on: set server.{name} = true and {name} = false on the upstreams that must not get the token"),
+                );
+            }
+        }
+        let prefix = u.path_prefix.clone().unwrap_or_else(|| "/".to_owned());
+        if let Some(first) = seen.insert((u.host.clone(), prefix.clone()), i) {
+            c.fail(
+                format!("{key}.host"),
+                format!(
+                    "host {:?} with path_prefix {prefix:?} is already served by upstreams[{first}]",
+                    u.host
+                ),
+            );
         }
     }
 }
@@ -433,8 +501,15 @@ fn is_http_token(s: &str) -> bool {
 }
 
 fn routes(c: &mut Checker<'_>, config: &mut Config) {
-    for (i, route) in config.routes.iter_mut().enumerate() {
-        let key = format!("routes[{i}]");
+    route_list(c, "routes", &mut config.routes);
+    for (u, upstream) in config.upstreams.iter_mut().enumerate() {
+        route_list(c, &format!("upstreams[{u}].routes"), &mut upstream.routes);
+    }
+}
+
+fn route_list(c: &mut Checker<'_>, list: &str, routes: &mut [crate::RouteConfig]) {
+    for (i, route) in routes.iter_mut().enumerate() {
+        let key = format!("{list}[{i}]");
         let path = &route.path;
         if !path.starts_with('/') || path.contains(['?', '#']) || path.contains(char::is_whitespace)
         {

@@ -154,3 +154,102 @@ fn allowed_redirect_hosts_are_exact_hosts_with_an_optional_port() {
         );
     }
 }
+
+const UPSTREAMS: &str = r#"
+[server]
+public_url = "https://auth.example.com"
+pass_access_token = true
+
+[session]
+secret = "test-secret-at-least-32-chars-long!!"
+cookie_domain = "example.com"
+
+[[upstreams]]
+host = "App.Example.com"
+url = "http://127.0.0.1:9001"
+
+[[upstreams]]
+host = "admin.example.com:8443"
+path_prefix = "/console"
+url = "http://127.0.0.1:9002"
+pass_access_token = false
+preserve_host = true
+
+[[upstreams.routes]]
+path = "/console/**"
+access = "protected"
+allow_domains = ["Example.com"]
+"#;
+
+#[test]
+fn upstreams_are_read_with_their_own_routes_and_options() {
+    let c = load(UPSTREAMS).unwrap();
+    assert_eq!(c.upstreams.len(), 2);
+    assert_eq!(c.upstreams[0].host, "app.example.com");
+    assert!(c.upstreams[0].routes.is_empty());
+    let admin = &c.upstreams[1];
+    assert_eq!(admin.host, "admin.example.com:8443");
+    assert_eq!(admin.path_prefix.as_deref(), Some("/console"));
+    assert_eq!(admin.pass_access_token, Some(false));
+    assert_eq!(admin.preserve_host, Some(true));
+    assert_eq!(admin.routes[0].allow_domains, ["example.com"]);
+    assert!(
+        c.redacted_summary()
+            .contains("[[upstreams]] admin.example.com:8443/console")
+    );
+}
+
+#[test]
+fn upstream_mistakes_are_named() {
+    let cases = [
+        (
+            UPSTREAMS.replace(
+                "[[upstreams]]\nhost = \"App",
+                "[[upstreams]]\nhost = \"https://App",
+            ),
+            "upstreams[0].host",
+        ),
+        (
+            UPSTREAMS.replace("path_prefix = \"/console\"", "path_prefix = \"/console/\""),
+            "upstreams[1].path_prefix",
+        ),
+        (
+            UPSTREAMS.replace("path_prefix = \"/console\"", "path_prefix = \"/a/../b\""),
+            "upstreams[1].path_prefix",
+        ),
+        (
+            UPSTREAMS
+                .replace("pass_access_token = true\n", "")
+                .replace("pass_access_token = false", "pass_access_token = true"),
+            "upstreams[1].pass_access_token",
+        ),
+        (
+            UPSTREAMS.replace(
+                "pass_access_token = true\n",
+                "pass_access_token = true\nupstream = \"http://127.0.0.1:9\"\n",
+            ),
+            "server.upstream",
+        ),
+        (
+            UPSTREAMS
+                .replace("admin.example.com:8443", "app.example.com")
+                .replace("path_prefix = \"/console\"\n", ""),
+            "upstreams[1].host",
+        ),
+        (
+            UPSTREAMS.replace(
+                "url = \"http://127.0.0.1:9001\"",
+                "url = \"ftp://127.0.0.1:9001\"",
+            ),
+            "upstreams[0].url",
+        ),
+        (
+            UPSTREAMS.replace("path = \"/console/**\"", "path = \"console\""),
+            "upstreams[1].routes[0].path",
+        ),
+    ];
+    for (toml, key) in cases {
+        let p = problems(&toml);
+        assert!(p.iter().any(|(k, _)| k == key), "{key}: {p:?}");
+    }
+}
