@@ -49,10 +49,10 @@ pub(crate) async fn proxy(
     let inner = &gw.inner;
     let json = wants_json(req.headers());
     let back = inner.settings.auth_url("/signin");
-    let Some(upstream) = &inner.upstream else {
+    if inner.upstream.is_none() && inner.hosts.is_empty() {
         return HttpError::new(StatusCode::NOT_FOUND, "NotFound", "Nothing is served here.")
             .render(json, &back);
-    };
+    }
     let raw = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let path = match normalize(raw) {
         Ok(p) => p,
@@ -62,7 +62,15 @@ pub(crate) async fn proxy(
                 .render(json, &back);
         }
     };
-    let judgement = match inner.routes.judge(req.method(), &path) {
+    let target = match Target::of(inner, &req, &path) {
+        Some(target) => target,
+        None => {
+            let response = unknown_host(json, &back);
+            record("unknown_host", response.status(), started);
+            return response;
+        }
+    };
+    let judgement = match target.routes.judge(req.method(), &path) {
         Ok(judgement) => judgement,
         Err(error) => return ambiguous_path(&error, json, &back),
     };
@@ -71,24 +79,37 @@ pub(crate) async fn proxy(
         .extensions()
         .get::<crate::request_id::RequestId>()
         .cloned();
-    let decision = gw
+    let mut decision = gw
         .decide(
             access,
             &judgement,
             req.headers(),
-            &path.path_and_query(),
+            &target.return_to(inner, &path.path_and_query()),
             TokenRelease::AsConfigured,
         )
         .await;
+    if let (Verdict::SignIn(location), Some(_)) = (&mut decision.verdict, target.host) {
+        // Sign-in happens on `public_url`, whose host the check cookies and
+        // the provider's callback belong to, whatever host asked.
+        *location = format!(
+            "{}{location}",
+            inner.settings.public_url.as_str().trim_end_matches('/')
+        );
+    }
     let response = match decision.verdict {
         Verdict::Allow(session) => {
-            if !inner.settings.pass_auth_cookies {
+            if !target.pass_auth_cookies {
                 remove_cookies(req.headers_mut(), |name| inner.own_cookies.contains(name));
             }
-            let identity = match &session {
+            let mut identity = match &session {
                 Some(s) => identity_headers(&inner.settings, s),
                 None => HeaderMap::new(),
             };
+            if let Some(host) = target.host {
+                for name in &host.withheld {
+                    identity.remove(name);
+                }
+            }
             let client = ClientInfo {
                 proto: if inner.settings.public_url.scheme() == "https" {
                     Scheme::Https
@@ -101,10 +122,15 @@ pub(crate) async fn proxy(
                     ErrorFormat::Html
                 },
                 request_id: request_id.map(|r| r.0),
-                forwarded_host: public_host(&inner.settings.public_url),
+                // The host the browser used: `public_url`'s, or the
+                // configured host of the upstream it chose.
+                forwarded_host: match target.host {
+                    Some(host) => HeaderValue::from_str(&host.authority).ok(),
+                    None => public_host(&inner.settings.public_url),
+                },
                 ..ClientInfo::new(peer)
             };
-            let mut response = upstream.forward(req, client, identity).await;
+            let mut response = target.proxy.forward(req, client, identity).await;
             append_all(response.headers_mut(), &decision.cookies);
             response
         }
@@ -112,6 +138,59 @@ pub(crate) async fn proxy(
     };
     record(access.as_str(), response.status(), started);
     response
+}
+
+/// Where a proxied request goes: the one upstream, or the one its host chose.
+struct Target<'a> {
+    proxy: &'a authgate_proxy::ReverseProxy,
+    routes: &'a authgate_proxy::RouteRules,
+    pass_auth_cookies: bool,
+    /// The host-matched upstream, when upstreams are chosen by host.
+    host: Option<&'a crate::hosts::HostRoute>,
+}
+
+impl<'a> Target<'a> {
+    /// `None`: upstreams are chosen by host and this request's matches none.
+    fn of(
+        inner: &'a crate::state::Inner,
+        req: &Request,
+        path: &authgate_proxy::NormalizedPath,
+    ) -> Option<Self> {
+        if let Some(proxy) = &inner.upstream {
+            return Some(Target {
+                proxy,
+                routes: &inner.routes,
+                pass_auth_cookies: inner.settings.pass_auth_cookies,
+                host: None,
+            });
+        }
+        let host = inner.hosts.choose(req.uri(), req.headers(), path.path())?;
+        Some(Target {
+            proxy: &host.proxy,
+            routes: host.routes.as_ref().unwrap_or(&inner.routes),
+            pass_auth_cookies: host.pass_auth_cookies,
+            host: Some(host),
+        })
+    }
+
+    /// The `callbackUrl` of a sign-in from this request.
+    fn return_to(&self, inner: &crate::state::Inner, path_and_query: &str) -> String {
+        match self.host {
+            Some(host) => host.return_to(&inner.redirect, path_and_query),
+            None => path_and_query.to_owned(),
+        }
+    }
+}
+
+/// 421 for a request whose host no upstream serves.
+fn unknown_host(json: bool, back: &str) -> Response {
+    tracing::info!("refused a request for a host no upstream serves");
+    HttpError::new(
+        StatusCode::MISDIRECTED_REQUEST,
+        "UnknownHost",
+        "No application is served at this host.",
+    )
+    .render(json, back)
 }
 
 /// The authority of `public_url` (`host[:port]`), which the upstream gets as

@@ -51,6 +51,11 @@ impl RedirectOrigins {
         }
     }
 
+    /// The gateway's `public_url`.
+    pub fn base(&self) -> &Url {
+        &self.base
+    }
+
     /// Whether `origin` is one of them.
     pub fn permits(&self, origin: &Origin) -> bool {
         *origin == self.public || self.others.contains(origin)

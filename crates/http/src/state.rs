@@ -52,6 +52,8 @@ pub(crate) struct Inner {
     pub routes: RouteRules,
     /// The upstream, in reverse-proxy mode.
     pub upstream: Option<ReverseProxy>,
+    /// The upstreams chosen by host (instead of `upstream`).
+    pub hosts: crate::hosts::HostTable,
     /// The servers and jobs that may call the service endpoints.
     pub service_clients: ServiceClients,
     /// Revoked session ids, looked up on every request with
