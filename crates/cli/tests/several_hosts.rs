@@ -465,3 +465,31 @@ async fn hostile_callback_urls_through_the_gateway_fall_back_to_the_root() {
         assert_eq!(location(&r), "/", "{candidate:?}");
     }
 }
+
+#[tokio::test]
+async fn a_sign_in_opened_on_an_upstream_host_moves_to_the_gateway_host() {
+    let env = env().await;
+    let mut jar = Jar::default();
+    let back = urlencode(&env.url("admin", "/x"));
+    for path in [
+        format!("/auth/signin?callbackUrl={back}"),
+        format!("/auth/signin/op?callbackUrl={back}"),
+    ] {
+        let r = env.get(&mut jar, &env.url("admin", &path)).await;
+        assert_eq!(r.status(), 302, "{path}");
+        assert_eq!(location(&r), env.url("auth", &path));
+        assert!(
+            r.headers().get(SET_COOKIE).is_none(),
+            "no check cookie on the upstream's host"
+        );
+    }
+    // On the gateway's own host the flow starts.
+    let r = env
+        .get(
+            &mut jar,
+            &env.url("auth", &format!("/auth/signin/op?callbackUrl={back}")),
+        )
+        .await;
+    assert_eq!(r.status(), 302);
+    assert!(location(&r).starts_with(env.peer.issuer().as_str().trim_end_matches('/')));
+}

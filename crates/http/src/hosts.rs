@@ -151,6 +151,49 @@ impl HostRoute {
     }
 }
 
+/// A sign-in page or link opened on one of the `[[upstreams]]` hosts other
+/// than `public_url`'s: `302` to the same path and query on `public_url`,
+/// where the sign-in's check cookies must live (the provider's callback
+/// arrives there). `None` otherwise (any other host is left alone: a proxy
+/// may reach the gateway by an internal name).
+pub(crate) fn to_public_host(
+    inner: &crate::state::Inner,
+    uri: &Uri,
+    headers: &HeaderMap,
+) -> Option<axum::response::Response> {
+    use axum::http::header::{CACHE_CONTROL, LOCATION};
+    use axum::http::{HeaderValue, StatusCode};
+    use axum::response::IntoResponse;
+    if inner.hosts.is_empty() {
+        return None;
+    }
+    let (host, port) = request_host(uri, headers)?;
+    let public = &inner.settings.public_url;
+    let on_public = public.host_str() == Some(host.as_str())
+        && port.is_none_or(|p| public.port_or_known_default() == Some(p));
+    let ours = inner
+        .hosts
+        .entries
+        .iter()
+        .any(|e| e.host == host && e.port.is_none_or(|p| Some(p) == port));
+    if on_public || !ours {
+        return None;
+    }
+    let target = format!(
+        "{}{}",
+        public.as_str().trim_end_matches('/'),
+        uri.path_and_query().map_or("/", |p| p.as_str())
+    );
+    let mut response = StatusCode::FOUND.into_response();
+    response
+        .headers_mut()
+        .insert(LOCATION, HeaderValue::from_str(&target).ok()?);
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Some(response)
+}
+
 /// The request's host (lower case) and port: the URI's authority, else the
 /// one `Host` header.
 fn request_host(uri: &Uri, headers: &HeaderMap) -> Option<(String, Option<u16>)> {

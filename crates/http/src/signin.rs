@@ -48,10 +48,14 @@ struct StateCookie {
 /// `GET {base}/signin?callbackUrl=…&error=…`: the provider list.
 pub(crate) async fn signin_page(
     State(gw): State<Gateway>,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
     let inner = &gw.inner;
+    if let Some(moved) = crate::hosts::to_public_host(inner, &uri, &headers) {
+        return moved;
+    }
     let cookies = request_cookies(&headers);
     let (csrf_token, set_cookie) = csrf_for(inner, &cookies);
     let callback = safe_callback(q.get("callbackUrl").map(String::as_str), &inner.redirect);
@@ -130,10 +134,14 @@ pub(crate) async fn signin_post(
 /// `GET {base}/signin/{provider}?callbackUrl=…`: start the flow by link.
 pub(crate) async fn signin_get(
     State(gw): State<Gateway>,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
     Path(provider): Path<String>,
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
+    if let Some(moved) = crate::hosts::to_public_host(&gw.inner, &uri, &headers) {
+        return moved;
+    }
     // Another site may link here, but may not start a flow by itself (it
     // would overwrite a sign-in in progress): a cross-site navigation lands
     // on the sign-in page, where the user presses the button.
