@@ -6,7 +6,8 @@
 //! `secret` (print a new random secret; `--hash` adds a service client's
 //! `secret_hash`), `check` (validate a configuration and print a redacted
 //! summary), `health` (ask a running gateway's `/healthz`, for container
-//! health checks) and `sessions` (list and revoke users' sessions).
+//! health checks), `sessions` (list and revoke users' sessions) and `import
+//! authjs` (bring an Auth.js database over).
 
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -110,6 +111,21 @@ enum Command {
         #[command(subcommand)]
         action: SessionsAction,
     },
+    /// Import users, accounts (with their tokens) and database sessions from
+    /// another system's database into `[store] url`.
+    Import {
+        /// TOML configuration file (plus AUTHGATE_* environment), as for `serve`.
+        #[arg(
+            long,
+            short,
+            env = "AUTHGATE_CONFIG",
+            value_name = "FILE",
+            global = true
+        )]
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        source: ImportSource,
+    },
     /// Ask the gateway listening on `server.listen` (a wildcard address is asked
     /// on loopback) for `/healthz`: exits 0 when it answers 200, 1 otherwise. For
     /// container health checks, where the image has no shell or HTTP client.
@@ -137,6 +153,23 @@ enum SessionsAction {
         /// One session id (as `list` prints it).
         #[arg(long)]
         session: Option<String>,
+    },
+}
+
+/// `authgate import …`.
+#[derive(Debug, Subcommand)]
+enum ImportSource {
+    /// An Auth.js database in one of the standard adapter schemas (Prisma on
+    /// PostgreSQL or SQLite, Drizzle's default PostgreSQL schema,
+    /// @auth/pg-adapter). Idempotent: a second run changes nothing.
+    Authjs {
+        /// The Auth.js database: postgres://… (add
+        /// `?options[search_path]=SCHEMA` for another schema) or sqlite:PATH.
+        #[arg(long, value_name = "URL")]
+        from: String,
+        /// Print what an import would do and write nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -174,6 +207,7 @@ fn main() -> ExitCode {
         Command::Reencrypt { config } => run_async(reencrypt(config)),
         Command::Health { config } => run_async(health(config)),
         Command::Sessions { config, action } => run_async(sessions(config, action)),
+        Command::Import { config, source } => run_async(import(config, source)),
     }
 }
 
@@ -453,6 +487,28 @@ async fn sessions(path: Option<PathBuf>, action: SessionsAction) -> ExitCode {
     match result {
         Ok(text) => {
             print!("{text}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn import(path: Option<PathBuf>, source: ImportSource) -> ExitCode {
+    let config = match load(path.as_deref()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let ImportSource::Authjs { from, dry_run } = source;
+    let options = authgate::import::Options { from, dry_run };
+    match authgate::import::run(&config, &options, SystemClock.now()).await {
+        Ok(report) => {
+            for warning in &report.warnings {
+                eprintln!("warning: {warning}");
+            }
+            print!("{report}");
             ExitCode::SUCCESS
         }
         Err(e) => {

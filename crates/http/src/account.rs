@@ -16,6 +16,7 @@
 //! (with `email_verified` set). [`Identity::of`](crate::session::Identity::of),
 //! the only way a stored user becomes a session identity, drops any other.
 
+use crate::audit::SignInKind;
 use crate::error::HttpError;
 use crate::signin::{provider_failure, store_failure};
 use crate::state::Inner;
@@ -173,14 +174,15 @@ pub(crate) fn profile(provider: &Provider, answers: &Answers) -> Result<Profile,
 }
 
 /// Finds or creates the user and account for `profile` as the core plans it,
-/// and stores the sign-in's tokens.
+/// and stores the sign-in's tokens; says whether the user was new, returning
+/// or linked.
 pub(crate) async fn sign_in(
     inner: &Inner,
     provider: &Provider,
     profile: &Profile,
     tokens: TokenSet,
     now: UnixTime,
-) -> Result<(User, Account), HttpError> {
+) -> Result<(User, Account, SignInKind), HttpError> {
     let store = &inner.store;
     let returning = match store
         .find_account_by_provider(provider.id(), &profile.sub)
@@ -222,7 +224,7 @@ pub(crate) async fn sign_in(
                 Some(fields) => updated(inner, user, fields).await,
                 None => user,
             };
-            Ok((user, account))
+            Ok((user, account, SignInKind::Returning))
         }
         // The planner returns `Returning` exactly when an account was found.
         (Plan::Returning { .. }, None) => Err(store_failure(StoreError::UserNotFound)),
@@ -236,7 +238,7 @@ pub(crate) async fn sign_in(
                 "linked a new account to the user with the same verified address"
             );
             let account = link(inner, provider, profile, &user, tokens).await?;
-            Ok((user, account))
+            Ok((user, account, SignInKind::Linked))
         }
         (Plan::Create { user, release }, _) => {
             release_address(inner, release).await?;
@@ -252,7 +254,7 @@ pub(crate) async fn sign_in(
                     other => store_failure(other),
                 })?;
             let account = link(inner, provider, profile, &user, tokens).await?;
-            Ok((user, account))
+            Ok((user, account, SignInKind::New))
         }
     }
 }

@@ -23,6 +23,7 @@
 //! JWT session at its next store check — or at its next request with
 //! `revocation_check = "request"` (the revocation set is filled there).
 
+use crate::audit::{AuditEvent, SignOutVia};
 use crate::state::{Gateway, Inner};
 use authgate_core::time::UnixTime;
 use authgate_oauth::{LogoutClaims, Provider};
@@ -155,6 +156,13 @@ pub(crate) async fn backchannel_logout(
                 sessions = ended,
                 "back-channel logout: sessions ended"
             );
+            AuditEvent::SignOut {
+                via: SignOutVia::Backchannel,
+                user: None,
+                provider: Some(provider.id()),
+                sessions: u64::try_from(ended).ok(),
+            }
+            .emit();
             answer(StatusCode::OK, None)
         }
         Err(error) => {

@@ -1,5 +1,6 @@
 //! The JSON endpoints (`session`, `csrf`, `providers`, `refresh`) and sign-out.
 
+use crate::audit::{AuditEvent, SignOutVia};
 use crate::authjs;
 use crate::cookies::request_cookies;
 use crate::csrf::{csrf_for, csrf_ok, form_fields, same_site};
@@ -242,7 +243,13 @@ pub(crate) async fn signout(
                 .await;
             tracing::debug!(?end, "sign-out ended the grant");
         }
-        tracing::info!(user = session.identity.id, "signed out");
+        AuditEvent::SignOut {
+            via: SignOutVia::User,
+            user: Some(&session.identity.id),
+            provider: None,
+            sessions: Some(1),
+        }
+        .emit();
     }
     let target = match end_session {
         Some(url) => url,

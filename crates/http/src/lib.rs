@@ -41,6 +41,7 @@
 mod account;
 mod admin;
 mod adopt;
+pub mod audit;
 mod authjs;
 mod backchannel;
 mod builder;

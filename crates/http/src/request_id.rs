@@ -18,6 +18,20 @@ use tracing::Instrument;
 #[derive(Debug, Clone)]
 pub struct RequestId(pub HeaderValue);
 
+tokio::task_local! {
+    /// The id of the request being handled, for code that has no access to
+    /// the request (audit events emitted deep in a refresh).
+    static CURRENT: HeaderValue;
+}
+
+/// The id of the request this task is handling, if any.
+pub(crate) fn current() -> Option<String> {
+    CURRENT
+        .try_with(|id| id.to_str().ok().map(str::to_owned))
+        .ok()
+        .flatten()
+}
+
 /// Assigns the request id, runs the request inside a span carrying it, and
 /// writes the access log line.
 pub(crate) async fn request_context(
@@ -44,7 +58,9 @@ pub(crate) async fn request_context(
         method = %req.method(),
         path = req.uri().path(),
     );
-    let mut response = next.run(req).instrument(span.clone()).await;
+    let mut response = CURRENT
+        .scope(id.clone(), next.run(req).instrument(span.clone()))
+        .await;
     response
         .headers_mut()
         .entry(authgate_proxy::headers::X_REQUEST_ID)

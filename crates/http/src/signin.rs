@@ -7,6 +7,7 @@
 //! minutes. Nothing is stored until every check has passed.
 
 use crate::account;
+use crate::audit::AuditEvent;
 use crate::authjs;
 use crate::cookies::{cookie_value, request_cookies};
 use crate::csrf::{csrf_for, csrf_ok, form_fields};
@@ -261,26 +262,38 @@ pub(crate) async fn callback(
     let inner = &gw.inner;
     let json = wants_json(&headers);
     let back = inner.settings.auth_url("/signin");
+    let refused = |error: &HttpError| {
+        AuditEvent::SignInRefused {
+            provider: &provider_id,
+            reason: error.code,
+        }
+        .emit();
+    };
     let q = match CallbackParams::parse(query.as_deref().unwrap_or("")) {
         Ok(q) => q,
         Err(error) => {
             tracing::info!(%error, "sign-in callback refused");
-            return HttpError::bad_request(
+            let error = HttpError::bad_request(
                 "InvalidCallback",
                 "The sign-in response repeats a parameter. Please try again.",
-            )
-            .render(json, &back);
+            );
+            refused(&error);
+            return error.render(json, &back);
         }
     };
     // A callback whose state does not match leaves the user's real sign-in
     // attempt (its check cookies) alone: a forged callback cannot cancel it.
     let state = match verified_state(inner, &provider_id, &q, &headers) {
         Ok(state) => state,
-        Err(error) => return error.render(json, &back),
+        Err(error) => {
+            refused(&error);
+            return error.render(json, &back);
+        }
     };
     match finish(inner, &provider_id, state, &q, &headers).await {
         Ok(response) => response,
         Err(error) => {
+            refused(&error);
             let mut response = error.render(json, &back);
             expire_checks(inner, response.headers_mut());
             response
@@ -422,7 +435,7 @@ async fn finish(
         );
         return Ok(authorize(inner, provider, state.cb, Consent::Again));
     }
-    let (user, account) =
+    let (user, account, kind) =
         account::sign_in(inner, provider, &profile, response.tokens.clone(), now).await?;
     let identity = Identity::of(&user);
     inner.users.insert(identity.id.clone(), identity.clone());
@@ -483,7 +496,12 @@ async fn finish(
         }
     }
     expire_checks(inner, h);
-    tracing::info!(provider = provider_id, user = user.id.as_str(), "signed in");
+    AuditEvent::SignIn {
+        provider: provider_id,
+        user: user.id.as_str(),
+        kind,
+    }
+    .emit();
     Ok(response_out)
 }
 

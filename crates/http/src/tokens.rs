@@ -23,6 +23,7 @@
 //! as they are issued). The HTTP edge
 //! never reads the store's tokens itself: it asks the refresh service.
 
+use crate::audit::AuditEvent;
 use crate::rejection::AuthRejection;
 use crate::session::{AccountRef, CurrentSession, REFRESH_TOKEN_ERROR, SessionSource};
 use crate::state::Inner;
@@ -179,6 +180,11 @@ async fn refresh(
     confirm_record(inner, session, inner.clock.now()).await?;
     let resolution = Resolution::from(inner.refresh.refresh(&account.id, &account.provider).await);
     if resolution.ends_grant() {
+        AuditEvent::SessionEnded {
+            user: &session.identity.id,
+            provider: &account.provider,
+        }
+        .emit();
         session.error = Some(REFRESH_TOKEN_ERROR.to_owned());
         session.access_expires_at = None;
         session.tokens = None;

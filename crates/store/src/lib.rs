@@ -19,6 +19,8 @@
 //! * [`cache::CachedStore`] puts an in-process (moka) or Redis cache in front
 //!   of any store, chosen by URL ([`cache::open_cache`]).
 //! * [`sweep`] removes expired database sessions in the background.
+//! * [`ImportStore`] writes rows brought over from another system with
+//!   their own ids, insert-if-absent (`authgate import authjs`).
 //!
 //! Time is a parameter ([`UnixTime`]); the store never reads the instance's
 //! clock (leases use the database's).
@@ -38,16 +40,17 @@ pub use authgate_core::time::UnixTime;
 pub use crypto::{CryptoError, KeyRing};
 pub use error::StoreError;
 pub use model::{
-    Account, AccountId, CreatedSession, HeldLease, MAX_USER_AGENT_CHARS, NewAccount, NewSession,
-    NewUser, RefreshLease, ReplaceOutcome, RevokedSession, Session, SessionExpiry, SessionId,
-    SessionKind, SessionRecord, User, UserId, VersionedTokens, generate_session_token,
-    session_token_hash,
+    Account, AccountId, CreatedSession, HeldLease, Imported, ImportedAccount, ImportedSession,
+    MAX_USER_AGENT_CHARS, NewAccount, NewSession, NewUser, RefreshLease, ReplaceOutcome,
+    RevokedSession, Session, SessionExpiry, SessionId, SessionKind, SessionRecord, User, UserId,
+    VersionedTokens, generate_session_token, session_token_hash,
 };
 pub use postgres::{DEFAULT_APPLICATION_NAME, PostgresStore};
 pub use sql::{Dialect, SqlStore};
 pub use sqlite::SqliteStore;
 pub use traits::{
-    AccountStore, Backend, RefreshLeaseStore, SessionStore, Store, TokenStore, UserStore,
+    AccountStore, Backend, ImportStore, RefreshLeaseStore, SessionStore, Store, TokenStore,
+    UserStore,
 };
 
 use std::sync::Arc;
@@ -56,6 +59,19 @@ use std::sync::Arc;
 /// if missing), `postgres://…` or `postgresql://…` for PostgreSQL. Does not
 /// apply migrations; call [`Store::migrate`].
 pub async fn connect(url: &str, keys: KeyRing) -> Result<Arc<dyn Store>, StoreError> {
+    match url.split_once(':').map(|(scheme, _)| scheme) {
+        Some("sqlite") => Ok(Arc::new(SqliteStore::open(url, keys).await?)),
+        Some("postgres" | "postgresql") => Ok(Arc::new(PostgresStore::connect(url, keys).await?)),
+        _ => Err(StoreError::UnsupportedUrl(redact_url(url))),
+    }
+}
+
+/// Opens the store named by `url` (as [`connect`]) with its import
+/// operations ([`ImportStore`], for `authgate import`). Does not migrate.
+pub async fn connect_for_import(
+    url: &str,
+    keys: KeyRing,
+) -> Result<Arc<dyn ImportStore>, StoreError> {
     match url.split_once(':').map(|(scheme, _)| scheme) {
         Some("sqlite") => Ok(Arc::new(SqliteStore::open(url, keys).await?)),
         Some("postgres" | "postgresql") => Ok(Arc::new(PostgresStore::connect(url, keys).await?)),

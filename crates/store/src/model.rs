@@ -115,6 +115,55 @@ pub struct NewAccount {
     pub session_state: Option<String>,
 }
 
+/// An account brought over from another system (`authgate import authjs`),
+/// written with the id it had there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedAccount {
+    /// The account's id (kept from the source, or chosen by the importer).
+    pub id: AccountId,
+    /// The user it belongs to; must exist.
+    pub user_id: UserId,
+    /// Auth.js account type: `oidc` or `oauth`.
+    pub kind: String,
+    /// Provider id from the configuration.
+    pub provider: String,
+    /// The user's id at the provider.
+    pub provider_account_id: String,
+    /// The tokens the source held (encrypted on arrival), if any.
+    pub tokens: Option<TokenSet>,
+    /// OIDC `session_state`, when the source kept one.
+    pub session_state: Option<String>,
+}
+
+/// A database session brought over from another system: the record keeps
+/// the hash of the cookie token the browser already holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportedSession {
+    /// [`session_token_hash`] of the browser's cookie token.
+    pub token_hash: String,
+    /// The signed-in user; must exist.
+    pub user_id: UserId,
+    /// The account the session's tokens come from, when known.
+    pub account_id: Option<AccountId>,
+    /// When the session ends unless extended (kept from the source).
+    pub expires: UnixTime,
+    /// The time of the import (`created_at`, `last_seen_at`, `updated_at`).
+    pub now: UnixTime,
+}
+
+/// What an insert-if-absent import of one row did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Imported {
+    /// The row was written.
+    Created,
+    /// The same row (same id, or the same provider account of the same user,
+    /// or the same session token) was already there; nothing was written.
+    AlreadyPresent,
+    /// Another row holds a unique value of this one (an e-mail address, a
+    /// provider account of another user); nothing was written.
+    Conflict(&'static str),
+}
+
 /// An account's tokens together with the version a compare-and-swap needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VersionedTokens {

@@ -7,9 +7,9 @@
 
 use crate::error::StoreError;
 use crate::model::{
-    Account, AccountId, CreatedSession, HeldLease, NewAccount, NewSession, NewUser, RefreshLease,
-    ReplaceOutcome, RevokedSession, Session, SessionExpiry, SessionId, SessionRecord, User, UserId,
-    VersionedTokens,
+    Account, AccountId, CreatedSession, HeldLease, Imported, ImportedAccount, ImportedSession,
+    NewAccount, NewSession, NewUser, RefreshLease, ReplaceOutcome, RevokedSession, Session,
+    SessionExpiry, SessionId, SessionRecord, User, UserId, VersionedTokens,
 };
 use async_trait::async_trait;
 use authgate_core::secret::Secret;
@@ -268,4 +268,37 @@ pub trait Store: UserStore + AccountStore + TokenStore + RefreshLeaseStore + Ses
     /// returns how many account rows were rewritten. Versions do not change;
     /// a row written concurrently is skipped (the writer used the newest key).
     async fn reencrypt_all(&self) -> Result<u64, StoreError>;
+}
+
+/// Writing rows brought over from another system (`authgate import
+/// authjs`) with the ids they had there. Every row is one insert-if-absent
+/// statement and every call one transaction: running an import again, or
+/// after an interruption (a batch is written whole or not at all), writes
+/// only what is missing and never changes a row that is already there (even
+/// one that changed since the first run). Results are in input order.
+#[async_trait]
+pub trait ImportStore: Store {
+    /// Creates each user with its own id unless a user with this id exists
+    /// ([`Imported::AlreadyPresent`]) or another user has its e-mail address
+    /// ([`Imported::Conflict`]).
+    async fn import_users(&self, users: &[User]) -> Result<Vec<Imported>, StoreError>;
+    /// Creates each account with its tokens (encrypted, at version 1)
+    /// unless its id or its provider account exists:
+    /// [`Imported::AlreadyPresent`] when the existing row is this provider
+    /// account of this user, [`Imported::Conflict`] otherwise. With each
+    /// outcome, the id of the account in the store (the existing row's when
+    /// already present). Fails with [`StoreError::UserNotFound`] (writing
+    /// none of the batch) when a user does not exist.
+    async fn import_accounts(
+        &self,
+        accounts: &[ImportedAccount],
+    ) -> Result<Vec<(Imported, AccountId)>, StoreError>;
+    /// Creates a database-session record (a fresh random id) for each token
+    /// hash unless a record with this hash exists.
+    async fn import_sessions(
+        &self,
+        sessions: &[ImportedSession],
+    ) -> Result<Vec<Imported>, StoreError>;
+    /// Whether a session record with this token hash exists (live or not).
+    async fn session_token_exists(&self, token_hash: &str) -> Result<bool, StoreError>;
 }

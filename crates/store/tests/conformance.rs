@@ -66,6 +66,7 @@ conformance_suite!(
     raw_columns_never_contain_tokens,
     ciphertext_moved_to_another_row_or_column_does_not_decrypt,
     rotated_keys_still_decrypt_and_reencrypt_all_moves_rows_to_the_newest_key,
+    imported_rows_are_written_once_keep_their_ids_and_report_conflicts,
 );
 
 async fn migrations_apply_twice_on_an_empty_database(db: &TestDb) {
@@ -1401,4 +1402,177 @@ async fn rotated_keys_still_decrypt_and_reencrypt_all_moves_rows_to_the_newest_k
     );
     let _: &dyn Store = &*without_old;
     let _ = Backend::Sqlite;
+}
+
+async fn imported_rows_are_written_once_keep_their_ids_and_report_conflicts(db: &TestDb) {
+    use authgate_store::{
+        AccountId, ImportStore, Imported, ImportedAccount, ImportedSession, session_token_hash,
+    };
+    let store = db.open_import(keys()).await;
+    let authjs_user = |id: &str, email: &str| User {
+        id: UserId::new(id),
+        name: Some(format!("User {id}")),
+        email: Some(email.to_owned()),
+        email_verified: None,
+        image: None,
+    };
+    async fn one_user(store: &dyn ImportStore, user: &User) -> Imported {
+        store
+            .import_users(std::slice::from_ref(user))
+            .await
+            .unwrap()[0]
+    }
+    async fn one_account(
+        store: &dyn ImportStore,
+        account: &ImportedAccount,
+    ) -> (Imported, AccountId) {
+        store
+            .import_accounts(std::slice::from_ref(account))
+            .await
+            .unwrap()
+            .remove(0)
+    }
+
+    // Users: their own ids, once; an e-mail held by another user is a conflict.
+    let ada = authjs_user("1", "ada@example.test");
+    let bob = authjs_user("3", "bob@example.test");
+    assert_eq!(
+        store
+            .import_users(&[
+                ada.clone(),
+                authjs_user("2", "ada@example.test"),
+                bob.clone()
+            ])
+            .await
+            .unwrap(),
+        vec![
+            Imported::Created,
+            Imported::Conflict("another user has this e-mail address"),
+            Imported::Created
+        ]
+    );
+    assert_eq!(store.find_user(&ada.id).await.unwrap(), Some(ada.clone()));
+    assert!(store.find_user(&UserId::new("2")).await.unwrap().is_none());
+    let renamed = NewUser {
+        name: Some("Ada L.".into()),
+        email: ada.email.clone(),
+        ..NewUser::default()
+    };
+    store.update_user_profile(&ada.id, renamed).await.unwrap();
+    assert_eq!(one_user(&*store, &ada).await, Imported::AlreadyPresent);
+    let kept = store.find_user(&ada.id).await.unwrap().unwrap();
+    assert_eq!(
+        kept.name.as_deref(),
+        Some("Ada L."),
+        "an existing row is never changed"
+    );
+
+    // Accounts: tokens encrypted at version 1, once per provider account.
+    let account = |id: &str, user: &User, subject: &str, tag: Option<&str>| ImportedAccount {
+        id: AccountId::new(id),
+        user_id: user.id.clone(),
+        kind: "oidc".into(),
+        provider: "op".into(),
+        provider_account_id: subject.into(),
+        tokens: tag.map(token_set),
+        session_state: None,
+    };
+    let first = account("10", &ada, "ada-sub", Some("imported"));
+    assert_eq!(
+        one_account(&*store, &first).await,
+        (Imported::Created, first.id.clone())
+    );
+    let stored = store.read_tokens(&first.id).await.unwrap().unwrap();
+    assert_eq!(stored.version, 1);
+    assert_eq!(stored.tokens, Some(token_set("imported")));
+    assert_eq!(
+        one_account(&*store, &first).await,
+        (Imported::AlreadyPresent, first.id.clone())
+    );
+    // The same provider account under a new id (a schema without account
+    // ids, imported again): already there, under the stored id.
+    assert_eq!(
+        one_account(&*store, &account("11", &ada, "ada-sub", Some("other"))).await,
+        (Imported::AlreadyPresent, first.id.clone())
+    );
+    assert_eq!(
+        store.read_tokens(&first.id).await.unwrap().unwrap().tokens,
+        Some(token_set("imported")),
+        "tokens are never overwritten by an import"
+    );
+    assert!(matches!(
+        one_account(&*store, &account("12", &bob, "ada-sub", Some("bob")))
+            .await
+            .0,
+        Imported::Conflict(_)
+    ));
+    assert!(matches!(
+        one_account(&*store, &account("10", &bob, "bob-sub", Some("bob")))
+            .await
+            .0,
+        Imported::Conflict(_)
+    ));
+    let tokenless = account("13", &bob, "bob-sub", None);
+    assert_eq!(one_account(&*store, &tokenless).await.0, Imported::Created);
+    assert_eq!(
+        store
+            .read_tokens(&tokenless.id)
+            .await
+            .unwrap()
+            .unwrap()
+            .tokens,
+        None
+    );
+    // A batch naming a missing user is refused whole.
+    let batch = [
+        account("15", &bob, "bob-other", None),
+        account("14", &authjs_user("missing", "m@example.test"), "m", None),
+    ];
+    assert!(matches!(
+        store.import_accounts(&batch).await,
+        Err(StoreError::UserNotFound)
+    ));
+    assert!(
+        store
+            .find_account(&AccountId::new("15"))
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Sessions: the browser's token, hashed, once.
+    let cookie = Secret::new("authjs-session-token-value");
+    let session = ImportedSession {
+        token_hash: session_token_hash(&cookie),
+        user_id: ada.id.clone(),
+        account_id: Some(first.id.clone()),
+        expires: t(10_000),
+        now: t(1_000),
+    };
+    assert!(
+        !store
+            .session_token_exists(&session.token_hash)
+            .await
+            .unwrap()
+    );
+    let twice = [session.clone(), session.clone()];
+    assert_eq!(
+        store.import_sessions(&twice).await.unwrap(),
+        vec![Imported::Created, Imported::AlreadyPresent]
+    );
+    assert!(
+        store
+            .session_token_exists(&session.token_hash)
+            .await
+            .unwrap()
+    );
+    let found = store
+        .find_session(&cookie, t(2_000))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.user_id, ada.id);
+    assert_eq!(found.account_id, Some(first.id.clone()));
+    assert_eq!(found.expires, t(10_000));
+    assert_eq!(store.list_user_sessions(&ada.id).await.unwrap().len(), 1);
 }

@@ -14,6 +14,7 @@
 //! | `tokens.rs` | [`TokenStore`](crate::TokenStore), [`RefreshLeaseStore`](crate::RefreshLeaseStore) |
 //! | `sessions.rs` | [`SessionStore`](crate::SessionStore) |
 //! | `maintenance.rs` | [`Store`](crate::Store) (migrations, re-encryption) |
+//! | `import.rs` | [`ImportStore`](crate::ImportStore) (`authgate import`: insert-if-absent with the source's ids) |
 //!
 //! Every implementation carries the same `where` clause: the sqlx facts
 //! that hold for both backends (a pool executes queries; text and integers
@@ -22,6 +23,7 @@
 
 mod accounts;
 mod columns;
+mod import;
 mod maintenance;
 mod sessions;
 mod tokens;

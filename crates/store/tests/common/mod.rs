@@ -7,10 +7,10 @@ use authgate_core::secret::Secret;
 use authgate_core::time::UnixTime;
 use authgate_core::token::TokenSet;
 use authgate_store::{
-    Account, AccountId, AccountStore, Backend, CreatedSession, HeldLease, KeyRing, NewAccount,
-    NewSession, NewUser, PostgresStore, RefreshLease, RefreshLeaseStore, ReplaceOutcome,
-    RevokedSession, Session, SessionExpiry, SessionId, SessionRecord, SessionStore, SqliteStore,
-    Store, StoreError, TokenStore, User, UserId, UserStore, VersionedTokens,
+    Account, AccountId, AccountStore, Backend, CreatedSession, HeldLease, ImportStore, KeyRing,
+    NewAccount, NewSession, NewUser, PostgresStore, RefreshLease, RefreshLeaseStore,
+    ReplaceOutcome, RevokedSession, Session, SessionExpiry, SessionId, SessionRecord, SessionStore,
+    SqliteStore, Store, StoreError, TokenStore, User, UserId, UserStore, VersionedTokens,
 };
 use rand::Rng as _;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -181,6 +181,29 @@ impl TestDb {
             .options([("search_path", schema.as_str())]);
         let store: Arc<dyn Store> =
             Arc::new(PostgresStore::connect_with(options, keys, 2).await.unwrap());
+        store.migrate().await.unwrap();
+        store
+    }
+
+    /// A migrated store on this database with its import operations.
+    pub async fn open_import(&self, keys: KeyRing) -> Arc<dyn ImportStore> {
+        let store: Arc<dyn ImportStore> = match self {
+            Self::Sqlite { path, .. } => {
+                let url = format!("sqlite://{}", path.display());
+                Arc::new(SqliteStore::open(&url, keys).await.unwrap())
+            }
+            Self::Postgres {
+                base_url,
+                schema,
+                application_name,
+            } => {
+                let options = PgConnectOptions::from_str(base_url)
+                    .unwrap()
+                    .application_name(application_name)
+                    .options([("search_path", schema.as_str())]);
+                Arc::new(PostgresStore::connect_with(options, keys, 4).await.unwrap())
+            }
+        };
         store.migrate().await.unwrap();
         store
     }
