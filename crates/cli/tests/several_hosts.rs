@@ -112,6 +112,10 @@ impl Env {
 }
 
 async fn env() -> Env {
+    env_with("jwt").await
+}
+
+async fn env_with(strategy: &str) -> Env {
     let reserved = reserve().await;
     let port = reserved.url.port().unwrap();
     let public = format!("http://auth.{DOMAIN}:{port}");
@@ -135,6 +139,7 @@ public_url = "{public}"
 pass_access_token = true
 
 [session]
+strategy = "{strategy}"
 secret = ["test-secret-at-least-32-chars-long!!"]
 cookie_domain = ".{DOMAIN}"
 
@@ -204,7 +209,16 @@ fn query_param(location: &str, name: &str) -> String {
 
 #[tokio::test]
 async fn one_sign_in_on_the_parent_domain_reaches_both_hosts_with_their_own_routes() {
-    let env = env().await;
+    one_sign_in_reaches_both_hosts("jwt").await;
+}
+
+#[tokio::test]
+async fn one_database_session_on_the_parent_domain_reaches_both_hosts() {
+    one_sign_in_reaches_both_hosts("database").await;
+}
+
+async fn one_sign_in_reaches_both_hosts(strategy: &str) {
+    let env = env_with(strategy).await;
     let mut jar = Jar::default();
     let admin_page = env.url("admin", "/dashboard?tab=1");
 
