@@ -137,6 +137,8 @@ async fn env_with(strategy: &str) -> Env {
 listen = "127.0.0.1:0"
 public_url = "{public}"
 pass_access_token = true
+trusted_proxies = ["127.0.0.1"]
+allowed_redirect_hosts = ["other.{DOMAIN}:{port}"]
 
 [session]
 strategy = "{strategy}"
@@ -502,4 +504,53 @@ async fn a_sign_in_opened_on_an_upstream_host_moves_to_the_gateway_host() {
         .await;
     assert_eq!(r.status(), 302);
     assert!(location(&r).starts_with(env.peer.issuer().as_str().trim_end_matches('/')));
+}
+
+#[tokio::test]
+async fn forward_auth_returns_to_the_host_a_trusted_proxy_names_when_it_is_permitted() {
+    let env = env().await;
+    let verify = |host: String| {
+        let env = &env;
+        async move {
+            let r = env
+                .client
+                .get(env.url("auth", "/auth/verify"))
+                .header("x-forwarded-method", "GET")
+                .header("x-forwarded-uri", "/protected/p?q=1")
+                .header("x-forwarded-host", host)
+                .header("x-forwarded-proto", "http")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 302);
+            let signin = location(&r);
+            assert!(
+                signin.starts_with(&env.url("auth", "/auth/signin?")),
+                "{signin}"
+            );
+            query_param(&signin, "callbackUrl")
+        }
+    };
+    let port = env.port;
+    // A host listed in allowed_redirect_hosts (served by that proxy), and an
+    // upstream's host.
+    for host in ["other", "admin"] {
+        assert_eq!(
+            verify(format!("{host}.{DOMAIN}:{port}")).await,
+            env.url(host, "/protected/p?q=1")
+        );
+    }
+    for hostile in [
+        format!("evil.{DOMAIN}:{port}"),
+        format!("other.{DOMAIN}:{}", port.wrapping_add(1)),
+        format!("other.{DOMAIN}:{port}@evil.net"),
+        format!("evil.net/other.{DOMAIN}:{port}"),
+        format!("other.{DOMAIN}:{port}, evil.net"),
+    ] {
+        assert_eq!(
+            verify(hostile.clone()).await,
+            "/protected/p?q=1",
+            "{hostile}"
+        );
+    }
 }

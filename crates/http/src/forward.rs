@@ -182,6 +182,41 @@ impl<'a> Target<'a> {
     }
 }
 
+/// For forward-auth: the origin the browser used, as a trusted proxy
+/// (the TCP peer in `trusted_proxies`) reports it in `X-Forwarded-Host` and
+/// `X-Forwarded-Proto` (one value each), when it is a permitted `callbackUrl`
+/// origin other than `public_url`'s — so a sign-in returns to that host.
+/// Anyone else's headers, or another origin: `None` (the path alone, on
+/// `public_url`).
+fn forwarded_origin(
+    inner: &crate::state::Inner,
+    peer: Option<std::net::IpAddr>,
+    headers: &HeaderMap,
+) -> Option<String> {
+    if !peer.is_some_and(|ip| inner.settings.trusted_proxies.contains(ip)) {
+        return None;
+    }
+    let single = |name: &str| {
+        let mut values = headers.get_all(name).iter();
+        let value = values.next()?.to_str().ok()?;
+        values.next().is_none().then_some(value)
+    };
+    let host = single("x-forwarded-host")?;
+    let proto = match single("x-forwarded-proto") {
+        Some(proto) => proto,
+        None if headers.contains_key("x-forwarded-proto") => return None,
+        None => inner.settings.public_url.scheme(),
+    };
+    if !matches!(proto, "http" | "https") || host.contains(['/', '\\', '@', '?', '#', ',']) {
+        return None;
+    }
+    let origin = url::Url::parse(&format!("{proto}://{host}/"))
+        .ok()?
+        .origin();
+    (inner.redirect.permits(&origin) && origin != inner.settings.public_url.origin())
+        .then(|| origin.ascii_serialization())
+}
+
 /// 421 for a request whose host no upstream serves.
 fn unknown_host(json: bool, back: &str) -> Response {
     tracing::info!("refused a request for a host no upstream serves");
@@ -265,6 +300,10 @@ pub(crate) async fn verify(
         Err(error) => return ambiguous_path(&error, json, &back),
     };
     let peer = connection.map(|Extension(ConnectInfo(addr))| addr.ip());
+    let return_to = match forwarded_origin(&gw.inner, peer, &headers) {
+        Some(origin) => format!("{origin}{}", path.path_and_query()),
+        None => path.path_and_query(),
+    };
     let release = match forward_auth_release(&inner.settings.trusted_proxies, peer, &headers) {
         Ok(release) => release,
         Err(reason) => {
@@ -279,7 +318,7 @@ pub(crate) async fn verify(
             judgement.access(),
             &judgement,
             &headers,
-            &path.path_and_query(),
+            &return_to,
             release,
         )
         .await;
