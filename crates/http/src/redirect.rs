@@ -266,4 +266,38 @@ mod tests {
         );
         assert_eq!(safe_callback(Some("https://evil.net/"), &odd), "/");
     }
+
+    /// What a browser does with the target: a path stays on the gateway's
+    /// origin; an absolute URL goes to its parsed origin.
+    fn lands_on_permitted_origin(out: &str, origins: &RedirectOrigins) -> bool {
+        if out.starts_with('/') {
+            return !out.starts_with("//")
+                && !out.contains('\\')
+                && !out.chars().any(char::is_control)
+                && origins
+                    .base()
+                    .join(out)
+                    .is_ok_and(|u| u.origin() == origins.public);
+        }
+        Url::parse(out).is_ok_and(|u| origins.permits(&u.origin()) && u.origin() != origins.public)
+            && !out.chars().any(|c| c.is_control() || c == '\\')
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn every_target_lands_on_a_permitted_origin(
+            candidate in proptest::string::string_regex(
+                "(https?|HTTPS|javascript|ht\tp)?:?(//|/|\\\\|/\\\\)?((admin|app|auth|evil|x)[.-])?(example[.]com|evil[.]net|%2e|[.]|@|:443|:8443|\\\\|\\t|\\n|\u{430}){0,4}(/[a-z.%/]{0,6})?"
+            ).unwrap()
+        ) {
+            let out = safe_callback(Some(&candidate), &hosts());
+            proptest::prop_assert!(lands_on_permitted_origin(&out, &hosts()), "{candidate:?} -> {out:?}");
+        }
+
+        #[test]
+        fn arbitrary_text_never_leaves_the_permitted_origins(candidate in ".{0,40}") {
+            let out = safe_callback(Some(&candidate), &hosts());
+            proptest::prop_assert!(lands_on_permitted_origin(&out, &hosts()), "{candidate:?} -> {out:?}");
+        }
+    }
 }
