@@ -78,6 +78,14 @@ pub enum AppError {
         /// The value.
         method: String,
     },
+    /// One of an upstream's own routes is refused.
+    #[error("upstreams[{upstream}].{source}")]
+    UpstreamRoutes {
+        /// Upstream position.
+        upstream: usize,
+        /// What is wrong with its routes.
+        source: Box<AppError>,
+    },
 }
 
 /// When to apply migrations while building.
@@ -169,6 +177,9 @@ impl App {
             .service_clients(settings::service_clients(config));
         if let Some(url) = &config.server.upstream {
             builder = builder.upstream(url.clone(), settings::proxy_settings(config));
+        }
+        for upstream in settings::host_upstreams(config)? {
+            builder = builder.host_upstream(upstream);
         }
         Ok(App {
             gateway: builder.build()?,
@@ -281,9 +292,10 @@ const DRAIN_MARGIN: Duration = Duration::from_secs(5);
 /// `terminationGracePeriodSeconds`, systemd's `TimeoutStopSec`) must be at
 /// least this long.
 pub fn drain_timeout(config: &Config) -> Duration {
-    let upstream = match config.server.upstream {
-        Some(_) => config.server.upstream_timeout,
-        None => Duration::ZERO,
+    let upstream = if config.server.upstream.is_some() || !config.upstreams.is_empty() {
+        config.server.upstream_timeout
+    } else {
+        Duration::ZERO
     };
     let provider = config
         .refresh

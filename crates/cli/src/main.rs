@@ -250,7 +250,9 @@ fn load(path: Option<&std::path::Path>) -> Result<Config, ExitCode> {
 /// reserved paths), or reports what is wrong (exit code 2).
 fn load_with_routes(path: Option<&std::path::Path>) -> Result<Config, ExitCode> {
     let config = load(path)?;
-    match authgate::settings::routes(&config) {
+    let compiled = authgate::settings::routes(&config)
+        .and_then(|_| authgate::settings::host_upstreams(&config));
+    match compiled {
         Ok(_) => Ok(config),
         Err(error) => {
             eprintln!("error: {error}");

@@ -59,6 +59,8 @@ pub fn gateway_settings(config: &Config) -> GatewaySettings {
         pass_auth_cookies: config.server.pass_auth_cookies,
         trusted_proxies: TrustedProxies::new(config.server.trusted_proxies.clone()),
         adopt_guide_cookies: config.session.adopt_guide_cookies.clone(),
+        cookie_domain: config.session.cookie_domain.clone(),
+        redirect_hosts: config.server.allowed_redirect_hosts.clone(),
     }
 }
 
@@ -248,8 +250,50 @@ fn access(access: RouteAccess) -> Access {
 /// names a [reserved path](reserved_paths) is refused: it would promise the
 /// upstream requests that authgate answers itself.
 pub fn routes(config: &Config) -> Result<RouteRules, AppError> {
-    let mut rules = Vec::with_capacity(config.routes.len());
-    for (index, r) in config.routes.iter().enumerate() {
+    compile_routes(&config.routes, config)
+}
+
+/// `[[upstreams]]`: each with its own routes (`None`: the top-level
+/// `[[routes]]`) and header options (the server's unless set).
+pub fn host_upstreams(config: &Config) -> Result<Vec<authgate_http::HostUpstream>, AppError> {
+    let server = &config.server;
+    let mut out = Vec::with_capacity(config.upstreams.len());
+    for (index, u) in config.upstreams.iter().enumerate() {
+        let routes = if u.routes.is_empty() {
+            None
+        } else {
+            Some(
+                compile_routes(&u.routes, config).map_err(|source| AppError::UpstreamRoutes {
+                    upstream: index,
+                    source: Box::new(source),
+                })?,
+            )
+        };
+        out.push(authgate_http::HostUpstream {
+            host: u.host.clone(),
+            path_prefix: u.path_prefix.clone(),
+            url: u.url.clone(),
+            proxy: ProxySettings {
+                preserve_host: u.preserve_host.unwrap_or(server.preserve_host),
+                ..proxy_settings(config)
+            },
+            routes,
+            pass_access_token: u.pass_access_token.unwrap_or(server.pass_access_token),
+            pass_authorization_header: u
+                .pass_authorization_header
+                .unwrap_or(server.pass_authorization_header),
+            pass_auth_cookies: u.pass_auth_cookies.unwrap_or(server.pass_auth_cookies),
+        });
+    }
+    Ok(out)
+}
+
+fn compile_routes(
+    list: &[authgate_config::RouteConfig],
+    config: &Config,
+) -> Result<RouteRules, AppError> {
+    let mut rules = Vec::with_capacity(list.len());
+    for (index, r) in list.iter().enumerate() {
         let mut rule = RouteRule::new(r.path.clone(), access(r.access));
         if !r.methods.is_empty() {
             let methods = r

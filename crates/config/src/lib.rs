@@ -72,6 +72,11 @@ pub struct Config {
     /// `[[routes]]`: access rules by path, first match wins.
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
+    /// `[[upstreams]]`: several applications behind one gateway, each chosen
+    /// by the request's `Host` (and an optional path prefix). Instead of
+    /// `server.upstream`, never together with it.
+    #[serde(default)]
+    pub upstreams: Vec<UpstreamConfig>,
     /// `[[service_clients]]`: servers and jobs that may call the token
     /// endpoint (never browsers).
     #[serde(default)]
@@ -123,6 +128,15 @@ pub struct ServerConfig {
     /// `X-Forwarded-Host` / `X-Forwarded-Proto` describe `public_url`.
     #[serde(default)]
     pub preserve_host: bool,
+    /// Hosts besides `public_url`'s that a `callbackUrl` may name (sign-in
+    /// and sign-out return there): `"admin.example.com"` or
+    /// `"admin.example.com:8443"`, with `public_url`'s scheme. Exact hosts
+    /// only, never patterns (lower-cased at load). The hosts of
+    /// `[[upstreams]]` are allowed without being listed here; list the
+    /// hosts served by forward-auth (an nginx or Traefik in front of
+    /// another app). Default: none.
+    #[serde(default)]
+    pub allowed_redirect_hosts: Vec<String>,
     /// Serve `/metrics` on this address instead of `listen` (then `/metrics`
     /// on `listen` is the upstream's). Default: on `listen`.
     #[serde(default, deserialize_with = "fields::de_opt_socket_addr")]
@@ -152,6 +166,7 @@ impl Default for ServerConfig {
             pass_authorization_header: false,
             pass_auth_cookies: false,
             preserve_host: false,
+            allowed_redirect_hosts: Vec::new(),
             metrics_listen: None,
             upstream_timeout: default_upstream_timeout(),
         }
@@ -222,6 +237,15 @@ pub struct SessionConfig {
     /// such cookies are plain Auth.js cookies. Needs `strategy = "jwt"`.
     #[serde(default)]
     pub adopt_guide_cookies: Option<String>,
+    /// The parent domain the session cookie is shared with
+    /// (`"example.com"`: the cookie carries `Domain=example.com`, so one
+    /// sign-in covers `app.example.com` and `admin.example.com`). Lower-cased
+    /// at load, a leading `.` dropped; no scheme, port or IP address;
+    /// `server.public_url`'s host must be the domain or below it. Only the
+    /// session cookie (and its chunks) is shared; the CSRF and sign-in check
+    /// cookies stay host-only. Default: host-only session cookie.
+    #[serde(default)]
+    pub cookie_domain: Option<String>,
 }
 
 /// When a JWT session's record is checked (`session.revocation_check`).
@@ -249,6 +273,7 @@ impl Default for SessionConfig {
             secure_cookies: false,
             revocation_check: RevocationCheck::default(),
             adopt_guide_cookies: None,
+            cookie_domain: None,
         }
     }
 }
@@ -608,6 +633,46 @@ pub struct ClaimRuleConfig {
     /// The values that admit (at least one; exact comparison, numbers and
     /// booleans in their JSON spelling: `"42"`, `"true"`).
     pub values: Vec<String>,
+}
+
+/// One `[[upstreams]]` entry: the application that requests for `host`
+/// (and under `path_prefix`) are proxied to.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// The host browsers use for this application: `"admin.example.com"`
+    /// (any port) or `"admin.example.com:8443"` (that port only); exact and
+    /// case-insensitive, compared with the request's `Host` (never
+    /// `X-Forwarded-Host`). Lower-cased at load. Also a permitted
+    /// `callbackUrl` host.
+    pub host: String,
+    /// Only paths equal to this prefix or below it (`"/admin"` matches
+    /// `/admin` and `/admin/x`, not `/administrator`); the longest matching
+    /// prefix of the host's entries wins. Default `/`. The path is forwarded
+    /// as it is.
+    #[serde(default)]
+    pub path_prefix: Option<String>,
+    /// The application's URL (`http://127.0.0.1:9001`).
+    #[serde(deserialize_with = "fields::de_url")]
+    pub url: Url,
+    /// `[[upstreams.routes]]`: this upstream's access rules (as
+    /// `[[routes]]`). Empty: the top-level `[[routes]]` apply.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+    /// `server.pass_access_token` for this upstream (default: the
+    /// server's). May turn off what `[server]` turns on, not the reverse.
+    #[serde(default)]
+    pub pass_access_token: Option<bool>,
+    /// `server.pass_authorization_header` for this upstream (default: the
+    /// server's). May turn off what `[server]` turns on, not the reverse.
+    #[serde(default)]
+    pub pass_authorization_header: Option<bool>,
+    /// `server.pass_auth_cookies` for this upstream (default: the server's).
+    #[serde(default)]
+    pub pass_auth_cookies: Option<bool>,
+    /// `server.preserve_host` for this upstream (default: the server's).
+    #[serde(default)]
+    pub preserve_host: Option<bool>,
 }
 
 /// What a service client may do (`service_clients[].allow`).

@@ -63,6 +63,13 @@ impl Config {
         )?;
         writeln!(out, "  pass_auth_cookies = {}", s.pass_auth_cookies)?;
         writeln!(out, "  preserve_host   = {}", s.preserve_host)?;
+        if !s.allowed_redirect_hosts.is_empty() {
+            writeln!(
+                out,
+                "  allowed_redirect_hosts = {}",
+                quoted_list(&s.allowed_redirect_hosts)
+            )?;
+        }
         match s.metrics_listen {
             Some(addr) => writeln!(out, "  metrics_listen  = {addr}")?,
             None => writeln!(out, "  metrics_listen  = (none: /metrics on listen)")?,
@@ -102,6 +109,10 @@ impl Config {
             crate::RevocationCheck::Request => "request",
         };
         writeln!(out, "  revocation_check = {check}")?;
+        match &se.cookie_domain {
+            Some(domain) => writeln!(out, "  cookie_domain   = {domain} (session cookie only)")?,
+            None => writeln!(out, "  cookie_domain   = (none: host-only)")?,
+        }
         if let Some(provider) = &se.adopt_guide_cookies {
             writeln!(out, "  adopt_guide_cookies = {provider}")?;
         }
@@ -234,6 +245,26 @@ impl Config {
                 )?;
             }
             writeln!(out)?;
+        }
+
+        for u in &self.upstreams {
+            writeln!(
+                out,
+                "[[upstreams]] {}{} -> {}",
+                u.host,
+                u.path_prefix.as_deref().unwrap_or(""),
+                u.url
+            )?;
+            if u.routes.is_empty() {
+                writeln!(out, "  routes: the top-level [[routes]]")?;
+            } else {
+                let paths: Vec<String> = u
+                    .routes
+                    .iter()
+                    .map(|r| format!("{} {}", r.path, r.access.as_str()))
+                    .collect();
+                writeln!(out, "  routes: {}", paths.join(", "))?;
+            }
         }
 
         for client in &self.service_clients {

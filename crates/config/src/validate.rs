@@ -65,6 +65,7 @@ pub(crate) fn validate(config: &mut Config, tree: &Node) -> Vec<Problem> {
     providers(&mut c, config);
     adoption(&mut c, config);
     routes(&mut c, config);
+    upstreams(&mut c, config);
     service_clients(&mut c, config);
     c.problems
 }
@@ -138,6 +139,183 @@ fn session(c: &mut Checker<'_>, config: &mut Config) {
     if !c.is_set("session.secure_cookies") {
         session.secure_cookies = config.server.public_url.scheme() == "https";
     }
+    if let Some(domain) = session.cookie_domain.take() {
+        match cookie_domain(&domain) {
+            Err(message) => c.fail("session.cookie_domain", message),
+            Ok(domain) => {
+                let host = config.server.public_url.host_str().unwrap_or("");
+                if !host_within(host, &domain) {
+                    c.fail(
+                        "session.cookie_domain",
+                        format!(
+                            "server.public_url's host ({host}) must be {domain:?} or a subdomain of it, or browsers drop the cookie"
+                        ),
+                    );
+                }
+                session.cookie_domain = Some(domain);
+            }
+        }
+    }
+    let hosts = std::mem::take(&mut config.server.allowed_redirect_hosts);
+    for (i, host) in hosts.into_iter().enumerate() {
+        match host_and_port(&host) {
+            Ok(host) => config.server.allowed_redirect_hosts.push(host),
+            Err(message) => c.fail(format!("server.allowed_redirect_hosts[{i}]"), message),
+        }
+    }
+}
+
+fn upstreams(c: &mut Checker<'_>, config: &mut Config) {
+    if config.upstreams.is_empty() {
+        return;
+    }
+    if config.server.upstream.is_some() {
+        c.fail(
+            "server.upstream",
+            "set either server.upstream (one application for every host) or [[upstreams]] (chosen by host), not both",
+        );
+    }
+    let server = &config.server;
+    let mut seen: HashMap<(String, String), usize> = HashMap::new();
+    for (i, u) in config.upstreams.iter_mut().enumerate() {
+        let key = format!("upstreams[{i}]");
+        match host_and_port(&u.host) {
+            Ok(host) => u.host = host,
+            Err(message) => c.fail(format!("{key}.host"), message),
+        }
+        if let Some(prefix) = &u.path_prefix {
+            let plain = prefix.starts_with('/')
+                && (prefix == "/" || !prefix.ends_with('/'))
+                && !prefix.contains("//")
+                && !prefix.contains(['?', '#', '*', '%', '\\', ';'])
+                && !prefix.contains(|ch: char| ch.is_whitespace() || ch.is_control())
+                && !prefix.split('/').any(|seg| seg == "." || seg == "..");
+            if !plain {
+                c.fail(
+                    format!("{key}.path_prefix"),
+                    format!("must be a plain path such as \"/admin\" (no trailing `/`, no dot segments, `%`, `;` or patterns); got {prefix:?}"),
+                );
+            }
+        }
+        if !matches!(u.url.scheme(), "http" | "https") || u.url.host_str().is_none() {
+            c.fail(format!("{key}.url"), "must be an http:// or https:// URL");
+        }
+        for (name, own, servers) in [
+            (
+                "pass_access_token",
+                u.pass_access_token,
+                server.pass_access_token,
+            ),
+            (
+                "pass_authorization_header",
+                u.pass_authorization_header,
+                server.pass_authorization_header,
+            ),
+        ] {
+            if own == Some(true) && !servers {
+                c.fail(
+                    format!("{key}.{name}"),
+                    format!("an upstream may only turn off what [server] turns on: set server.{name} = true and {name} = false on the upstreams that must not get the token"),
+                );
+            }
+        }
+        let prefix = u.path_prefix.clone().unwrap_or_else(|| "/".to_owned());
+        if let Some(first) = seen.insert((u.host.clone(), prefix.clone()), i) {
+            c.fail(
+                format!("{key}.host"),
+                format!(
+                    "host {:?} with path_prefix {prefix:?} is already served by upstreams[{first}]",
+                    u.host
+                ),
+            );
+        }
+    }
+}
+
+/// Whether `host` is `domain` or below it (label-wise: `evil-example.com`
+/// is not below `example.com`).
+pub(crate) fn host_within(host: &str, domain: &str) -> bool {
+    host == domain
+        || host
+            .strip_suffix(domain)
+            .is_some_and(|rest| rest.ends_with('.') && rest.len() > 1)
+}
+
+/// `session.cookie_domain` normalised (lower case, no leading `.`), or why
+/// it is refused: a registrable-looking DNS name of at least two labels,
+/// without scheme, port, path, trailing dot or IP address.
+pub(crate) fn cookie_domain(raw: &str) -> Result<String, String> {
+    let lower = raw.trim().to_ascii_lowercase();
+    let domain = lower.strip_prefix('.').unwrap_or(&lower);
+    let hint = "write a domain name such as \"example.com\" (no scheme, port, path or IP address)";
+    if domain.is_empty() || domain.len() > 253 {
+        return Err(format!("{hint}; got {raw:?}"));
+    }
+    if !domain.is_ascii() {
+        return Err(format!(
+            "{hint}; an internationalised name must be written in its xn-- form, got {raw:?}"
+        ));
+    }
+    if domain.parse::<std::net::IpAddr>().is_ok() || domain.starts_with('[') {
+        return Err(format!(
+            "must be a domain name, not an IP address (cookies cannot be shared across IP addresses); got {raw:?}"
+        ));
+    }
+    let labels: Vec<&str> = domain.split('.').collect();
+    let label_ok = |l: &&str| {
+        !l.is_empty()
+            && l.len() <= 63
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    };
+    if !labels.iter().all(label_ok) {
+        return Err(format!("{hint}; got {raw:?}"));
+    }
+    if labels.len() < 2 {
+        return Err(format!(
+            "must have at least two labels (\"example.com\"): browsers refuse a cookie for a top-level name; got {raw:?}"
+        ));
+    }
+    if labels
+        .last()
+        .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return Err(format!(
+            "must be a domain name, not an IP address; got {raw:?}"
+        ));
+    }
+    Ok(domain.to_owned())
+}
+
+/// A host as a `callbackUrl` or an upstream names it: `host` or
+/// `host:port`, normalised as a URL parser does (lower case), or why it is
+/// refused (a scheme, path, userinfo, trailing dot, non-ASCII name).
+pub(crate) fn host_and_port(raw: &str) -> Result<String, String> {
+    let hint = "write a host such as \"admin.example.com\" or \"admin.example.com:8443\" (no scheme, path or user)";
+    if raw.is_empty()
+        || !raw.is_ascii()
+        || raw.ends_with('.')
+        || raw.starts_with('.')
+        || raw.contains("..")
+        || raw.contains(['/', '\\', '@', '?', '#', '%', ' ', '*'])
+        || raw.chars().any(|c| c.is_ascii_control())
+    {
+        return Err(format!("{hint}; got {raw:?}"));
+    }
+    let parsed = url::Url::parse(&format!("http://{raw}/"))
+        .map_err(|e| format!("{hint}; got {raw:?} ({e})"))?;
+    let host = parsed.host_str().unwrap_or("");
+    let out = match parsed.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    };
+    // `http://` drops `:80`; keep what was written when it is that.
+    let lower = raw.to_ascii_lowercase();
+    if out != lower && format!("{out}:80") != lower {
+        return Err(format!("{hint}; got {raw:?}"));
+    }
+    Ok(lower)
 }
 
 fn adoption(c: &mut Checker<'_>, config: &Config) {
@@ -340,8 +518,15 @@ fn is_http_token(s: &str) -> bool {
 }
 
 fn routes(c: &mut Checker<'_>, config: &mut Config) {
-    for (i, route) in config.routes.iter_mut().enumerate() {
-        let key = format!("routes[{i}]");
+    route_list(c, "routes", &mut config.routes);
+    for (u, upstream) in config.upstreams.iter_mut().enumerate() {
+        route_list(c, &format!("upstreams[{u}].routes"), &mut upstream.routes);
+    }
+}
+
+fn route_list(c: &mut Checker<'_>, list: &str, routes: &mut [crate::RouteConfig]) {
+    for (i, route) in routes.iter_mut().enumerate() {
+        let key = format!("{list}[{i}]");
         let path = &route.path;
         if !path.starts_with('/') || path.contains(['?', '#']) || path.contains(char::is_whitespace)
         {

@@ -60,6 +60,9 @@ pub enum BuildError {
     /// The upstream URL is unusable.
     #[error("upstream: {0}")]
     Upstream(#[from] ProxyError),
+    /// Both one upstream for every host and upstreams chosen by host.
+    #[error("set either one upstream for every host or upstreams chosen by host, not both")]
+    Upstreams,
     /// The service clients are invalid (a duplicate or malformed id).
     #[error("service_clients: {0}")]
     ServiceClients(#[from] ServiceClientError),
@@ -101,6 +104,7 @@ pub struct GatewayBuilder {
     instance: String,
     routes: Option<RouteRules>,
     upstream: Option<(Url, ProxySettings)>,
+    host_upstreams: Vec<crate::hosts::HostUpstream>,
     service_clients: Vec<ServiceClient>,
     revocations: Option<Arc<dyn RevocationSet>>,
 }
@@ -124,6 +128,7 @@ impl Gateway {
             instance: default_instance(),
             routes: None,
             upstream: None,
+            host_upstreams: Vec::new(),
             service_clients: Vec::new(),
             revocations: None,
         }
@@ -228,6 +233,13 @@ impl GatewayBuilder {
         self
     }
 
+    /// One more application, chosen by the request's host (and path
+    /// prefix) instead of the one [`upstream`](Self::upstream): not both.
+    pub fn host_upstream(mut self, upstream: crate::hosts::HostUpstream) -> Self {
+        self.host_upstreams.push(upstream);
+        self
+    }
+
     /// The set of revoked session ids that
     /// [`RevocationCheck::Request`](crate::RevocationCheck::Request) looks
     /// every JWT session up in. Give the same set to the store's cache
@@ -289,6 +301,21 @@ impl GatewayBuilder {
             }
             None => None,
         };
+        let hosts = crate::hosts::HostTable::new(
+            self.host_upstreams,
+            &settings.trusted_proxies,
+            settings.pass_authorization_header,
+        )?;
+        if upstream.is_some() && !hosts.is_empty() {
+            return Err(BuildError::Upstreams);
+        }
+        let redirect_hosts: Vec<String> = settings
+            .redirect_hosts
+            .iter()
+            .map(String::as_str)
+            .chain(hosts.authorities())
+            .map(str::to_owned)
+            .collect();
         let routes = match self.routes {
             Some(routes) => routes,
             None => RouteRules::new(Vec::new())?,
@@ -327,7 +354,15 @@ impl GatewayBuilder {
         });
         let gateway = Gateway {
             inner: Arc::new(Inner {
-                cookies: CookiePolicy { secure },
+                cookies: CookiePolicy {
+                    secure,
+                    domain: settings.cookie_domain.clone(),
+                },
+                redirect: crate::redirect::RedirectOrigins::new(
+                    &settings.public_url,
+                    &redirect_hosts,
+                ),
+                hosts,
                 own_cookies: OwnCookies::new(self.cookie_format),
                 settings,
                 secrets: self.secrets,

@@ -2,6 +2,14 @@
 //!
 //! Every cookie authgate writes is `HttpOnly; SameSite=Lax; Path=/`, plus
 //! `Secure` when the gateway is served over https, as Auth.js writes them.
+//!
+//! With `[session] cookie_domain`, the session cookie and its chunks (and
+//! only they) also carry `Domain=`, so every host under that domain
+//! receives them. Their names use the `__Secure-` prefix on https, which
+//! permits `Domain` (`__Host-` forbids it); the CSRF cookie keeps its
+//! `__Host-` name and, like the `state` / PKCE / `nonce` cookies of a
+//! sign-in in progress, stays host-only on `public_url`'s host, the only
+//! host that reads them.
 
 use authgate_core::cookie::chunk::{CookieWrite, is_chunk_of};
 use authgate_core::cookie::{CheckKind, CookieFormat};
@@ -82,10 +90,13 @@ impl OwnCookies {
 }
 
 /// Cookie attributes shared by every cookie of one gateway.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Default)]
 pub struct CookiePolicy {
     /// Adds `Secure` (https deployments).
     pub secure: bool,
+    /// The `Domain` of the session cookie and its chunks (`None`:
+    /// host-only); the other cookies are always host-only.
+    pub domain: Option<String>,
 }
 
 impl CookiePolicy {
@@ -109,7 +120,8 @@ impl CookiePolicy {
         header_value(&c)
     }
 
-    /// Appends the `Set-Cookie` headers for a list of chunk writes.
+    /// Appends the `Set-Cookie` headers for a list of session cookie chunk
+    /// writes (with the session `Domain` when one is configured).
     pub fn apply(
         &self,
         headers: &mut HeaderMap,
@@ -117,13 +129,36 @@ impl CookiePolicy {
         max_age: Option<Duration>,
     ) {
         for w in writes {
-            let v = if w.expire {
-                self.expire(&w.name)
+            if w.expire {
+                self.expire_session(headers, &w.name);
             } else {
-                self.set(&w.name, &w.value, max_age)
-            };
-            headers.append(SET_COOKIE, v);
+                let mut c = self.base(&w.name, &w.value);
+                if let Some(domain) = &self.domain {
+                    c.set_domain(domain.as_str());
+                }
+                if let Some(age) = max_age {
+                    c.set_max_age(cookie::time::Duration::seconds(
+                        i64::try_from(age.as_secs()).unwrap_or(i64::MAX),
+                    ));
+                }
+                headers.append(SET_COOKIE, header_value(&c));
+            }
         }
+    }
+
+    /// Appends the `Set-Cookie` headers that delete the session cookie piece
+    /// `name`: with the session `Domain` (a browser deletes a cookie only
+    /// with the attributes it was set with) and, when there is one, host-only
+    /// too (a cookie written before `cookie_domain` was configured).
+    pub fn expire_session(&self, headers: &mut HeaderMap, name: &str) {
+        if let Some(domain) = &self.domain {
+            let mut c = self.base(name, "");
+            c.set_domain(domain.as_str());
+            c.set_max_age(cookie::time::Duration::ZERO);
+            c.set_expires(cookie::time::OffsetDateTime::UNIX_EPOCH);
+            headers.append(SET_COOKIE, header_value(&c));
+        }
+        headers.append(SET_COOKIE, self.expire(name));
     }
 
     fn base<'c>(&self, name: &'c str, value: &'c str) -> Cookie<'c> {
@@ -199,7 +234,11 @@ mod tests {
 
     #[test]
     fn set_cookie_has_authjs_attributes() {
-        let v = CookiePolicy { secure: true }.set("n", "v", Some(Duration::from_secs(60)));
+        let v = CookiePolicy {
+            secure: true,
+            domain: None,
+        }
+        .set("n", "v", Some(Duration::from_secs(60)));
         let s = v.to_str().unwrap();
         for part in [
             "n=v",
@@ -211,8 +250,62 @@ mod tests {
         ] {
             assert!(s.contains(part), "{s} lacks {part}");
         }
-        let v = CookiePolicy { secure: false }.expire("n");
+        let v = CookiePolicy {
+            secure: false,
+            domain: None,
+        }
+        .expire("n");
         let s = v.to_str().unwrap();
         assert!(s.contains("Max-Age=0") && !s.contains("Secure"), "{s}");
+    }
+
+    #[test]
+    fn only_session_cookie_pieces_carry_the_configured_domain() {
+        let policy = CookiePolicy {
+            secure: true,
+            domain: Some("example.com".to_owned()),
+        };
+        let mut h = HeaderMap::new();
+        let writes = [
+            CookieWrite {
+                name: "__Secure-authjs.session-token.0".to_owned(),
+                value: "v".to_owned(),
+                expire: false,
+            },
+            CookieWrite {
+                name: "__Secure-authjs.session-token.1".to_owned(),
+                value: String::new(),
+                expire: true,
+            },
+        ];
+        policy.apply(&mut h, &writes, Some(Duration::from_secs(60)));
+        let all: Vec<&str> = h
+            .get_all(SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert_eq!(all.len(), 3, "{all:?}");
+        assert!(
+            all[0].starts_with("__Secure-authjs.session-token.0=v")
+                && all[0].contains("Domain=example.com"),
+            "{all:?}"
+        );
+        assert!(
+            all[1].contains("Domain=example.com") && all[1].contains("Max-Age=0"),
+            "{all:?}"
+        );
+        assert!(
+            !all[2].contains("Domain") && all[2].contains("Max-Age=0"),
+            "{all:?}"
+        );
+        let csrf = policy.set("__Host-authjs.csrf-token", "t", None);
+        assert!(!csrf.to_str().unwrap().contains("Domain"));
+        assert!(
+            !policy
+                .expire("authjs.state")
+                .to_str()
+                .unwrap()
+                .contains("Domain")
+        );
     }
 }

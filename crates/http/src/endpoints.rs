@@ -205,7 +205,7 @@ pub(crate) async fn signout(
     let cookies = request_cookies(&headers);
     let target = safe_callback(
         fields.get("callbackUrl").map(String::as_str),
-        &inner.settings.public_url,
+        &inner.redirect,
     );
     let session = match read_session(inner, &cookies, now).await {
         Ok(session) => session,
@@ -267,7 +267,7 @@ pub(crate) async fn signout(
     };
     let h = response.headers_mut();
     for name in session_cookie_names(inner, &cookies) {
-        h.append(SET_COOKIE, inner.cookies.expire(&name));
+        inner.cookies.expire_session(h, &name);
     }
     no_store(response)
 }

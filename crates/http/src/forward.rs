@@ -49,10 +49,10 @@ pub(crate) async fn proxy(
     let inner = &gw.inner;
     let json = wants_json(req.headers());
     let back = inner.settings.auth_url("/signin");
-    let Some(upstream) = &inner.upstream else {
+    if inner.upstream.is_none() && inner.hosts.is_empty() {
         return HttpError::new(StatusCode::NOT_FOUND, "NotFound", "Nothing is served here.")
             .render(json, &back);
-    };
+    }
     let raw = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let path = match normalize(raw) {
         Ok(p) => p,
@@ -62,7 +62,15 @@ pub(crate) async fn proxy(
                 .render(json, &back);
         }
     };
-    let judgement = match inner.routes.judge(req.method(), &path) {
+    let target = match Target::of(inner, &req, &path) {
+        Some(target) => target,
+        None => {
+            let response = unknown_host(json, &back);
+            record("unknown_host", response.status(), started);
+            return response;
+        }
+    };
+    let judgement = match target.routes.judge(req.method(), &path) {
         Ok(judgement) => judgement,
         Err(error) => return ambiguous_path(&error, json, &back),
     };
@@ -71,25 +79,38 @@ pub(crate) async fn proxy(
         .extensions()
         .get::<crate::request_id::RequestId>()
         .cloned();
-    let decision = gw
+    let mut decision = gw
         .decide(
             req.method(),
             access,
             &judgement,
             req.headers(),
-            &path.path_and_query(),
+            &target.return_to(inner, &path.path_and_query()),
             TokenRelease::AsConfigured,
         )
         .await;
+    if let (Verdict::SignIn(location), Some(_)) = (&mut decision.verdict, target.host) {
+        // Sign-in happens on `public_url`, whose host the check cookies and
+        // the provider's callback belong to, whatever host asked.
+        *location = format!(
+            "{}{location}",
+            inner.settings.public_url.as_str().trim_end_matches('/')
+        );
+    }
     let response = match decision.verdict {
         Verdict::Allow(session) => {
-            if !inner.settings.pass_auth_cookies {
+            if !target.pass_auth_cookies {
                 remove_cookies(req.headers_mut(), |name| inner.own_cookies.contains(name));
             }
-            let identity = match &session {
+            let mut identity = match &session {
                 Some(s) => identity_headers(&inner.settings, s),
                 None => HeaderMap::new(),
             };
+            if let Some(host) = target.host {
+                for name in &host.withheld {
+                    identity.remove(name);
+                }
+            }
             let client = ClientInfo {
                 proto: if inner.settings.public_url.scheme() == "https" {
                     Scheme::Https
@@ -102,10 +123,15 @@ pub(crate) async fn proxy(
                     ErrorFormat::Html
                 },
                 request_id: request_id.map(|r| r.0),
-                forwarded_host: public_host(&inner.settings.public_url),
+                // The host the browser used: `public_url`'s, or the
+                // configured host of the upstream it chose.
+                forwarded_host: match target.host {
+                    Some(host) => HeaderValue::from_str(&host.authority).ok(),
+                    None => public_host(&inner.settings.public_url),
+                },
                 ..ClientInfo::new(peer)
             };
-            let mut response = upstream.forward(req, client, identity).await;
+            let mut response = target.proxy.forward(req, client, identity).await;
             append_all(response.headers_mut(), &decision.cookies);
             response
         }
@@ -113,6 +139,94 @@ pub(crate) async fn proxy(
     };
     record(access.as_str(), response.status(), started);
     response
+}
+
+/// Where a proxied request goes: the one upstream, or the one its host chose.
+struct Target<'a> {
+    proxy: &'a authgate_proxy::ReverseProxy,
+    routes: &'a authgate_proxy::RouteRules,
+    pass_auth_cookies: bool,
+    /// The host-matched upstream, when upstreams are chosen by host.
+    host: Option<&'a crate::hosts::HostRoute>,
+}
+
+impl<'a> Target<'a> {
+    /// `None`: upstreams are chosen by host and this request's matches none.
+    fn of(
+        inner: &'a crate::state::Inner,
+        req: &Request,
+        path: &authgate_proxy::NormalizedPath,
+    ) -> Option<Self> {
+        if let Some(proxy) = &inner.upstream {
+            return Some(Target {
+                proxy,
+                routes: &inner.routes,
+                pass_auth_cookies: inner.settings.pass_auth_cookies,
+                host: None,
+            });
+        }
+        let host = inner.hosts.choose(req.uri(), req.headers(), path.path())?;
+        Some(Target {
+            proxy: &host.proxy,
+            routes: host.routes.as_ref().unwrap_or(&inner.routes),
+            pass_auth_cookies: host.pass_auth_cookies,
+            host: Some(host),
+        })
+    }
+
+    /// The `callbackUrl` of a sign-in from this request.
+    fn return_to(&self, inner: &crate::state::Inner, path_and_query: &str) -> String {
+        match self.host {
+            Some(host) => host.return_to(&inner.redirect, path_and_query),
+            None => path_and_query.to_owned(),
+        }
+    }
+}
+
+/// For forward-auth: the origin the browser used, as a trusted proxy
+/// (the TCP peer in `trusted_proxies`) reports it in `X-Forwarded-Host` and
+/// `X-Forwarded-Proto` (one value each), when it is a permitted `callbackUrl`
+/// origin other than `public_url`'s — so a sign-in returns to that host.
+/// Anyone else's headers, or another origin: `None` (the path alone, on
+/// `public_url`).
+fn forwarded_origin(
+    inner: &crate::state::Inner,
+    peer: Option<std::net::IpAddr>,
+    headers: &HeaderMap,
+) -> Option<String> {
+    if !peer.is_some_and(|ip| inner.settings.trusted_proxies.contains(ip)) {
+        return None;
+    }
+    let single = |name: &str| {
+        let mut values = headers.get_all(name).iter();
+        let value = values.next()?.to_str().ok()?;
+        values.next().is_none().then_some(value)
+    };
+    let host = single("x-forwarded-host")?;
+    let proto = match single("x-forwarded-proto") {
+        Some(proto) => proto,
+        None if headers.contains_key("x-forwarded-proto") => return None,
+        None => inner.settings.public_url.scheme(),
+    };
+    if !matches!(proto, "http" | "https") || host.contains(['/', '\\', '@', '?', '#', ',']) {
+        return None;
+    }
+    let origin = url::Url::parse(&format!("{proto}://{host}/"))
+        .ok()?
+        .origin();
+    (inner.redirect.permits(&origin) && origin != inner.settings.public_url.origin())
+        .then(|| origin.ascii_serialization())
+}
+
+/// 421 for a request whose host no upstream serves.
+fn unknown_host(json: bool, back: &str) -> Response {
+    tracing::info!("refused a request for a host no upstream serves");
+    HttpError::new(
+        StatusCode::MISDIRECTED_REQUEST,
+        "UnknownHost",
+        "No application is served at this host.",
+    )
+    .render(json, back)
 }
 
 /// The authority of `public_url` (`host[:port]`), which the upstream gets as
@@ -187,6 +301,10 @@ pub(crate) async fn verify(
         Err(error) => return ambiguous_path(&error, json, &back),
     };
     let peer = connection.map(|Extension(ConnectInfo(addr))| addr.ip());
+    let return_to = match forwarded_origin(&gw.inner, peer, &headers) {
+        Some(origin) => format!("{origin}{}", path.path_and_query()),
+        None => path.path_and_query(),
+    };
     let release = match forward_auth_release(&inner.settings.trusted_proxies, peer, &headers) {
         Ok(release) => release,
         Err(reason) => {
@@ -202,7 +320,7 @@ pub(crate) async fn verify(
             judgement.access(),
             &judgement,
             &headers,
-            &path.path_and_query(),
+            &return_to,
             release,
         )
         .await;

@@ -51,6 +51,7 @@ mod endpoints;
 pub mod error;
 mod forward;
 pub mod gate;
+pub mod hosts;
 pub mod layer;
 pub mod pages;
 pub mod redirect;
@@ -72,6 +73,7 @@ pub use authgate_proxy::{
 };
 pub use builder::{BuildError, DEFAULT_SIGNAL_POLL, GatewayBuilder};
 pub use gate::{Decision, TokenRelease, Verdict};
+pub use hosts::HostUpstream;
 pub use layer::{AccessToken, AuthLayer, AuthService, Session};
 pub use rejection::{AuthRejection, REFRESH_TOKEN_ERROR};
 pub use service_client::{ServiceClient, ServiceClientError, ServicePermission};

@@ -406,7 +406,7 @@ pub(crate) fn rewrite_cookie(inner: &Inner, session: &CurrentSession, now: UnixT
 pub(crate) fn expire_cookies(inner: &Inner, names: &[String]) -> HeaderMap {
     let mut headers = HeaderMap::new();
     for name in names {
-        headers.append(axum::http::header::SET_COOKIE, inner.cookies.expire(name));
+        inner.cookies.expire_session(&mut headers, name);
     }
     headers
 }

@@ -82,6 +82,14 @@ pub struct GatewaySettings {
     /// guide (tokens inside the JWT) as sessions of this provider; `None`
     /// (default): such cookies are plain Auth.js cookies. JWT strategy only.
     pub adopt_guide_cookies: Option<String>,
+    /// The parent domain the session cookie is shared with (`Domain=`
+    /// attribute; `None`: host-only). Only the session cookie and its
+    /// chunks carry it.
+    pub cookie_domain: Option<String>,
+    /// Hosts besides `public_url`'s that a `callbackUrl` may name (`host`
+    /// or `host:port`, with `public_url`'s scheme), exact; the builder adds
+    /// the hosts of the upstreams.
+    pub redirect_hosts: Vec<String>,
 }
 
 impl GatewaySettings {
@@ -103,6 +111,8 @@ impl GatewaySettings {
             pass_auth_cookies: false,
             trusted_proxies: authgate_proxy::TrustedProxies::none(),
             adopt_guide_cookies: None,
+            cookie_domain: None,
+            redirect_hosts: Vec::new(),
         }
     }
 

@@ -49,16 +49,17 @@ struct StateCookie {
 /// `GET {base}/signin?callbackUrl=…&error=…`: the provider list.
 pub(crate) async fn signin_page(
     State(gw): State<Gateway>,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
     let inner = &gw.inner;
+    if let Some(moved) = crate::hosts::to_public_host(inner, &uri, &headers) {
+        return moved;
+    }
     let cookies = request_cookies(&headers);
     let (csrf_token, set_cookie) = csrf_for(inner, &cookies);
-    let callback = safe_callback(
-        q.get("callbackUrl").map(String::as_str),
-        &inner.settings.public_url,
-    );
+    let callback = safe_callback(q.get("callbackUrl").map(String::as_str), &inner.redirect);
     let error = q.get("error").map(|e| describe_signin_error(e));
     let buttons: Vec<ProviderButton> = inner
         .catalog
@@ -134,10 +135,14 @@ pub(crate) async fn signin_post(
 /// `GET {base}/signin/{provider}?callbackUrl=…`: start the flow by link.
 pub(crate) async fn signin_get(
     State(gw): State<Gateway>,
+    axum::extract::OriginalUri(uri): axum::extract::OriginalUri,
     Path(provider): Path<String>,
     Query(q): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
+    if let Some(moved) = crate::hosts::to_public_host(&gw.inner, &uri, &headers) {
+        return moved;
+    }
     // Another site may link here, but may not start a flow by itself (it
     // would overwrite a sign-in in progress): a cross-site navigation lands
     // on the sign-in page, where the user presses the button.
@@ -145,10 +150,7 @@ pub(crate) async fn signin_get(
         .get("sec-fetch-site")
         .is_some_and(|v| v.as_bytes() == b"cross-site");
     if cross_site {
-        let callback = safe_callback(
-            q.get("callbackUrl").map(String::as_str),
-            &gw.inner.settings.public_url,
-        );
+        let callback = safe_callback(q.get("callbackUrl").map(String::as_str), &gw.inner.redirect);
         let location = format!(
             "{}/signin?callbackUrl={}",
             gw.inner.settings.base_path,
@@ -186,7 +188,7 @@ fn start(
         )
         .render(wants_json(headers), &inner.settings.auth_url("/signin"));
     };
-    let callback = safe_callback(callback, &inner.settings.public_url);
+    let callback = safe_callback(callback, &inner.redirect);
     authorize(inner, provider, callback, Consent::AsConfigured)
 }
 

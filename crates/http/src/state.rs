@@ -33,6 +33,8 @@ pub(crate) struct Inner {
     pub session_codec: SessionCodec,
     pub checks: CheckCodec,
     pub cookies: CookiePolicy,
+    /// Where a `callbackUrl` may lead.
+    pub redirect: crate::redirect::RedirectOrigins,
     /// The gateway's own cookies, kept from the upstream.
     pub own_cookies: OwnCookies,
     pub store: Arc<dyn Store>,
@@ -56,6 +58,8 @@ pub(crate) struct Inner {
     pub rules_use_attributes: bool,
     /// The upstream, in reverse-proxy mode.
     pub upstream: Option<ReverseProxy>,
+    /// The upstreams chosen by host (instead of `upstream`).
+    pub hosts: crate::hosts::HostTable,
     /// The servers and jobs that may call the service endpoints.
     pub service_clients: ServiceClients,
     /// Revoked session ids, looked up on every request with
