@@ -41,7 +41,7 @@
 mod account;
 mod admin;
 mod adopt;
-pub mod audit;
+mod audit;
 mod authjs;
 mod backchannel;
 mod builder;
@@ -67,6 +67,7 @@ mod state;
 mod token_endpoint;
 mod tokens;
 
+pub use audit::AUDIT_EVENTS_TOTAL;
 pub use authgate_proxy::{
     Access, AllowList, AmbiguousPath, ClaimRule, Judgement, OwnedHeaders, Permits, ProxyError,
     ProxySettings, ReverseProxy, RouteRule, RouteRules, RuleError, Subject, TrustedProxies,
