@@ -7,8 +7,9 @@
 // into an authgate SQLite database (schema: crates/store/migrations/sqlite),
 // and a file with the N session cookie values, one a line. Each cookie value
 // is a random 256-bit token (base64url), stored as authgate stores it: the
-// lowercase hex SHA-256 of the token (crates/store/SCHEMA.md). Sessions have
-// no linked account ("accountId" NULL): the gateway then needs no token reads.
+// lowercase hex SHA-256 of the token (crates/store/SCHEMA.md), with a random
+// session id as every session record has. Sessions have no linked account
+// ("accountId" NULL): the gateway then needs no token reads.
 import { createHash, randomBytes } from "node:crypto";
 import { createWriteStream } from "node:fs";
 
@@ -28,7 +29,11 @@ for (let i = 0; i < count; i++) {
   const token = randomBytes(32).toString("base64url");
   const hash = createHash("sha256").update(token).digest("hex");
   sql.write(`INSERT INTO users (id, name, email) VALUES ('${user}', 'Bench User ${i}', 'bench-${i}@example.test');\n`);
-  sql.write(`INSERT INTO sessions ("sessionToken", "userId", expires, updated_at) VALUES ('${hash}', '${user}', ${expires}, ${now});\n`);
+  const sid = randomBytes(16).toString("hex");
+  sql.write(
+    `INSERT INTO sessions (id, "sessionToken", "userId", expires, updated_at, created_at, last_seen_at) ` +
+      `VALUES ('${sid}', '${hash}', '${user}', ${expires}, ${now}, ${now}, ${now});\n`,
+  );
   tokens.write(`${token}\n`);
 }
 sql.write("COMMIT;\n");
