@@ -342,6 +342,13 @@ fn interleaved(rounds: usize) {
             }),
         ),
         (
+            "stage/claims_json_utf8_then_str",
+            Box::new(|| {
+                let text = std::str::from_utf8(black_box(&plaintext)).unwrap();
+                black_box(serde_json::from_str::<SessionClaims>(text).unwrap());
+            }),
+        ),
+        (
             "session_codec_decode",
             Box::new(|| {
                 black_box(codec.decode(black_box(&token), black_box(now)).unwrap());

@@ -463,8 +463,8 @@ mod tests {
             gcm: aes_gcm::Aes256Gcm::new(k[..32].into()),
         };
         let iv16: &[u8; 16] = iv.as_slice().try_into().unwrap();
-        let e = CbcEnc::inner_iv_init(&key.cbc_cipher, iv16.into())
-            .encrypt_padded_vec_mut::<Pkcs7>(&p);
+        let e =
+            CbcEnc::inner_iv_init(&key.cbc_cipher, iv16.into()).encrypt_padded_vec_mut::<Pkcs7>(&p);
         assert_eq!(e, expected_e);
         let t = cbc_mac(&key, &a, &iv, &e).finalize().into_bytes();
         assert_eq!(&t[..32], expected_t.as_slice());
