@@ -5,10 +5,12 @@
 //! Run: `cargo bench -p authgate-core --bench cookie_crypto`. Every variant
 //! works on the same bytes: the token `SessionCodec::encode` makes from the
 //! claims of `cookie_decode.rs`, its key derived here as Auth.js derives it.
-//! Back-ends: RustCrypto (`hmac` + `sha2`, `aes` + `cbc`, as `jwe.rs` used
-//! them before #13) and `aws-lc-rs` (already in the tree through rustls).
+//! Back-ends: RustCrypto (`hmac` + `sha2`, `aes` + `cbc`, as `jwe.rs` uses
+//! them) and `aws-lc-rs` (already in the tree through rustls).
 //! The stages (base64, claims JSON, the whole decode) say where the rest of
-//! the time goes. See BENCHMARKS.md §1b.
+//! the time goes. On a busy machine run it as
+//! `COOKIE_CRYPTO_INTERLEAVED=400 cargo bench -p authgate-core --bench cookie_crypto`
+//! (see [`interleaved`]). Results: BENCHMARKS.md §1b.
 
 #![allow(clippy::expect_used, clippy::unwrap_used)]
 
