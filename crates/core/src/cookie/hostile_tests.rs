@@ -318,6 +318,21 @@ fn every_hostile_cookie_fails_with_its_own_error() {
             CookieError::BadPayload("not JSON"),
         ),
         (
+            "payload JSON with invalid UTF-8 in a string",
+            codec().jwe_keys().encrypt_raw(
+                0,
+                &cbc_header(),
+                false,
+                &[
+                    br#"{"sub":""#.as_slice(),
+                    b"\xff\xfe",
+                    br#"","exp":4102444800}"#,
+                ]
+                .concat(),
+            ),
+            CookieError::BadPayload("not JSON"),
+        ),
+        (
             "payload truncated JSON",
             sealed_payload(r#"{"exp":1"#),
             CookieError::BadPayload("not JSON"),

@@ -32,8 +32,10 @@ const GCM_IV_LEN: usize = 12;
 const GCM_TAG_LEN: usize = 16;
 const AES_BLOCK: usize = 16;
 
-type CbcEnc = cbc::Encryptor<aes::Aes256>;
-type CbcDec = cbc::Decryptor<aes::Aes256>;
+// Over a borrowed key schedule: the cached `Aes256` (~0.5 KB of round keys)
+// is not copied per token.
+type CbcEnc<'k> = cbc::Encryptor<&'k aes::Aes256>;
+type CbcDec<'k> = cbc::Decryptor<&'k aes::Aes256>;
 
 /// The content encryption of a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,7 +114,7 @@ impl JweKeys {
             Kdf::AuthJs => {
                 let mut iv = [0u8; CBC_IV_LEN];
                 rng.fill_bytes(&mut iv);
-                let ciphertext = CbcEnc::inner_iv_init(key.cbc_cipher.clone(), (&iv).into())
+                let ciphertext = CbcEnc::inner_iv_init(&key.cbc_cipher, (&iv).into())
                     .encrypt_padded_vec_mut::<Pkcs7>(plaintext);
                 let tag = cbc_mac(key, aad, &iv, &ciphertext).finalize().into_bytes();
                 (iv.to_vec(), ciphertext, tag[..CBC_TAG_LEN].to_vec())
@@ -154,9 +156,18 @@ impl JweKeys {
                 max: MAX_TOKEN_LEN,
             });
         }
-        let mut segments = token.splitn(6, '.');
-        let parts: [&str; 5] = std::array::from_fn(|_| segments.next().unwrap_or(""));
-        let found = token.split('.').take(6).count();
+        // One pass over the token: up to five segments, and whether there is a sixth.
+        let mut parts = [""; 5];
+        let mut found = 0;
+        for segment in token.split('.') {
+            if let Some(slot) = parts.get_mut(found) {
+                *slot = segment;
+            }
+            found += 1;
+            if found > parts.len() {
+                break;
+            }
+        }
         if found != 5 {
             return Err(CookieError::WrongSegmentCount { found });
         }
@@ -315,7 +326,7 @@ fn open_cbc_from(
         .verify_truncated_left(tag)
         .ok()?;
     let iv: &[u8; CBC_IV_LEN] = iv.try_into().ok()?;
-    let len = CbcDec::inner_iv_init(key.cbc_cipher.clone(), iv.into())
+    let len = CbcDec::inner_iv_init(&key.cbc_cipher, iv.into())
         .decrypt_padded_mut::<Pkcs7>(&mut buf)
         .ok()?
         .len();
@@ -391,7 +402,7 @@ impl JweKeys {
             (iv.to_vec(), buf, tag.to_vec())
         } else {
             let iv = [7u8; CBC_IV_LEN];
-            let ct = CbcEnc::inner_iv_init(key.cbc_cipher.clone(), (&iv).into())
+            let ct = CbcEnc::inner_iv_init(&key.cbc_cipher, (&iv).into())
                 .encrypt_padded_vec_mut::<Pkcs7>(plaintext);
             let tag = cbc_mac(key, aad, &iv, &ct).finalize().into_bytes();
             (iv.to_vec(), ct, tag[..CBC_TAG_LEN].to_vec())
@@ -452,8 +463,8 @@ mod tests {
             gcm: aes_gcm::Aes256Gcm::new(k[..32].into()),
         };
         let iv16: &[u8; 16] = iv.as_slice().try_into().unwrap();
-        let e = CbcEnc::inner_iv_init(key.cbc_cipher.clone(), iv16.into())
-            .encrypt_padded_vec_mut::<Pkcs7>(&p);
+        let e =
+            CbcEnc::inner_iv_init(&key.cbc_cipher, iv16.into()).encrypt_padded_vec_mut::<Pkcs7>(&p);
         assert_eq!(e, expected_e);
         let t = cbc_mac(&key, &a, &iv, &e).finalize().into_bytes();
         assert_eq!(&t[..32], expected_t.as_slice());
