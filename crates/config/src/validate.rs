@@ -500,6 +500,46 @@ fn providers(c: &mut Checker<'_>, config: &Config) {
                 }
             }
         }
+        if let Some(bearer) = &p.bearer {
+            let bkey = format!("{key}.bearer");
+            if p.preset == Some(ProviderPreset::GitHub)
+                || (p.preset.is_none() && p.issuer.is_none())
+            {
+                c.fail(
+                    bkey.clone(),
+                    "needs an OpenID Connect provider (an issuer and its JWKS) to verify tokens against",
+                );
+            }
+            if bearer.audiences.is_empty() {
+                c.fail(
+                    format!("{bkey}.audiences"),
+                    "must list at least one audience (the `aud` your API's tokens carry)",
+                );
+            }
+            for (j, audience) in bearer.audiences.iter().enumerate() {
+                if audience.trim().is_empty() {
+                    c.fail(format!("{bkey}.audiences[{j}]"), "must not be empty");
+                }
+            }
+            for (j, alg) in bearer.algorithms.iter().enumerate() {
+                if crate::BEARER_ALGORITHMS.contains(&alg.as_str()) {
+                    continue;
+                }
+                let why = if alg.eq_ignore_ascii_case("none") {
+                    "\"none\" is never accepted: an unsigned token proves nothing".to_owned()
+                } else if alg.to_ascii_uppercase().starts_with("HS") {
+                    format!(
+                        "{alg:?} is never accepted: HMAC needs a shared secret, and a provider's public key must never serve as one"
+                    )
+                } else {
+                    format!(
+                        "unknown algorithm {alg:?}; expected one of {}",
+                        crate::BEARER_ALGORITHMS.join(", ")
+                    )
+                };
+                c.fail(format!("{bkey}.algorithms[{j}]"), why);
+            }
+        }
         for (j, scope) in p.scopes.iter().enumerate() {
             if scope.is_empty() || scope.contains(char::is_whitespace) {
                 c.fail(

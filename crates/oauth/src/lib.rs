@@ -85,6 +85,7 @@
 //! `Authorization` header sensitive, and logged errors carry only the
 //! provider id, status and OAuth error code.
 
+pub mod bearer;
 pub mod catalog;
 pub mod discovery;
 pub mod groups;
@@ -101,6 +102,7 @@ pub mod token;
 pub mod userinfo;
 
 pub use authgate_core::provider_error::ProviderError;
+pub use bearer::{BearerError, BearerSettings, VerifiedBearer, parse_bearer_algorithm};
 pub use catalog::{Catalog, CatalogError};
 pub use http::{HttpClient, HttpClientError, HttpSettings, USER_AGENT};
 pub use id_token::{ALLOWED_ALGORITHMS, IdTokenClaims, IdTokenError, IdTokenSettings};
