@@ -44,6 +44,7 @@ mod adopt;
 pub mod audit;
 mod authjs;
 mod backchannel;
+mod bearer;
 mod builder;
 pub mod cookies;
 mod csrf;

@@ -222,6 +222,27 @@ fn unverified_iss(token: &str) -> Result<String, BearerError> {
         .ok_or_else(|| BearerError::Malformed("no iss".into()))
 }
 
+/// A refused bearer token: why, and the provider its `iss` named (once
+/// known).
+#[derive(Debug, thiserror::Error)]
+#[error("{error}")]
+pub struct BearerRefusal {
+    /// The provider whose token it claimed to be, when its `iss` named one.
+    pub provider: Option<String>,
+    /// Why it was refused.
+    #[source]
+    pub error: BearerError,
+}
+
+impl From<BearerError> for BearerRefusal {
+    fn from(error: BearerError) -> Self {
+        BearerRefusal {
+            provider: None,
+            error,
+        }
+    }
+}
+
 impl Catalog {
     /// Whether any provider accepts bearer tokens.
     pub fn accepts_bearer(&self) -> bool {
@@ -233,7 +254,7 @@ impl Catalog {
         &self,
         token: &str,
         now: UnixTime,
-    ) -> Result<VerifiedBearer, BearerError> {
+    ) -> Result<VerifiedBearer, BearerRefusal> {
         let (alg, _kid) = parse_header(token).map_err(|e| match e {
             IdTokenError::AlgNotAllowed(_) => BearerError::Algorithm,
             other => BearerError::Malformed(other.to_string()),
@@ -244,8 +265,27 @@ impl Catalog {
             .find(|p| p.bearer.is_some() && p.issuer.as_deref() == Some(iss.as_str()))
             .ok_or(BearerError::UnknownIssuer)?;
         let Some(settings) = &provider.bearer else {
-            return Err(BearerError::UnknownIssuer);
+            return Err(BearerError::UnknownIssuer.into());
         };
+        provider
+            .check_bearer(token, settings, alg, now)
+            .await
+            .map_err(|error| BearerRefusal {
+                provider: Some(provider.id.clone()),
+                error,
+            })
+    }
+}
+
+impl Provider {
+    async fn check_bearer(
+        self: &Arc<Self>,
+        token: &str,
+        settings: &BearerSettings,
+        alg: Algorithm,
+        now: UnixTime,
+    ) -> Result<VerifiedBearer, BearerError> {
+        let provider = self;
         if !settings.accepts(alg) {
             return Err(BearerError::Algorithm);
         }

@@ -102,7 +102,9 @@ pub mod token;
 pub mod userinfo;
 
 pub use authgate_core::provider_error::ProviderError;
-pub use bearer::{BearerError, BearerSettings, VerifiedBearer, parse_bearer_algorithm};
+pub use bearer::{
+    BearerError, BearerRefusal, BearerSettings, VerifiedBearer, parse_bearer_algorithm,
+};
 pub use catalog::{Catalog, CatalogError};
 pub use http::{HttpClient, HttpClientError, HttpSettings, USER_AGENT};
 pub use id_token::{ALLOWED_ALGORITHMS, IdTokenClaims, IdTokenError, IdTokenSettings};
