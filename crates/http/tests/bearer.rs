@@ -15,7 +15,52 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::{Browser, Harness, Options, json, sign_in};
 use reqwest::header::{SET_COOKIE, WWW_AUTHENTICATE};
 use serde_json::{Value, json};
+use std::sync::{Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Every log line of this test binary, as JSON, from every thread.
+fn captured_logs() -> &'static Mutex<Vec<u8>> {
+    static LOGS: OnceLock<&'static Mutex<Vec<u8>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs: &'static Mutex<Vec<u8>> = Box::leak(Box::new(Mutex::new(Vec::new())));
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || Capture(logs))
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).unwrap();
+        logs
+    })
+}
+
+struct Capture(&'static Mutex<Vec<u8>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn all_logs() -> String {
+    String::from_utf8(captured_logs().lock().unwrap().clone()).unwrap()
+}
+
+/// The audit events of the request answered by `response`.
+fn events_of(response: &reqwest::Response) -> Vec<Value> {
+    let request_id = response.headers()["x-request-id"].to_str().unwrap();
+    all_logs()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["target"] == "authgate::audit")
+        .filter(|line| line["fields"]["request_id"] == request_id)
+        .map(|line| line["fields"].clone())
+        .collect()
+}
 
 const AUDIENCE: &str = "https://api.example.test";
 
@@ -88,9 +133,16 @@ async fn call(h: &Harness, path: &str, token: &str) -> reqwest::Response {
 
 /// A refusal: 401, `invalid_token` in the challenge, the token nowhere in
 /// the answer, no cookie.
-async fn assert_refused(h: &Harness, token: &str, why: &str) {
+async fn assert_refused(h: &Harness, token: &str, reason: &str) {
+    let why = reason;
     let r = call(h, "/api/data", token).await;
     assert_eq!(r.status(), 401, "{why}");
+    let events = events_of(&r);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["message"], "bearer_refused");
+    assert_eq!(events[0]["reason"], reason);
+    assert_eq!(events[0]["path"], "/api/data");
+    assert!(!all_logs().contains(token), "token logged");
     assert!(r.headers().get(SET_COOKIE).is_none(), "{why}");
     let challenge = r.headers()[WWW_AUTHENTICATE].to_str().unwrap().to_owned();
     assert!(
@@ -110,6 +162,7 @@ async fn assert_refused(h: &Harness, token: &str, why: &str) {
 
 #[tokio::test]
 async fn a_valid_token_passes_api_routes_with_its_identity_and_no_cookie() {
+    captured_logs();
     let h = start().await;
     let token = h.idp.mint_access_jwt(&claims(&h)).unwrap();
     let before = h.idp.stats();
@@ -137,6 +190,9 @@ async fn a_valid_token_passes_api_routes_with_its_identity_and_no_cookie() {
         .unwrap();
     let r = call(&h, "/api/staff/report", &outsider).await;
     assert_eq!(r.status(), 403);
+    let events = events_of(&r);
+    assert_eq!(events[0]["message"], "access_denied");
+    assert_eq!(events[0]["user"], "svc-42");
     assert!(r.headers().get(SET_COOKIE).is_none());
 
     // A token without `typ: at+jwt` but `JWT` works too; a single-string aud too.
@@ -153,6 +209,7 @@ async fn a_valid_token_passes_api_routes_with_its_identity_and_no_cookie() {
 
 #[tokio::test]
 async fn hostile_tokens_are_invalid_token() {
+    captured_logs();
     let h = start().await;
     let good = h.idp.mint_access_jwt(&claims(&h)).unwrap();
     let p = parts(&good);
@@ -160,8 +217,8 @@ async fn hostile_tokens_are_invalid_token() {
 
     // alg: none, with and without a signature part.
     let none = b64(&json!({"alg": "none", "typ": "at+jwt"}));
-    assert_refused(&h, &format!("{none}.{}.", p[1]), "alg none").await;
-    assert_refused(&h, &format!("{none}.{}.{}", p[1], p[2]), "alg none signed").await;
+    assert_refused(&h, &format!("{none}.{}.", p[1]), "algorithm").await;
+    assert_refused(&h, &format!("{none}.{}.{}", p[1], p[2]), "algorithm").await;
 
     // HS256 with the provider's public key (as published) as the HMAC secret.
     let jwks: Value = reqwest::get(h.idp.issuer().join("jwks").unwrap().as_str())
@@ -183,7 +240,7 @@ async fn hostile_tokens_are_invalid_token() {
             &jsonwebtoken::EncodingKey::from_secret(&secret),
         )
         .unwrap();
-        assert_refused(&h, &forged, "HS256 with the public key").await;
+        assert_refused(&h, &forged, "algorithm").await;
     }
 
     // Another issuer (a provider the gateway does not know).
@@ -193,10 +250,10 @@ async fn hostile_tokens_are_invalid_token() {
     let foreign = other
         .mint_access_jwt(&with(claims(&h), "iss", json!(other.issuer_str())))
         .unwrap();
-    assert_refused(&h, &foreign, "another issuer").await;
+    assert_refused(&h, &foreign, "unknown_issuer").await;
     // The right `iss`, signed by the other provider's key (its `kid`).
     let elsewhere = other.mint_access_jwt(&claims(&h)).unwrap();
-    assert_refused(&h, &elsewhere, "kid of another provider").await;
+    assert_refused(&h, &elsewhere, "unknown_key").await;
 
     // Another audience.
     let t = h
@@ -207,7 +264,7 @@ async fn hostile_tokens_are_invalid_token() {
             json!("https://other.example.test"),
         ))
         .unwrap();
-    assert_refused(&h, &t, "another audience").await;
+    assert_refused(&h, &t, "audience").await;
     let t = h
         .idp
         .mint_access_jwt(&{
@@ -216,7 +273,7 @@ async fn hostile_tokens_are_invalid_token() {
             c
         })
         .unwrap();
-    assert_refused(&h, &t, "no audience").await;
+    assert_refused(&h, &t, "audience").await;
 
     // Expired; not yet valid; issued in the future; no exp.
     let t = h
@@ -228,12 +285,12 @@ async fn hostile_tokens_are_invalid_token() {
         .idp
         .mint_access_jwt(&with(claims(&h), "nbf", json!(now() + 3600)))
         .unwrap();
-    assert_refused(&h, &t, "nbf in the future").await;
+    assert_refused(&h, &t, "not_yet_valid").await;
     let t = h
         .idp
         .mint_access_jwt(&with(claims(&h), "iat", json!(now() + 3600)))
         .unwrap();
-    assert_refused(&h, &t, "iat in the future").await;
+    assert_refused(&h, &t, "not_yet_valid").await;
     let t = h
         .idp
         .mint_access_jwt(&{
@@ -242,22 +299,22 @@ async fn hostile_tokens_are_invalid_token() {
             c
         })
         .unwrap();
-    assert_refused(&h, &t, "no exp").await;
+    assert_refused(&h, &t, "malformed").await;
 
     // A kid that names no key.
     let renamed = b64(&with(header.clone(), "kid", json!("no-such-key")));
-    assert_refused(&h, &format!("{renamed}.{}.{}", p[1], p[2]), "unknown kid").await;
+    assert_refused(&h, &format!("{renamed}.{}.{}", p[1], p[2]), "unknown_key").await;
 
     // A tampered payload (the signature of the original).
     let tampered = b64(&with(claims(&h), "sub", json!("admin")));
-    assert_refused(&h, &format!("{}.{tampered}.{}", p[0], p[2]), "tampered").await;
+    assert_refused(&h, &format!("{}.{tampered}.{}", p[0], p[2]), "signature").await;
 
     // Another token type (an ID token's or logout token's `typ`).
     let logout = b64(&with(header.clone(), "typ", json!("logout+jwt")));
-    assert_refused(&h, &format!("{logout}.{}.{}", p[1], p[2]), "typ").await;
+    assert_refused(&h, &format!("{logout}.{}.{}", p[1], p[2]), "type").await;
 
     // Garbage and an empty credential.
-    assert_refused(&h, "not-a-jwt", "garbage").await;
+    assert_refused(&h, "not-a-jwt", "malformed").await;
     let mut b = Browser::new(&h);
     let r = b
         .get_with("/api/data", &[("authorization", "Bearer ")])
