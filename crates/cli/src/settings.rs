@@ -305,7 +305,7 @@ fn compile_routes(
 ) -> Result<RouteRules, AppError> {
     let mut rules = Vec::with_capacity(list.len());
     for (index, r) in list.iter().enumerate() {
-        let mut rule = RouteRule::new(r.path.clone(), access(r.access));
+        let mut rule = RouteRule::new(r.path.clone(), access(r.access)).with_bearer(r.bearer);
         if !r.methods.is_empty() {
             let methods = r
                 .methods

@@ -646,6 +646,10 @@ pub struct RouteConfig {
     /// userinfo's claims) holds one of the listed values may pass.
     #[serde(default)]
     pub allow_claims: Vec<ClaimRuleConfig>,
+    /// A `protected` route that also accepts API clients' bearer tokens
+    /// (`api` routes always do when a provider has `bearer`). Default `false`.
+    #[serde(default)]
+    pub bearer: bool,
 }
 
 /// One `routes[].allow_claims` entry.

@@ -558,13 +558,24 @@ fn is_http_token(s: &str) -> bool {
 }
 
 fn routes(c: &mut Checker<'_>, config: &mut Config) {
-    route_list(c, "routes", &mut config.routes);
+    let any_bearer = config.providers.iter().any(|p| p.bearer.is_some());
+    route_list(c, "routes", &mut config.routes, any_bearer);
     for (u, upstream) in config.upstreams.iter_mut().enumerate() {
-        route_list(c, &format!("upstreams[{u}].routes"), &mut upstream.routes);
+        route_list(
+            c,
+            &format!("upstreams[{u}].routes"),
+            &mut upstream.routes,
+            any_bearer,
+        );
     }
 }
 
-fn route_list(c: &mut Checker<'_>, list: &str, routes: &mut [crate::RouteConfig]) {
+fn route_list(
+    c: &mut Checker<'_>,
+    list: &str,
+    routes: &mut [crate::RouteConfig],
+    any_bearer: bool,
+) {
     for (i, route) in routes.iter_mut().enumerate() {
         let key = format!("{list}[{i}]");
         let path = &route.path;
@@ -651,6 +662,17 @@ fn route_list(c: &mut Checker<'_>, list: &str, routes: &mut [crate::RouteConfig]
             || !route.allow_groups.is_empty()
             || !route.allow_roles.is_empty()
             || !route.allow_claims.is_empty();
+        if route.bearer && route.access == RouteAccess::Public {
+            c.fail(
+                format!("{key}.bearer"),
+                "a public route admits everyone; bearer tokens apply to \"protected\" and \"api\" routes",
+            );
+        } else if route.bearer && !any_bearer {
+            c.fail(
+                format!("{key}.bearer"),
+                "no provider accepts bearer tokens; give one `bearer = { audiences = [...] }`",
+            );
+        }
         if route.access == RouteAccess::Public && restricted {
             c.fail(
                 format!("{key}.access"),

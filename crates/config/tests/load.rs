@@ -1161,3 +1161,19 @@ fn bearer_needs_audiences_and_refuses_none_and_hmac() {
     let err = load_err(&github, &[]);
     assert_eq!(err.problems()[0].key, "providers[0].bearer");
 }
+
+#[test]
+fn a_route_opts_in_to_bearer_tokens_only_with_a_bearer_provider() {
+    let provider = "[[providers]]\nid = \"op\"\nissuer = \"https://op.example\"\nclient_id = \"c\"\nclient_secret = \"s\"\n";
+    let route = "[[routes]]\npath = \"/hooks/**\"\naccess = \"protected\"\nbearer = true\n";
+    let ok = format!("{MINIMAL}{provider}bearer = {{ audiences = [\"a\"] }}\n{route}");
+    let c = load(&ok, &[]).unwrap();
+    assert!(c.routes[0].bearer);
+
+    let err = load_err(&format!("{MINIMAL}{provider}{route}"), &[]);
+    assert_eq!(err.problems()[0].key, "routes[0].bearer");
+
+    let public = ok.replace("\"protected\"", "\"public\"");
+    let err = load_err(&public, &[]);
+    assert_eq!(err.problems()[0].key, "routes[0].bearer");
+}

@@ -109,10 +109,11 @@ impl Gateway {
             cookies,
             json,
         };
-        // An API client's bearer token: on `api` routes, when a provider
+        // An API client's bearer token: on `api` routes (and routes with
+        // `bearer = true`), when a provider
         // accepts bearer tokens, it decides alone (a session cookie sent
         // alongside is ignored) and never touches cookies or the store.
-        if access == Access::Api
+        if (access == Access::Api || allow.accepts_bearer())
             && inner.catalog.accepts_bearer()
             && let Some(credential) = crate::bearer::credential(headers)
         {

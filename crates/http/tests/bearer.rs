@@ -78,6 +78,7 @@ fn routes() -> RouteRules {
             ..AllowList::default()
         }),
         RouteRule::new("/api/**", Access::Api),
+        RouteRule::new("/protected/hooks/**", Access::Protected).with_bearer(true),
         RouteRule::new("/protected/**", Access::Protected),
         RouteRule::new("/**", Access::Public),
     ])
@@ -367,7 +368,7 @@ async fn on_api_routes_the_bearer_token_wins_over_a_session_cookie() {
 }
 
 #[tokio::test]
-async fn bearer_tokens_are_for_api_routes_only() {
+async fn bearer_tokens_are_ignored_on_protected_routes_without_opt_in() {
     let h = start().await;
     let token = h.idp.mint_access_jwt(&claims(&h)).unwrap();
     let r = call(&h, "/protected/page", &token).await;
@@ -381,4 +382,32 @@ async fn bearer_tokens_are_for_api_routes_only() {
                 .all(|v| !v.to_str().unwrap().starts_with(common::SESSION_COOKIE))
         }
     );
+}
+
+#[tokio::test]
+async fn a_protected_route_with_bearer_true_accepts_tokens_and_still_signs_browsers_in() {
+    captured_logs();
+    let h = start().await;
+    let token = h.idp.mint_access_jwt(&claims(&h)).unwrap();
+    let r = call(&h, "/protected/hooks/deploy", &token).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get(SET_COOKIE).is_none());
+    assert_eq!(json(r).await["user"], "svc-42");
+
+    let expired = h
+        .idp
+        .mint_access_jwt(&with(claims(&h), "exp", json!(now() - 600)))
+        .unwrap();
+    let r = call(&h, "/protected/hooks/deploy", &expired).await;
+    assert_eq!(r.status(), 401);
+    assert!(
+        r.headers()[WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer error=\"invalid_token\"")
+    );
+
+    let mut b = Browser::new(&h);
+    let r = b.get("/protected/hooks/deploy").await;
+    assert_eq!(r.status(), 302, "without a token: the sign-in redirect");
 }
