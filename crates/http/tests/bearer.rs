@@ -196,9 +196,16 @@ async fn a_valid_token_passes_api_routes_with_its_identity_and_no_cookie() {
     assert_eq!(events[0]["user"], "svc-42");
     assert!(r.headers().get(SET_COOKIE).is_none());
 
-    // A token without `typ: at+jwt` but `JWT` works too; a single-string aud too.
-    let r = call(&h, "/api/data", &token).await;
+    // `typ: JWT` (many providers' access tokens) and a single-string `aud` pass too.
+    let plain = h
+        .idp
+        .mint_jwt(&with(claims(&h), "aud", json!(AUDIENCE)), "JWT")
+        .unwrap();
+    let r = call(&h, "/api/data", &plain).await;
     assert_eq!(r.status(), 200);
+    // An ID token's `typ` would not.
+    let other_type = h.idp.mint_jwt(&claims(&h), "id_token+jwt").unwrap();
+    assert_eq!(call(&h, "/api/data", &other_type).await.status(), 401);
 
     // Nothing at the provider: no refresh, no code exchange.
     assert_eq!(h.idp.stats(), before);
@@ -410,4 +417,40 @@ async fn a_protected_route_with_bearer_true_accepts_tokens_and_still_signs_brows
     let mut b = Browser::new(&h);
     let r = b.get("/protected/hooks/deploy").await;
     assert_eq!(r.status(), 302, "without a token: the sign-in redirect");
+}
+
+#[tokio::test]
+async fn forward_auth_answers_bearer_requests_with_their_identity() {
+    captured_logs();
+    let h = start().await;
+    let token = h.idp.mint_access_jwt(&claims(&h)).unwrap();
+    let bearer = format!("Bearer {token}");
+    let mut b = Browser::new(&h);
+    let r = b
+        .get_with(
+            "/auth/verify",
+            &[("x-original-uri", "/api/data"), ("authorization", &bearer)],
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers().get(SET_COOKIE).is_none());
+    assert_eq!(r.headers()["x-auth-request-user"], "svc-42");
+    assert_eq!(r.headers()["x-auth-request-groups"], "staff,ops");
+
+    let r = b
+        .get_with(
+            "/auth/verify",
+            &[
+                ("x-original-uri", "/api/staff/x"),
+                ("authorization", &format!("Bearer {token}x")),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 401);
+    assert!(
+        r.headers()[WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer error=\"invalid_token\"")
+    );
 }
