@@ -222,6 +222,7 @@ pub fn provider_settings(p: &ProviderConfig, config: &Config) -> ProviderSetting
             .iter()
             .filter_map(|a| parse_bearer_algorithm(a).ok())
             .collect(),
+        introspect: b.introspect,
     });
     s.signout = match p.signout {
         SignOutMode::Local => SignOut::Local,

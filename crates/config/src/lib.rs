@@ -545,6 +545,10 @@ pub struct BearerConfig {
     /// ID tokens. Never `none`, never `HS*`.
     #[serde(default)]
     pub algorithms: Vec<String>,
+    /// Check opaque (non-JWT) tokens at the provider's RFC 7662
+    /// introspection endpoint (from discovery). At most one provider.
+    #[serde(default)]
+    pub introspect: bool,
 }
 
 /// The signature algorithms `providers[].bearer.algorithms` may name (those

@@ -559,6 +559,19 @@ fn is_http_token(s: &str) -> bool {
 
 fn routes(c: &mut Checker<'_>, config: &mut Config) {
     let any_bearer = config.providers.iter().any(|p| p.bearer.is_some());
+    let introspecting: Vec<usize> = config
+        .providers
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.bearer.as_ref().is_some_and(|b| b.introspect))
+        .map(|(i, _)| i)
+        .collect();
+    if let [_, second, ..] = introspecting.as_slice() {
+        c.fail(
+            format!("providers[{second}].bearer.introspect"),
+            "only one provider may introspect opaque tokens: an opaque token names no issuer",
+        );
+    }
     route_list(c, "routes", &mut config.routes, any_bearer);
     for (u, upstream) in config.upstreams.iter_mut().enumerate() {
         route_list(

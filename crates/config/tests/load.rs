@@ -1177,3 +1177,23 @@ fn a_route_opts_in_to_bearer_tokens_only_with_a_bearer_provider() {
     let err = load_err(&public, &[]);
     assert_eq!(err.problems()[0].key, "routes[0].bearer");
 }
+
+#[test]
+fn only_one_provider_may_introspect_opaque_tokens() {
+    let provider = |id: &str| {
+        format!(
+            "[[providers]]\nid = \"{id}\"\nissuer = \"https://{id}.example\"\nclient_id = \"c\"\nclient_secret = \"s\"\nbearer = {{ audiences = [\"a\"], introspect = true }}\n"
+        )
+    };
+    let one = format!("{MINIMAL}{}", provider("op"));
+    assert!(
+        load(&one, &[]).unwrap().providers[0]
+            .bearer
+            .as_ref()
+            .unwrap()
+            .introspect
+    );
+    let two = format!("{MINIMAL}{}{}", provider("op"), provider("other"));
+    let err = load_err(&two, &[]);
+    assert_eq!(err.problems()[0].key, "providers[1].bearer.introspect");
+}

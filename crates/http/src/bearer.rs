@@ -78,6 +78,10 @@ fn description(error: &BearerError) -> &'static str {
         BearerError::Expired => "The bearer token has expired.",
         BearerError::NotYetValid => "The bearer token is not valid yet.",
         BearerError::KeysUnavailable => "The issuer's signing keys cannot be fetched right now.",
+        BearerError::Inactive => "The bearer token is not active.",
+        BearerError::IntrospectionUnavailable => {
+            "The issuer cannot be asked about the bearer token right now."
+        }
     }
 }
 
@@ -113,7 +117,9 @@ pub(crate) async fn verdict(
         Ok(verified) => verified,
         Err(refusal) => {
             refuse(refusal.provider.as_deref(), refusal.error.reason());
-            if let BearerError::KeysUnavailable = refusal.error {
+            if let BearerError::KeysUnavailable | BearerError::IntrospectionUnavailable =
+                refusal.error
+            {
                 return Verdict::Deny(HttpError::unavailable(
                     "ProviderUnavailable",
                     description(&refusal.error),

@@ -12,7 +12,9 @@ use authgate_http::{Access, AllowList, RouteRule, RouteRules};
 use authgate_oauth::BearerSettings;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::{Browser, Harness, Options, json, sign_in};
+use common::{
+    Browser, Harness, Options, json, revoke_at_provider, sign_in, stored_tokens, user_id,
+};
 use reqwest::header::{SET_COOKIE, WWW_AUTHENTICATE};
 use serde_json::{Value, json};
 use std::sync::{Mutex, OnceLock};
@@ -90,8 +92,10 @@ async fn start() -> Harness {
         upstream: true,
         routes: Some(routes()),
         bearer: Some(BearerSettings {
-            audiences: vec![AUDIENCE.into()],
+            // The development provider's introspection names the client as `aud`.
+            audiences: vec![AUDIENCE.into(), "http-tests".into()],
             algorithms: Vec::new(),
+            introspect: true,
         }),
         ..Options::default()
     })
@@ -322,7 +326,8 @@ async fn hostile_tokens_are_invalid_token() {
     assert_refused(&h, &format!("{logout}.{}.{}", p[1], p[2]), "type").await;
 
     // Garbage and an empty credential.
-    assert_refused(&h, "not-a-jwt", "malformed").await;
+    assert_refused(&h, "a.b.c", "malformed").await;
+    assert_refused(&h, "not-a-jwt", "inactive").await;
     let mut b = Browser::new(&h);
     let r = b
         .get_with("/api/data", &[("authorization", "Bearer ")])
@@ -453,4 +458,34 @@ async fn forward_auth_answers_bearer_requests_with_their_identity() {
             .unwrap()
             .starts_with("Bearer error=\"invalid_token\"")
     );
+}
+
+#[tokio::test]
+async fn opaque_tokens_are_introspected_and_their_answers_cached() {
+    captured_logs();
+    let h = start().await;
+    let mut b = sign_in(&h, "ann").await;
+    let id = user_id(&mut b).await;
+    let tokens = stored_tokens(&h, &id).await.unwrap();
+    let access = tokens.access_token.expose().to_owned();
+    assert_eq!(
+        access.split('.').count(),
+        1,
+        "the provider's tokens are opaque"
+    );
+
+    let r = call(&h, "/api/data", &access).await;
+    assert_eq!(r.status(), 200, "{:?}", events_of(&r));
+    assert!(r.headers().get(SET_COOKIE).is_none());
+    assert_eq!(json(r).await["user"], "ann");
+
+    // A refresh token is not an access token.
+    let refresh = tokens.refresh_token.as_ref().unwrap().expose().to_owned();
+    assert_refused(&h, &refresh, "type").await;
+
+    // Revoked at the provider: the cached answer holds until its `exp`
+    // (documented); an unknown token is inactive.
+    revoke_at_provider(&h, &access).await;
+    assert_eq!(call(&h, "/api/data", &access).await.status(), 200);
+    assert_refused(&h, "0123456789abcdef0123456789abcdef", "inactive").await;
 }

@@ -38,6 +38,10 @@ pub struct BearerSettings {
     /// Accepted signature algorithms; empty means every ID-token algorithm
     /// ([`ALLOWED_ALGORITHMS`]). Never `none`, never HMAC.
     pub algorithms: Vec<Algorithm>,
+    /// Opaque (non-JWT) tokens are checked at the provider's RFC 7662
+    /// introspection endpoint (at most one provider may: an opaque token
+    /// names no issuer).
+    pub introspect: bool,
 }
 
 impl BearerSettings {
@@ -104,6 +108,12 @@ pub enum BearerError {
     /// The issuer's keys could not be fetched.
     #[error("cannot get the issuer's signing keys")]
     KeysUnavailable,
+    /// The introspection endpoint says the token is not active.
+    #[error("bearer token not active")]
+    Inactive,
+    /// The introspection endpoint could not be asked.
+    #[error("cannot introspect the bearer token")]
+    IntrospectionUnavailable,
 }
 
 impl BearerError {
@@ -122,6 +132,8 @@ impl BearerError {
             BearerError::Expired => "expired",
             BearerError::NotYetValid => "not_yet_valid",
             BearerError::KeysUnavailable => "keys_unavailable",
+            BearerError::Inactive => "inactive",
+            BearerError::IntrospectionUnavailable => "introspection_unavailable",
         }
     }
 }
@@ -140,7 +152,7 @@ impl From<IdTokenError> for BearerError {
 
 /// The claims of an access token as read for identity and rules.
 #[derive(Debug, Clone, Deserialize)]
-struct AccessClaims {
+pub(crate) struct AccessClaims {
     iss: String,
     sub: String,
     #[serde(default)]
@@ -255,6 +267,20 @@ impl Catalog {
         token: &str,
         now: UnixTime,
     ) -> Result<VerifiedBearer, BearerRefusal> {
+        if token.split('.').count() != 3
+            && let Some(provider) = self
+                .iter()
+                .find(|p| p.bearer.as_ref().is_some_and(|b| b.introspect))
+            && let Some(settings) = &provider.bearer
+        {
+            return provider
+                .introspect_bearer(token, settings, now)
+                .await
+                .map_err(|error| BearerRefusal {
+                    provider: Some(provider.id.clone()),
+                    error,
+                });
+        }
         let (alg, _kid) = parse_header(token).map_err(|e| match e {
             IdTokenError::AlgNotAllowed(_) => BearerError::Algorithm,
             other => BearerError::Malformed(other.to_string()),
@@ -290,6 +316,17 @@ impl Provider {
             return Err(BearerError::Algorithm);
         }
         let claims: AccessClaims = provider.verified_payload(token, now).await?;
+        self.check_access_claims(claims, settings, now)
+    }
+
+    /// The checks every bearer token's claims pass, signed or introspected.
+    pub(crate) fn check_access_claims(
+        self: &Arc<Self>,
+        claims: AccessClaims,
+        settings: &BearerSettings,
+        now: UnixTime,
+    ) -> Result<VerifiedBearer, BearerError> {
+        let provider = self;
         if Some(claims.iss.as_str()) != provider.issuer.as_deref() {
             return Err(BearerError::UnknownIssuer);
         }
@@ -362,6 +399,7 @@ mod tests {
         let s = BearerSettings {
             audiences: vec!["a".into()],
             algorithms: vec![Algorithm::RS256],
+            introspect: false,
         };
         assert!(s.accepts(Algorithm::RS256));
         assert!(!s.accepts(Algorithm::ES256));

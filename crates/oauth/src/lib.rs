@@ -92,6 +92,7 @@ pub mod groups;
 pub mod http;
 pub mod id_token;
 pub mod identity;
+pub mod introspection;
 pub mod logout_token;
 pub mod preset;
 pub mod provider;

@@ -248,6 +248,7 @@ pub struct Provider {
     pub(crate) http: HttpClient,
     pub(crate) jwks: JwksCache,
     pub(crate) bearer: Option<crate::bearer::BearerSettings>,
+    pub(crate) introspected: crate::introspection::IntrospectionCache,
 }
 
 impl fmt::Debug for Provider {
@@ -557,6 +558,11 @@ impl Provider {
             .and_then(|d| d.authorization_response_iss_parameter_supported)
             .unwrap_or(false);
 
+        if settings.bearer.as_ref().is_some_and(|b| b.introspect)
+            && endpoints.introspection.is_none()
+        {
+            return Err(CatalogError::NoIntrospection { provider: id });
+        }
         if matches!(settings.signout, SignOut::Provider { .. }) && endpoints.end_session.is_none() {
             return Err(CatalogError::NoEndSession { provider: id });
         }
@@ -599,6 +605,7 @@ impl Provider {
             groups,
             http: http.clone(),
             bearer: settings.bearer,
+            introspected: Default::default(),
         })
     }
 
