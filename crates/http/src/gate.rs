@@ -337,10 +337,17 @@ fn no_session(
             }
             Verdict::SignIn(location)
         }
-        _ => Verdict::Deny(match error {
-            Some(REFRESH_TOKEN_ERROR) => AuthRejection::Revoked.http_error(),
-            _ => AuthRejection::SessionRequired.http_error(),
-        }),
+        _ => {
+            let mut refusal = match error {
+                Some(REFRESH_TOKEN_ERROR) => AuthRejection::Revoked.http_error(),
+                _ => AuthRejection::SessionRequired.http_error(),
+            };
+            // RFC 6750 §3: a route that takes bearer tokens says so.
+            if access == Access::Api && inner.catalog.accepts_bearer() {
+                refusal.www_authenticate = Some(HeaderValue::from_static("Bearer"));
+            }
+            Verdict::Deny(refusal)
+        }
     }
 }
 

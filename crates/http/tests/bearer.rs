@@ -333,6 +333,11 @@ async fn hostile_tokens_are_invalid_token() {
         .get_with("/api/data", &[("authorization", "Bearer ")])
         .await;
     assert_eq!(r.status(), 401);
+    // No credential at all: the session error, with a bare Bearer challenge.
+    let r = b.get("/api/data").await;
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.headers()[WWW_AUTHENTICATE], "Bearer");
+    assert_eq!(json(r).await["error"], "SessionRequired");
 
     // The good token still passes after all that.
     assert_eq!(call(&h, "/api/data", &good).await.status(), 200);
