@@ -16,7 +16,10 @@ use authgate_http::{
     Access, AllowList, ClaimRule, GatewaySettings, ProxySettings, RefreshMode, RevocationCheck,
     RouteRule, RouteRules, ServiceClient, SessionStrategy, TrustedProxies,
 };
-use authgate_oauth::{EndpointOverrides, HttpSettings, Preset, ProviderSettings, SignOut};
+use authgate_oauth::{
+    BearerSettings, EndpointOverrides, HttpSettings, Preset, ProviderSettings, SignOut,
+    parse_bearer_algorithm,
+};
 use authgate_refresh::BreakerSettings;
 use authgate_store::KeyRing;
 use authgate_store::cache::CacheOptions;
@@ -212,6 +215,15 @@ pub fn provider_settings(p: &ProviderConfig, config: &Config) -> ProviderSetting
     s.link_by_email = p.link_by_email;
     s.groups_claim = p.groups_claim.clone();
     s.roles_claim = p.roles_claim.clone();
+    s.bearer = p.bearer.as_ref().map(|b| BearerSettings {
+        audiences: b.audiences.clone(),
+        algorithms: b
+            .algorithms
+            .iter()
+            .filter_map(|a| parse_bearer_algorithm(a).ok())
+            .collect(),
+        introspect: b.introspect,
+    });
     s.signout = match p.signout {
         SignOutMode::Local => SignOut::Local,
         SignOutMode::Provider => SignOut::Provider {
@@ -294,7 +306,7 @@ fn compile_routes(
 ) -> Result<RouteRules, AppError> {
     let mut rules = Vec::with_capacity(list.len());
     for (index, r) in list.iter().enumerate() {
-        let mut rule = RouteRule::new(r.path.clone(), access(r.access));
+        let mut rule = RouteRule::new(r.path.clone(), access(r.access)).with_bearer(r.bearer);
         if !r.methods.is_empty() {
             let methods = r
                 .methods

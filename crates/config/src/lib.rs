@@ -527,7 +527,35 @@ pub struct ProviderConfig {
     /// generic OpenID Connect).
     #[serde(default)]
     pub roles_claim: Option<String>,
+    /// Accept this provider's JWT access tokens as `Authorization: Bearer`
+    /// on `api` routes: `{ audiences = [...], algorithms = [...] }`.
+    #[serde(default)]
+    pub bearer: Option<BearerConfig>,
 }
+
+/// `providers[].bearer`: which access tokens of the provider API clients
+/// may present.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BearerConfig {
+    /// Accepted `aud` values (at least one; a token passes when one of its
+    /// audiences is listed).
+    pub audiences: Vec<String>,
+    /// Accepted signature algorithms; default: every algorithm accepted on
+    /// ID tokens. Never `none`, never `HS*`.
+    #[serde(default)]
+    pub algorithms: Vec<String>,
+    /// Check opaque (non-JWT) tokens at the provider's RFC 7662
+    /// introspection endpoint (from discovery). At most one provider.
+    #[serde(default)]
+    pub introspect: bool,
+}
+
+/// The signature algorithms `providers[].bearer.algorithms` may name (those
+/// accepted on ID tokens).
+pub const BEARER_ALGORITHMS: &[&str] = &[
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
+];
 
 /// `providers[].signout`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -622,6 +650,10 @@ pub struct RouteConfig {
     /// userinfo's claims) holds one of the listed values may pass.
     #[serde(default)]
     pub allow_claims: Vec<ClaimRuleConfig>,
+    /// A `protected` route that also accepts API clients' bearer tokens
+    /// (`api` routes always do when a provider has `bearer`). Default `false`.
+    #[serde(default)]
+    pub bearer: bool,
 }
 
 /// One `routes[].allow_claims` entry.

@@ -500,6 +500,46 @@ fn providers(c: &mut Checker<'_>, config: &Config) {
                 }
             }
         }
+        if let Some(bearer) = &p.bearer {
+            let bkey = format!("{key}.bearer");
+            if p.preset == Some(ProviderPreset::GitHub)
+                || (p.preset.is_none() && p.issuer.is_none())
+            {
+                c.fail(
+                    bkey.clone(),
+                    "needs an OpenID Connect provider (an issuer and its JWKS) to verify tokens against",
+                );
+            }
+            if bearer.audiences.is_empty() {
+                c.fail(
+                    format!("{bkey}.audiences"),
+                    "must list at least one audience (the `aud` your API's tokens carry)",
+                );
+            }
+            for (j, audience) in bearer.audiences.iter().enumerate() {
+                if audience.trim().is_empty() {
+                    c.fail(format!("{bkey}.audiences[{j}]"), "must not be empty");
+                }
+            }
+            for (j, alg) in bearer.algorithms.iter().enumerate() {
+                if crate::BEARER_ALGORITHMS.contains(&alg.as_str()) {
+                    continue;
+                }
+                let why = if alg.eq_ignore_ascii_case("none") {
+                    "\"none\" is never accepted: an unsigned token proves nothing".to_owned()
+                } else if alg.to_ascii_uppercase().starts_with("HS") {
+                    format!(
+                        "{alg:?} is never accepted: HMAC needs a shared secret, and a provider's public key must never serve as one"
+                    )
+                } else {
+                    format!(
+                        "unknown algorithm {alg:?}; expected one of {}",
+                        crate::BEARER_ALGORITHMS.join(", ")
+                    )
+                };
+                c.fail(format!("{bkey}.algorithms[{j}]"), why);
+            }
+        }
         for (j, scope) in p.scopes.iter().enumerate() {
             if scope.is_empty() || scope.contains(char::is_whitespace) {
                 c.fail(
@@ -518,13 +558,37 @@ fn is_http_token(s: &str) -> bool {
 }
 
 fn routes(c: &mut Checker<'_>, config: &mut Config) {
-    route_list(c, "routes", &mut config.routes);
+    let any_bearer = config.providers.iter().any(|p| p.bearer.is_some());
+    let introspecting: Vec<usize> = config
+        .providers
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.bearer.as_ref().is_some_and(|b| b.introspect))
+        .map(|(i, _)| i)
+        .collect();
+    if let [_, second, ..] = introspecting.as_slice() {
+        c.fail(
+            format!("providers[{second}].bearer.introspect"),
+            "only one provider may introspect opaque tokens: an opaque token names no issuer",
+        );
+    }
+    route_list(c, "routes", &mut config.routes, any_bearer);
     for (u, upstream) in config.upstreams.iter_mut().enumerate() {
-        route_list(c, &format!("upstreams[{u}].routes"), &mut upstream.routes);
+        route_list(
+            c,
+            &format!("upstreams[{u}].routes"),
+            &mut upstream.routes,
+            any_bearer,
+        );
     }
 }
 
-fn route_list(c: &mut Checker<'_>, list: &str, routes: &mut [crate::RouteConfig]) {
+fn route_list(
+    c: &mut Checker<'_>,
+    list: &str,
+    routes: &mut [crate::RouteConfig],
+    any_bearer: bool,
+) {
     for (i, route) in routes.iter_mut().enumerate() {
         let key = format!("{list}[{i}]");
         let path = &route.path;
@@ -611,6 +675,17 @@ fn route_list(c: &mut Checker<'_>, list: &str, routes: &mut [crate::RouteConfig]
             || !route.allow_groups.is_empty()
             || !route.allow_roles.is_empty()
             || !route.allow_claims.is_empty();
+        if route.bearer && route.access == RouteAccess::Public {
+            c.fail(
+                format!("{key}.bearer"),
+                "a public route admits everyone; bearer tokens apply to \"protected\" and \"api\" routes",
+            );
+        } else if route.bearer && !any_bearer {
+            c.fail(
+                format!("{key}.bearer"),
+                "no provider accepts bearer tokens; give one `bearer = { audiences = [...] }`",
+            );
+        }
         if route.access == RouteAccess::Public && restricted {
             c.fail(
                 format!("{key}.access"),

@@ -1122,3 +1122,78 @@ fn the_summary_redacts_sentinel_and_tls_passwords() {
         "{summary}"
     );
 }
+
+#[test]
+fn bearer_needs_audiences_and_refuses_none_and_hmac() {
+    let provider = "[[providers]]\nid = \"op\"\nissuer = \"https://op.example\"\nclient_id = \"c\"\nclient_secret = \"s\"\n";
+    let ok = format!(
+        "{MINIMAL}{provider}bearer = {{ audiences = [\"https://api.example.test\"], algorithms = [\"RS256\", \"ES256\"] }}\n"
+    );
+    let c = load(&ok, &[]).unwrap();
+    let bearer = c.providers[0].bearer.as_ref().unwrap();
+    assert_eq!(bearer.audiences, ["https://api.example.test"]);
+    assert_eq!(bearer.algorithms, ["RS256", "ES256"]);
+
+    let empty = format!("{MINIMAL}{provider}bearer = {{ audiences = [] }}\n");
+    let err = load_err(&empty, &[]);
+    assert_eq!(err.problems()[0].key, "providers[0].bearer.audiences");
+
+    for (alg, says) in [
+        ("none", "never accepted"),
+        ("HS256", "never accepted"),
+        ("RS999", "unknown algorithm"),
+    ] {
+        let bad = format!(
+            "{MINIMAL}{provider}bearer = {{ audiences = [\"a\"], algorithms = [\"{alg}\"] }}\n"
+        );
+        let err = load_err(&bad, &[]);
+        assert_eq!(err.problems()[0].key, "providers[0].bearer.algorithms[0]");
+        assert!(
+            err.problems()[0].message.contains(says),
+            "{alg}: {}",
+            err.problems()[0].message
+        );
+    }
+
+    let github = format!(
+        "{MINIMAL}[[providers]]\nid = \"gh\"\npreset = \"github\"\nclient_id = \"c\"\nclient_secret = \"s\"\nbearer = {{ audiences = [\"a\"] }}\n"
+    );
+    let err = load_err(&github, &[]);
+    assert_eq!(err.problems()[0].key, "providers[0].bearer");
+}
+
+#[test]
+fn a_route_opts_in_to_bearer_tokens_only_with_a_bearer_provider() {
+    let provider = "[[providers]]\nid = \"op\"\nissuer = \"https://op.example\"\nclient_id = \"c\"\nclient_secret = \"s\"\n";
+    let route = "[[routes]]\npath = \"/hooks/**\"\naccess = \"protected\"\nbearer = true\n";
+    let ok = format!("{MINIMAL}{provider}bearer = {{ audiences = [\"a\"] }}\n{route}");
+    let c = load(&ok, &[]).unwrap();
+    assert!(c.routes[0].bearer);
+
+    let err = load_err(&format!("{MINIMAL}{provider}{route}"), &[]);
+    assert_eq!(err.problems()[0].key, "routes[0].bearer");
+
+    let public = ok.replace("\"protected\"", "\"public\"");
+    let err = load_err(&public, &[]);
+    assert_eq!(err.problems()[0].key, "routes[0].bearer");
+}
+
+#[test]
+fn only_one_provider_may_introspect_opaque_tokens() {
+    let provider = |id: &str| {
+        format!(
+            "[[providers]]\nid = \"{id}\"\nissuer = \"https://{id}.example\"\nclient_id = \"c\"\nclient_secret = \"s\"\nbearer = {{ audiences = [\"a\"], introspect = true }}\n"
+        )
+    };
+    let one = format!("{MINIMAL}{}", provider("op"));
+    assert!(
+        load(&one, &[]).unwrap().providers[0]
+            .bearer
+            .as_ref()
+            .unwrap()
+            .introspect
+    );
+    let two = format!("{MINIMAL}{}{}", provider("op"), provider("other"));
+    let err = load_err(&two, &[]);
+    assert_eq!(err.problems()[0].key, "providers[1].bearer.introspect");
+}

@@ -63,9 +63,14 @@ impl SigningKey {
 
     /// Sign claims as an ES256 JWT with this key's `kid`.
     pub(crate) fn sign<T: Serialize>(&self, claims: &T) -> Result<String, Error> {
+        self.sign_typed(claims, "JWT")
+    }
+
+    /// Sign claims as an ES256 JWT with this key's `kid` and the given `typ`.
+    pub(crate) fn sign_typed<T: Serialize>(&self, claims: &T, typ: &str) -> Result<String, Error> {
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(self.kid.clone());
-        header.typ = Some("JWT".to_owned());
+        header.typ = Some(typ.to_owned());
         jsonwebtoken::encode(&header, claims, &self.encoding)
             .map_err(|_| Error::Key("signing failed"))
     }

@@ -298,6 +298,20 @@ impl DevIdp {
         self.state.issuer_str()
     }
 
+    /// Mints a JWT access token (RFC 9068, header `typ: at+jwt`) with
+    /// exactly `claims`, signed with the provider's published key: what an
+    /// authorization server issues for a resource, for API clients' bearer
+    /// tokens in tests. Nothing is recorded as a grant.
+    pub fn mint_access_jwt(&self, claims: &serde_json::Value) -> Result<String, Error> {
+        self.mint_jwt(claims, "at+jwt")
+    }
+
+    /// Like [`DevIdp::mint_access_jwt`] with another header `typ` (`JWT`, as
+    /// many providers' access tokens have, or a hostile one).
+    pub fn mint_jwt(&self, claims: &serde_json::Value, typ: &str) -> Result<String, Error> {
+        self.state.key.sign_typed(claims, typ)
+    }
+
     /// The bound socket address.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr

@@ -94,6 +94,17 @@ pub(crate) enum AuditEvent<'a> {
         method: &'a str,
         path: &'a str,
     },
+    /// `bearer_refused`: an API client's bearer token was refused; `reason`
+    /// is one of [`authgate_oauth::BearerError::reason`]'s words (or
+    /// `credentials` for an unreadable `Authorization` header,
+    /// `groups_overage` when its groups were moved out of the token).
+    /// `provider` is known once the token's issuer named one.
+    BearerRefused {
+        provider: Option<&'a str>,
+        reason: &'a str,
+        method: &'a str,
+        path: &'a str,
+    },
 }
 
 impl AuditEvent<'_> {
@@ -105,6 +116,7 @@ impl AuditEvent<'_> {
             AuditEvent::SignOut { .. } => "signout",
             AuditEvent::SessionEnded { .. } => "session_ended",
             AuditEvent::AccessDenied { .. } => "access_denied",
+            AuditEvent::BearerRefused { .. } => "bearer_refused",
         }
     }
 
@@ -116,6 +128,7 @@ impl AuditEvent<'_> {
             AuditEvent::SignOut { via, .. } => via.as_str(),
             AuditEvent::SessionEnded { .. } => "grant_revoked",
             AuditEvent::AccessDenied { .. } => "denied",
+            AuditEvent::BearerRefused { .. } => "refused",
         }
     }
 
@@ -181,6 +194,20 @@ impl AuditEvent<'_> {
                 path,
                 request_id,
                 "access_denied"
+            ),
+            AuditEvent::BearerRefused {
+                provider,
+                reason,
+                method,
+                path,
+            } => tracing::info!(
+                target: AUDIT_TARGET,
+                provider,
+                reason,
+                method,
+                path,
+                request_id,
+                "bearer_refused"
             ),
         }
     }

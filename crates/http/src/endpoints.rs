@@ -225,7 +225,7 @@ pub(crate) async fn signout(
             (SessionSource::Jwt(_), Some(sid)) => {
                 inner.store.revoke_session(sid, now).await.map(drop)
             }
-            (SessionSource::Jwt(_), None) => Ok(()),
+            (SessionSource::Jwt(_), None) | (SessionSource::Bearer, _) => Ok(()),
         };
         if let Err(e) = ended {
             return AuthRejection::store_unavailable(&e)

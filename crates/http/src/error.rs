@@ -41,6 +41,8 @@ pub struct HttpError {
     pub description: String,
     /// `Retry-After`, for failures that may pass.
     pub retry_after: Option<Duration>,
+    /// `WWW-Authenticate`, for a refused bearer token (RFC 6750 §3).
+    pub www_authenticate: Option<HeaderValue>,
 }
 
 impl HttpError {
@@ -51,6 +53,7 @@ impl HttpError {
             code,
             description: description.into(),
             retry_after: None,
+            www_authenticate: None,
         }
     }
 
@@ -120,6 +123,9 @@ impl HttpError {
         };
         let headers = response.headers_mut();
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Some(challenge) = &self.www_authenticate {
+            headers.insert(axum::http::header::WWW_AUTHENTICATE, challenge.clone());
+        }
         if let Some(after) = self.retry_after {
             let secs = after.as_secs().max(1);
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {

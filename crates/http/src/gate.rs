@@ -37,7 +37,7 @@ use axum::response::{IntoResponse, Response};
 
 /// The `rule` of an `access_denied` event refused by an allow-list that no
 /// route rule holds (the tower layer's own list).
-const LONE_ALLOW_LIST: &str = "(layer allow-list)";
+pub(crate) const LONE_ALLOW_LIST: &str = "(layer allow-list)";
 
 /// What happens to the request.
 #[derive(Debug)]
@@ -109,6 +109,18 @@ impl Gateway {
             cookies,
             json,
         };
+        // An API client's bearer token: on `api` routes (and routes with
+        // `bearer = true`), when a provider
+        // accepts bearer tokens, it decides alone (a session cookie sent
+        // alongside is ignored) and never touches cookies or the store.
+        if (access == Access::Api || allow.accepts_bearer())
+            && inner.catalog.accepts_bearer()
+            && let Some(credential) = crate::bearer::credential(headers)
+        {
+            let verdict =
+                crate::bearer::verdict(inner, credential, method, allow, return_to, now).await;
+            return decision(verdict, HeaderMap::new());
+        }
         let session = match read_session(inner, &cookies, now).await {
             Ok(session) => session,
             // An adopted guide cookie whose session was signed out.
@@ -325,10 +337,17 @@ fn no_session(
             }
             Verdict::SignIn(location)
         }
-        _ => Verdict::Deny(match error {
-            Some(REFRESH_TOKEN_ERROR) => AuthRejection::Revoked.http_error(),
-            _ => AuthRejection::SessionRequired.http_error(),
-        }),
+        _ => {
+            let mut refusal = match error {
+                Some(REFRESH_TOKEN_ERROR) => AuthRejection::Revoked.http_error(),
+                _ => AuthRejection::SessionRequired.http_error(),
+            };
+            // RFC 6750 §3: a route that takes bearer tokens says so.
+            if access == Access::Api && inner.catalog.accepts_bearer() {
+                refusal.www_authenticate = Some(HeaderValue::from_static("Bearer"));
+            }
+            Verdict::Deny(refusal)
+        }
     }
 }
 

@@ -44,6 +44,7 @@ mod adopt;
 mod audit;
 mod authjs;
 mod backchannel;
+mod bearer;
 mod builder;
 pub mod cookies;
 mod csrf;

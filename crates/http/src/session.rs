@@ -115,6 +115,9 @@ pub enum SessionSource {
     Jwt(Box<SessionClaims>),
     /// A database session with this cookie token.
     Database(Secret),
+    /// No session at all: an API client's verified bearer token
+    /// (`bearer.rs`); nothing is stored, refreshed or written back.
+    Bearer,
 }
 
 /// The current request's session.

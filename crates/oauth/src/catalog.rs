@@ -103,6 +103,14 @@ pub enum CatalogError {
         /// Provider id.
         provider: String,
     },
+    /// `bearer.introspect` but the provider has no introspection endpoint.
+    #[error(
+        "provider {provider:?}: bearer.introspect needs the provider's introspection_endpoint, and its discovery document has none"
+    )]
+    NoIntrospection {
+        /// Provider id.
+        provider: String,
+    },
     /// The discovery document names another issuer than the configured one.
     #[error("provider {provider:?}: discovery returned issuer {found:?}, expected {expected:?}")]
     IssuerMismatch {

@@ -399,7 +399,7 @@ struct RawHeader {
 }
 
 /// Reads the protected header: the allowed algorithm and the `kid`.
-fn parse_header(token: &str) -> Result<(Algorithm, Option<String>), IdTokenError> {
+pub(crate) fn parse_header(token: &str) -> Result<(Algorithm, Option<String>), IdTokenError> {
     let parts: Vec<&str> = token.split('.').collect();
     if parts.len() == 5 {
         return Err(IdTokenError::Malformed(

@@ -85,12 +85,14 @@
 //! `Authorization` header sensitive, and logged errors carry only the
 //! provider id, status and OAuth error code.
 
+pub mod bearer;
 pub mod catalog;
 pub mod discovery;
 pub mod groups;
 pub mod http;
 pub mod id_token;
 pub mod identity;
+pub mod introspection;
 pub mod logout_token;
 pub mod preset;
 pub mod provider;
@@ -101,6 +103,9 @@ pub mod token;
 pub mod userinfo;
 
 pub use authgate_core::provider_error::ProviderError;
+pub use bearer::{
+    BearerError, BearerRefusal, BearerSettings, VerifiedBearer, parse_bearer_algorithm,
+};
 pub use catalog::{Catalog, CatalogError};
 pub use http::{HttpClient, HttpClientError, HttpSettings, USER_AGENT};
 pub use id_token::{ALLOWED_ALGORITHMS, IdTokenClaims, IdTokenError, IdTokenSettings};

@@ -74,6 +74,9 @@ pub struct ProviderSettings {
     /// The claim (a dotted path) listing the user's roles, replacing the
     /// preset's.
     pub roles_claim: Option<String>,
+    /// Accept this provider's JWT access tokens as bearer tokens on `api`
+    /// routes ([`crate::bearer`]); `None`: never.
+    pub bearer: Option<crate::bearer::BearerSettings>,
 }
 
 /// What `POST {base}/signout` does at the provider.
@@ -119,6 +122,7 @@ impl ProviderSettings {
             signout: SignOut::Local,
             groups_claim: None,
             roles_claim: None,
+            bearer: None,
         }
     }
 }
@@ -243,6 +247,8 @@ pub struct Provider {
     pub(crate) groups: crate::groups::GroupSources,
     pub(crate) http: HttpClient,
     pub(crate) jwks: JwksCache,
+    pub(crate) bearer: Option<crate::bearer::BearerSettings>,
+    pub(crate) introspected: crate::introspection::IntrospectionCache,
 }
 
 impl fmt::Debug for Provider {
@@ -552,6 +558,11 @@ impl Provider {
             .and_then(|d| d.authorization_response_iss_parameter_supported)
             .unwrap_or(false);
 
+        if settings.bearer.as_ref().is_some_and(|b| b.introspect)
+            && endpoints.introspection.is_none()
+        {
+            return Err(CatalogError::NoIntrospection { provider: id });
+        }
         if matches!(settings.signout, SignOut::Provider { .. }) && endpoints.end_session.is_none() {
             return Err(CatalogError::NoEndSession { provider: id });
         }
@@ -593,6 +604,8 @@ impl Provider {
             signout: settings.signout,
             groups,
             http: http.clone(),
+            bearer: settings.bearer,
+            introspected: Default::default(),
         })
     }
 

@@ -143,6 +143,13 @@ pub trait Permits {
         let _ = who;
         None
     }
+
+    /// Whether every rule requiring a session opted in to bearer tokens (a route's
+    /// `bearer = true`): then a bearer token may stand in for a session beyond `api`
+    /// routes. `false` for a lone [`AllowList`].
+    fn accepts_bearer(&self) -> bool {
+        false
+    }
 }
 
 impl Permits for AllowList {

@@ -27,6 +27,9 @@ use axum::http::Method;
 pub struct Judgement<'r> {
     access: Access,
     allow: AllowLists<'r>,
+    /// Every reading requiring a session matched a rule with `bearer` (`None`: no
+    /// such reading).
+    bearer: Option<bool>,
 }
 
 /// The rules with non-empty allow-lists a user must satisfy, without allocating for zero
@@ -43,6 +46,7 @@ impl<'r> Judgement<'r> {
         Judgement {
             access: Access::Public,
             allow: AllowLists::None,
+            bearer: None,
         }
     }
 
@@ -54,6 +58,7 @@ impl<'r> Judgement<'r> {
         if self.access == Access::Public {
             self.access = access;
         }
+        self.bearer = Some(self.bearer.unwrap_or(true) && rule.is_some_and(|r| r.bearer));
         let Some(list) = rule.filter(|r| !r.allow.is_empty()) else {
             return;
         };
@@ -108,6 +113,10 @@ impl Permits for Judgement<'_> {
         self.listing_rules()
             .find(|rule| !rule.allow.permits(who))
             .map(|rule| rule.pattern.as_str())
+    }
+
+    fn accepts_bearer(&self) -> bool {
+        self.bearer == Some(true)
     }
 }
 
@@ -308,5 +317,25 @@ mod tests {
             let path = normalize(raw).unwrap_or_else(|e| panic!("{e}"));
             assert!(r.judge(&Method::GET, &path).is_err(), "{raw}");
         }
+    }
+
+    #[test]
+    fn bearer_is_accepted_only_when_every_reading_opts_in() {
+        let rules = RouteRules::new(vec![
+            RouteRule::new("/hooks/**", Access::Protected).with_bearer(true),
+            RouteRule::new("/Hooks/**", Access::Protected),
+            RouteRule::new("/**", Access::Public),
+        ])
+        .unwrap();
+        let judge = |p: &str| {
+            let path = crate::path::normalize(p).unwrap();
+            rules.judge(&Method::GET, &path).unwrap().accepts_bearer()
+        };
+        assert!(judge("/hooks/a"));
+        assert!(
+            !judge("/Hooks/a"),
+            "a reading matching a rule without bearer"
+        );
+        assert!(!judge("/other"));
     }
 }

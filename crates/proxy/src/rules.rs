@@ -101,6 +101,9 @@ pub struct RouteRule {
     pub methods: Option<Vec<Method>>,
     /// Who may pass beyond having a session (ignored on `public` rules).
     pub allow: AllowList,
+    /// A `protected` rule that also accepts API clients' bearer tokens
+    /// (`api` rules always do when a provider accepts them).
+    pub bearer: bool,
 }
 
 impl RouteRule {
@@ -111,12 +114,19 @@ impl RouteRule {
             access,
             methods: None,
             allow: AllowList::default(),
+            bearer: false,
         }
     }
 
     /// Restricts the rule to the users `allow` permits.
     pub fn with_allow(mut self, allow: AllowList) -> Self {
         self.allow = allow;
+        self
+    }
+
+    /// Lets bearer tokens stand in for a session on this rule's requests.
+    pub fn with_bearer(mut self, bearer: bool) -> Self {
+        self.bearer = bearer;
         self
     }
 

@@ -66,6 +66,8 @@ pub struct Options {
     pub google: bool,
     /// Adopt guide-style Auth.js cookies as sessions of this provider.
     pub adopt_guide_cookies: Option<String>,
+    /// The provider accepts its JWT access tokens as bearer tokens.
+    pub bearer: Option<authgate_oauth::BearerSettings>,
 }
 
 impl Default for Options {
@@ -87,6 +89,7 @@ impl Default for Options {
             revocation_check: RevocationCheck::Refresh,
             google: false,
             adopt_guide_cookies: None,
+            bearer: None,
         }
     }
 }
@@ -165,6 +168,9 @@ async fn echo_upstream() -> (Url, tokio::task::JoinHandle<()>) {
             "email": header("x-auth-request-email"),
             "token": header("x-forwarded-access-token"),
             "authorization": header("authorization"),
+            "groups": header("x-auth-request-groups"),
+            "preferred_username": header("x-auth-request-preferred-username"),
+            "name": header("x-auth-request-name"),
             "host": header("host"),
             "forwarded_host": header("x-forwarded-host"),
             "forwarded_proto": header("x-forwarded-proto"),
@@ -231,6 +237,7 @@ pub async fn start_sharing(
             .map(str::to_owned)
             .to_vec();
     }
+    provider.bearer = options.bearer.clone();
     let http = HttpClient::new(&HttpSettings::default()).unwrap();
     let catalog = Catalog::resolve(vec![provider], &http).await.unwrap();
 
