@@ -130,6 +130,25 @@ pub(crate) async fn answers(
             }
         }
     }
+    if provider.lists_workspace_groups() {
+        match verified_email(id_token_raw.as_ref(), userinfo_raw.as_ref()) {
+            None => {
+                tracing::warn!(
+                    provider = provider.id(),
+                    "no verified address to look Workspace groups up by; no Workspace groups are used"
+                );
+            }
+            Some(email) => match provider.workspace_groups(email, now).await {
+                Ok(groups) => attributes.add_groups(groups),
+                Err(e) if e.kind.is_retryable() => {
+                    return Err(provider_failure(&e, "Workspace groups"));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "the user's Workspace groups are not readable (is domain-wide delegation granted to the service account?); no Workspace groups are used");
+                }
+            },
+        }
+    }
     Ok(Answers {
         id_token,
         provider_sid,
@@ -142,8 +161,8 @@ pub(crate) async fn answers(
 /// The groups, roles and rule claims after a refresh, from the refresh's
 /// tokens: its new ID token (verified; no nonce), userinfo when the
 /// provider lists groups there or (when route rules use groups, roles or
-/// claims) sent no new ID token, and GitHub's
-/// organisations. `None` when nothing could be read (the session keeps
+/// claims) sent no new ID token, GitHub's organisations and Google
+/// Workspace groups. `None` when nothing could be read (the session keeps
 /// what it had); a groups claim moved out of the token gives empty
 /// attributes (rules on them then admit nobody).
 pub(crate) async fn refreshed_attributes(
@@ -191,6 +210,24 @@ pub(crate) async fn refreshed_attributes(
     } else {
         None
     };
+    let workspace = if provider.lists_workspace_groups() {
+        let Some(email) = verified_email(id_token.as_ref(), userinfo.as_ref()) else {
+            tracing::debug!(
+                provider = provider.id(),
+                "no verified address after refresh; groups kept"
+            );
+            return None;
+        };
+        match provider.workspace_groups(email, now).await {
+            Ok(groups) => Some(groups),
+            Err(error) => {
+                tracing::warn!(provider = provider.id(), %error, "Workspace groups after refresh unreadable; groups kept");
+                return None;
+            }
+        }
+    } else {
+        None
+    };
     if id_token.is_none() && userinfo.is_none() && organisations.is_none() {
         return None;
     }
@@ -203,7 +240,27 @@ pub(crate) async fn refreshed_attributes(
     if let Some(groups) = organisations {
         attributes.add_groups(groups);
     }
+    if let Some(groups) = workspace {
+        attributes.add_groups(groups);
+    }
     Some(attributes)
+}
+
+/// The user's verified address, from the ID token or else userinfo (the key
+/// Workspace groups are looked up by).
+fn verified_email<'a>(
+    id_token: Option<&'a IdTokenClaims>,
+    userinfo: Option<&'a authgate_oauth::UserInfo>,
+) -> Option<&'a str> {
+    id_token
+        .filter(|c| c.email_verified == Some(true))
+        .and_then(|c| c.email.as_deref())
+        .or_else(|| {
+            userinfo
+                .filter(|u| u.email_verified == Some(true))
+                .and_then(|u| u.email.as_deref())
+        })
+        .filter(|e| !e.is_empty())
 }
 
 async fn id_token_claims(

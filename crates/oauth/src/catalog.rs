@@ -42,6 +42,20 @@ pub enum CatalogError {
         /// What is wrong with it.
         source: authgate_core::attributes::ClaimPathError,
     },
+    /// `google_groups` on a provider that is not Google's.
+    #[error("provider {provider:?}: Workspace groups (a service account) need the google preset")]
+    WorkspaceGroupsNotGoogle {
+        /// Provider id.
+        provider: String,
+    },
+    /// The service account key for Workspace groups is unusable.
+    #[error("provider {provider:?}: google_groups: {source}")]
+    ServiceAccount {
+        /// Provider id.
+        provider: String,
+        /// What is wrong with the key.
+        source: crate::workspace::ServiceAccountError,
+    },
     /// Neither a preset, nor an issuer, nor explicit authorization and token endpoints.
     #[error(
         "provider {provider:?}: needs a preset, an issuer, or explicit authorization and token endpoints"

@@ -101,6 +101,7 @@ pub mod response_issuer;
 pub mod tenant;
 pub mod token;
 pub mod userinfo;
+pub mod workspace;
 
 pub use authgate_core::provider_error::ProviderError;
 pub use bearer::{

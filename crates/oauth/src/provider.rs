@@ -77,6 +77,9 @@ pub struct ProviderSettings {
     /// Accept this provider's JWT access tokens as bearer tokens on `api`
     /// routes ([`crate::bearer`]); `None`: never.
     pub bearer: Option<crate::bearer::BearerSettings>,
+    /// Google only: read the user's Workspace groups with a service account
+    /// ([`crate::workspace`]).
+    pub workspace_groups: Option<crate::workspace::WorkspaceGroupsSettings>,
 }
 
 /// What `POST {base}/signout` does at the provider.
@@ -123,6 +126,7 @@ impl ProviderSettings {
             groups_claim: None,
             roles_claim: None,
             bearer: None,
+            workspace_groups: None,
         }
     }
 }
@@ -245,6 +249,7 @@ pub struct Provider {
     pub(crate) vouching: Vouching,
     pub(crate) link_by_email: bool,
     pub(crate) groups: crate::groups::GroupSources,
+    pub(crate) workspace: Option<crate::workspace::WorkspaceDirectory>,
     pub(crate) http: HttpClient,
     pub(crate) jwks: JwksCache,
     pub(crate) bearer: Option<crate::bearer::BearerSettings>,
@@ -575,6 +580,19 @@ impl Provider {
             &scopes,
             endpoints.userinfo.as_ref(),
         )?;
+        let workspace =
+            match &settings.workspace_groups {
+                None => None,
+                Some(_) if settings.preset != Some(Preset::Google) => {
+                    return Err(CatalogError::WorkspaceGroupsNotGoogle { provider: id });
+                }
+                Some(w) => Some(crate::workspace::WorkspaceDirectory::new(w).map_err(
+                    |source| CatalogError::ServiceAccount {
+                        provider: id.clone(),
+                        source,
+                    },
+                )?),
+            };
 
         let name = settings
             .name
@@ -603,6 +621,7 @@ impl Provider {
             link_by_email: settings.link_by_email,
             signout: settings.signout,
             groups,
+            workspace,
             http: http.clone(),
             bearer: settings.bearer,
             introspected: Default::default(),
