@@ -16,6 +16,7 @@ use authgate_http::{
     Access, AllowList, ClaimRule, GatewaySettings, ProxySettings, RefreshMode, RevocationCheck,
     RouteRule, RouteRules, ServiceClient, SessionStrategy, TrustedProxies,
 };
+use authgate_oauth::workspace::WorkspaceGroupsSettings;
 use authgate_oauth::{
     BearerSettings, EndpointOverrides, HttpSettings, Preset, ProviderSettings, SignOut,
     parse_bearer_algorithm,
@@ -223,6 +224,15 @@ pub fn provider_settings(p: &ProviderConfig, config: &Config) -> ProviderSetting
             .filter_map(|a| parse_bearer_algorithm(a).ok())
             .collect(),
         introspect: b.introspect,
+    });
+    s.workspace_groups = p.google_groups.as_ref().map(|g| WorkspaceGroupsSettings {
+        // Validation read it already; a file gone since fails the provider's
+        // resolution with a clear error.
+        service_account_key: std::fs::read_to_string(&g.service_account_file)
+            .unwrap_or_default()
+            .into(),
+        admin_email: g.admin_email.clone(),
+        directory_url: g.directory_url.clone(),
     });
     s.signout = match p.signout {
         SignOutMode::Local => SignOut::Local,

@@ -531,6 +531,53 @@ pub struct ProviderConfig {
     /// on `api` routes: `{ audiences = [...], algorithms = [...] }`.
     #[serde(default)]
     pub bearer: Option<BearerConfig>,
+    /// `google` only: read the user's Google Workspace groups (named by
+    /// their addresses) with a service account holding domain-wide
+    /// delegation: `{ service_account_file = "…json", admin_email = "…" }`.
+    #[serde(default)]
+    pub google_groups: Option<GoogleGroupsConfig>,
+}
+
+/// `providers[].google_groups`: the service account that reads Workspace
+/// groups through the Admin SDK Directory API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GoogleGroupsConfig {
+    /// The JSON key file Google issues for the service account
+    /// (`client_email`, `private_key`, `token_uri`).
+    pub service_account_file: std::path::PathBuf,
+    /// The Workspace administrator the service account acts as.
+    pub admin_email: String,
+    /// The Directory API's base URL; default `https://admin.googleapis.com`.
+    #[serde(default, deserialize_with = "fields::de_opt_url")]
+    pub directory_url: Option<Url>,
+}
+
+/// Why a service account key file is unusable (its content never appears).
+pub fn check_service_account_key(text: &str) -> Result<(), String> {
+    let Ok(serde_json::Value::Object(doc)) = serde_json::from_str::<serde_json::Value>(text) else {
+        return Err("not a JSON object (expected a Google service account key file)".into());
+    };
+    if doc.get("type").and_then(|t| t.as_str()) != Some("service_account") {
+        return Err("not a service account key (\"type\" is not \"service_account\")".into());
+    }
+    for field in ["client_email", "private_key", "token_uri"] {
+        if doc
+            .get(field)
+            .and_then(|v| v.as_str())
+            .is_none_or(|v| v.trim().is_empty())
+        {
+            return Err(format!("the key has no {field}"));
+        }
+    }
+    if !doc
+        .get("private_key")
+        .and_then(|v| v.as_str())
+        .is_some_and(|k| k.contains("-----BEGIN PRIVATE KEY-----"))
+    {
+        return Err("private_key is not a PEM private key".into());
+    }
+    Ok(())
 }
 
 /// `providers[].bearer`: which access tokens of the provider API clients

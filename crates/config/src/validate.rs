@@ -500,6 +500,32 @@ fn providers(c: &mut Checker<'_>, config: &Config) {
                 }
             }
         }
+        if let Some(g) = &p.google_groups {
+            let gkey = format!("{key}.google_groups");
+            if p.preset != Some(ProviderPreset::Google) {
+                c.fail(gkey.clone(), "applies only to the google preset");
+            }
+            if !g.admin_email.contains('@') {
+                c.fail(
+                    format!("{gkey}.admin_email"),
+                    "must be the address of a Workspace administrator",
+                );
+            }
+            match std::fs::read_to_string(&g.service_account_file) {
+                Err(error) => c.fail(
+                    format!("{gkey}.service_account_file"),
+                    format!("{}: {error}", g.service_account_file.display()),
+                ),
+                Ok(text) => {
+                    if let Err(problem) = crate::check_service_account_key(&text) {
+                        c.fail(
+                            format!("{gkey}.service_account_file"),
+                            format!("{}: {problem}", g.service_account_file.display()),
+                        );
+                    }
+                }
+            }
+        }
         if let Some(bearer) = &p.bearer {
             let bkey = format!("{key}.bearer");
             if p.preset == Some(ProviderPreset::GitHub)

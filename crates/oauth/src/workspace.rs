@@ -46,15 +46,15 @@ pub struct WorkspaceGroupsSettings {
     pub service_account_key: Secret,
     /// The Workspace admin the service account impersonates.
     pub admin_email: String,
-    /// The Directory API's base URL ([`DEFAULT_DIRECTORY_URL`]).
-    pub directory_url: Url,
+    /// The Directory API's base URL; `None`: [`DEFAULT_DIRECTORY_URL`].
+    pub directory_url: Option<Url>,
 }
 
 impl fmt::Debug for WorkspaceGroupsSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WorkspaceGroupsSettings")
             .field("admin_email", &self.admin_email)
-            .field("directory_url", &self.directory_url.as_str())
+            .field("directory_url", &self.directory_url.as_ref().map(Url::as_str))
             .finish_non_exhaustive()
     }
 }
@@ -74,6 +74,9 @@ pub enum ServiceAccountError {
     /// `private_key` is not an RSA private key in PEM.
     #[error("the service account key's private_key is not an RSA private key (PEM)")]
     InvalidPrivateKey,
+    /// The Directory API's base URL is not an absolute http(s) URL.
+    #[error("directory_url is not an http(s) URL")]
+    InvalidDirectoryUrl,
 }
 
 #[derive(Deserialize)]
@@ -167,10 +170,16 @@ impl fmt::Debug for WorkspaceDirectory {
 
 impl WorkspaceDirectory {
     pub(crate) fn new(settings: &WorkspaceGroupsSettings) -> Result<Self, ServiceAccountError> {
+        let directory_url = match &settings.directory_url {
+            Some(url) => Some(url.clone()),
+            None => Url::parse(DEFAULT_DIRECTORY_URL).ok(),
+        }
+        .filter(|u| matches!(u.scheme(), "http" | "https"))
+        .ok_or(ServiceAccountError::InvalidDirectoryUrl)?;
         Ok(WorkspaceDirectory {
             account: ServiceAccount::parse(settings.service_account_key.expose())?,
             admin_email: settings.admin_email.clone(),
-            directory_url: settings.directory_url.clone(),
+            directory_url,
             token: Arc::new(Mutex::new(None)),
         })
     }
