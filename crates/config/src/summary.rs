@@ -212,6 +212,19 @@ impl Config {
                     writeln!(out, "  endpoints.{name} = {url}")?;
                 }
             }
+            if let Some(g) = &p.google_groups {
+                // The file's path only: its content (a private key) never appears.
+                writeln!(
+                    out,
+                    "  google_groups   = service account {} as {}{}",
+                    g.service_account_file.display(),
+                    g.admin_email,
+                    g.directory_url
+                        .as_ref()
+                        .map(|u| format!(", directory {u}"))
+                        .unwrap_or_default()
+                )?;
+            }
         }
 
         if self.routes.is_empty() {
