@@ -54,7 +54,10 @@ impl fmt::Debug for WorkspaceGroupsSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WorkspaceGroupsSettings")
             .field("admin_email", &self.admin_email)
-            .field("directory_url", &self.directory_url.as_ref().map(Url::as_str))
+            .field(
+                "directory_url",
+                &self.directory_url.as_ref().map(Url::as_str),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -373,6 +376,67 @@ mod tests {
             })
         );
         assert_eq!(parse_groups_page(b"[]"), None);
+    }
+
+    fn key_file() -> String {
+        use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
+        use base64::Engine;
+        let pair = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let der = AsDer::<Pkcs8V1Der>::as_der(&pair).unwrap_or_else(|e| panic!("{e}"));
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+        let pem = format!("-----BEGIN PRIVATE KEY-----\n{b64}\n-----END PRIVATE KEY-----\n");
+        json!({
+            "type": "service_account",
+            "client_email": "sa@p.iam.gserviceaccount.com",
+            "private_key": pem,
+            "token_uri": "https://oauth2.googleapis.com/token",
+        })
+        .to_string()
+    }
+
+    #[test]
+    fn a_service_account_signs_a_one_hour_assertion_and_never_shows_its_key() {
+        let settings = WorkspaceGroupsSettings {
+            service_account_key: Secret::new(key_file()),
+            admin_email: "admin@corp.example".into(),
+            directory_url: None,
+        };
+        let directory = WorkspaceDirectory::new(&settings).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            directory.directory_url.as_str(),
+            "https://admin.googleapis.com/"
+        );
+        let jwt = directory.assertion(1_000).unwrap_or_else(|e| panic!("{e}"));
+        let header = jsonwebtoken::decode_header(&jwt).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(header.alg, Algorithm::RS256);
+        let payload = jwt.split('.').nth(1).unwrap_or_default();
+        let claims: Value = serde_json::from_slice(
+            &base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)
+                .unwrap_or_default(),
+        )
+        .unwrap_or_default();
+        assert_eq!(
+            claims,
+            json!({
+                "iss": "sa@p.iam.gserviceaccount.com",
+                "sub": "admin@corp.example",
+                "scope": DIRECTORY_SCOPE,
+                "aud": "https://oauth2.googleapis.com/token",
+                "iat": 1_000,
+                "exp": 4_600,
+            })
+        );
+        for shown in [format!("{settings:?}"), format!("{directory:?}")] {
+            assert!(!shown.contains("PRIVATE KEY"), "{shown}");
+        }
+        // The cache: kept until its time, then gone.
+        directory.store(Secret::new("t"), 2_000);
+        assert_eq!(
+            directory.cached(1_999).map(|t| t.expose().to_owned()),
+            Some("t".into())
+        );
+        assert!(directory.cached(2_000).is_none());
     }
 
     #[test]
