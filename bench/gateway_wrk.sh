@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Gateway throughput and added latency (issue #6), all on loopback:
+# Gateway throughput and added latency (issues #6 and #13), all on loopback:
 #
-#   A. wrk -> upstream directly
-#   B. wrk -> authgate serve (release) -> upstream   (protected route, valid JWT session cookie)
-#   C. wrk -> Node server validating the cookie with @auth/core decode -> upstream
+#   direct           wrk -> upstream
+#   nginx            wrk -> nginx proxy_pass (keepalive pool, no auth) -> upstream:
+#                    the fair limit, a proxy that does nothing else (issue #13)
+#   authgate-public  wrk -> authgate serve (release) -> upstream   (public route)
+#   authgate         wrk -> authgate serve (release) -> upstream   (protected route, valid JWT session cookie)
+#   node-authjs      wrk -> Node server validating the cookie with @auth/core decode -> upstream
 #
 # The upstream is bench/upstream.mjs (Node http, 200 "ok"). The cookie is
 # minted by bench/mint_cookie.mjs with far-future `authgate.ate`, so no refresh
@@ -13,7 +16,8 @@
 # Usage: bench/gateway_wrk.sh               (after: cargo build --release -p authgate;
 #                                             apt-get install -y wrk; npm ci --prefix interop)
 # Env:   DURATION=10s CONNECTIONS=32 THREADS=2 ROUNDS=2 WARMUP=2s OUT=/tmp/authgate-bench-gw
-#        PORT_GATEWAY=38180 PORT_UPSTREAM=38181 PORT_NODE=38182 AUTHGATE_BIN=target/release/authgate
+#        TARGETS="direct nginx authgate-public authgate node-authjs" (nginx needs nginx installed)
+#        PORT_GATEWAY=38180 PORT_UPSTREAM=38181 PORT_NODE=38182 PORT_NGINX=38183 AUTHGATE_BIN=target/release/authgate
 # Then (LAT1=1, default) one 1-connection run per target for the unloaded latency.
 # Also records CPU time per request of the gateway process and of the upstream
 # (from /proc/PID/stat over each run; "gate cpu"/"ups cpu" in µs).
@@ -31,6 +35,8 @@ OUT="${OUT:-/tmp/authgate-bench-gw}"
 PORT_GATEWAY="${PORT_GATEWAY:-38180}"
 PORT_UPSTREAM="${PORT_UPSTREAM:-38181}"
 PORT_NODE="${PORT_NODE:-38182}"
+PORT_NGINX="${PORT_NGINX:-38183}"
+TARGETS="${TARGETS:-direct nginx authgate-public authgate node-authjs}"
 BIN="${AUTHGATE_BIN:-$ROOT/target/release/authgate}"
 SECRET="bench-secret-at-least-32-chars-long!!!!"
 
@@ -109,9 +115,46 @@ node "$ROOT/bench/node_authjs_gate.mjs" --port "$PORT_NODE" --upstream "http://1
 PIDS+=($!)
 NODE_PID=$!
 
+NGINX_PID=""
+if [[ " $TARGETS " == *" nginx "* ]]; then
+  NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
+  [ -x "$NGINX" ] || { echo "nginx not found (apt-get install -y nginx-light), or leave it out of TARGETS" >&2; exit 1; }
+  mkdir -p "$WORK/nginx"
+  # As lean as a reverse proxy gets: two workers (authgate's runtime uses both
+  # cores too), a keepalive pool to the upstream, no access log.
+  cat > "$WORK/nginx/nginx.conf" <<NGINX_CONF
+worker_processes 2;
+daemon off;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $WORK/nginx/body;
+  proxy_temp_path $WORK/nginx/proxy;
+  fastcgi_temp_path $WORK/nginx/fastcgi;
+  uwsgi_temp_path $WORK/nginx/uwsgi;
+  scgi_temp_path $WORK/nginx/scgi;
+  upstream app { server 127.0.0.1:$PORT_UPSTREAM; keepalive 64; }
+  server {
+    listen 127.0.0.1:$PORT_NGINX;
+    location / {
+      proxy_pass http://app;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+    }
+  }
+}
+NGINX_CONF
+  "$NGINX" -p "$WORK/nginx" -c "$WORK/nginx/nginx.conf" > "$WORK/nginx/stdout.log" 2>&1 &
+  PIDS+=($!)
+  NGINX_PID=$!
+fi
+
 wait_http "http://127.0.0.1:$PORT_UPSTREAM/"
 wait_http "http://127.0.0.1:$PORT_GATEWAY/healthz"
 wait_http "http://127.0.0.1:$PORT_NODE/"
+if [ -n "$NGINX_PID" ]; then wait_http "http://127.0.0.1:$PORT_NGINX/"; fi
 
 TOKEN="$(node "$ROOT/bench/mint_cookie.mjs" --secret "$SECRET" --provider gh)"
 COOKIE="authjs.session-token=$TOKEN"
@@ -130,6 +173,8 @@ check() { # name url expect_with expect_without
   echo "sanity $1: with cookie $with \"ok\", without cookie $without"
 }
 check direct "http://127.0.0.1:$PORT_UPSTREAM/protected/bench" 200 200
+if [ -n "$NGINX_PID" ]; then check nginx "http://127.0.0.1:$PORT_NGINX/protected/bench" 200 200; fi
+check authgate-public "http://127.0.0.1:$PORT_GATEWAY/public/bench" 200 200
 check authgate "http://127.0.0.1:$PORT_GATEWAY/protected/bench" 200 302
 check node-authjs "http://127.0.0.1:$PORT_NODE/protected/bench" 200 401
 if curl -s -D - -o /dev/null -H "Cookie: $COOKIE" "http://127.0.0.1:$PORT_GATEWAY/protected/bench" | grep -qi '^set-cookie'; then
@@ -139,21 +184,36 @@ fi
 # CPU time (user+system clock ticks) a process has used so far.
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 TCK="$(getconf CLK_TCK)"
-declare -A GATE_PID=([direct]="" [authgate]="$GW_PID" [node-authjs]="$NODE_PID")
+declare -A GATE_PID=([direct]="" [nginx]="" [authgate-public]="$GW_PID" [authgate]="$GW_PID" [node-authjs]="$NODE_PID")
 
 declare -A URL=(
   [direct]="http://127.0.0.1:$PORT_UPSTREAM/protected/bench"
+  [nginx]="http://127.0.0.1:$PORT_NGINX/protected/bench"
+  [authgate-public]="http://127.0.0.1:$PORT_GATEWAY/public/bench"
   [authgate]="http://127.0.0.1:$PORT_GATEWAY/protected/bench"
   [node-authjs]="http://127.0.0.1:$PORT_NODE/protected/bench"
 )
+# CPU ticks of the proxy in front of the upstream (nginx: its workers, the
+# master's children; none for the upstream served directly).
+gate_ticks() { # target
+  if [ "$1" = nginx ]; then
+    local sum=0 w
+    for w in $(pgrep -P "$NGINX_PID"); do sum=$((sum + $(ticks "$w"))); done
+    echo "$sum"
+  elif [ -n "${GATE_PID[$1]}" ]; then
+    ticks "${GATE_PID[$1]}"
+  else
+    echo 0
+  fi
+}
 echo "uptime before runs: $(uptime)"
 for round in $(seq 1 "$ROUNDS"); do
-  for target in direct authgate node-authjs; do
+  for target in $TARGETS; do
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"$WARMUP" -H "Cookie: $COOKIE" "${URL[$target]}" > /dev/null
-    up0="$(ticks "$UP_PID")"; g0=0; [ -n "${GATE_PID[$target]}" ] && g0="$(ticks "${GATE_PID[$target]}")"
+    up0="$(ticks "$UP_PID")"; g0="$(gate_ticks "$target")"
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -H "Cookie: $COOKIE" "${URL[$target]}" \
       > "$OUT/$target-$round.txt"
-    up1="$(ticks "$UP_PID")"; g1=0; [ -n "${GATE_PID[$target]}" ] && g1="$(ticks "${GATE_PID[$target]}")"
+    up1="$(ticks "$UP_PID")"; g1="$(gate_ticks "$target")"
     n="$(awk '/requests in/{print $1}' "$OUT/$target-$round.txt")"
     awk -v n="$n" -v g=$((g1 - g0)) -v u=$((up1 - up0)) -v t="$TCK" \
       'BEGIN{printf "cpu_us_per_request gate %.1f upstream %.1f\n", g*1e6/t/n, u*1e6/t/n}' >> "$OUT/$target-$round.txt"
@@ -162,7 +222,7 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 # Unloaded latency: one connection, one request at a time.
 if [ "${LAT1:-1}" = 1 ]; then
-  for target in direct authgate node-authjs; do
+  for target in $TARGETS; do
     wrk -t1 -c1 -d"${LAT1_DURATION:-5s}" --latency -H "Cookie: $COOKIE" "${URL[$target]}" > "$OUT/$target-c1.txt"
     echo "1 connection $target: $(grep -E 'Requests/sec' "$OUT/$target-c1.txt"); $(awk '$1=="50%"||$1=="99%"{printf "%s %s  ", $1, $2}' "$OUT/$target-c1.txt")"
   done
@@ -176,9 +236,9 @@ to_ms() { # wrk duration (e.g. 512.00us, 1.20ms, 2.00s) -> ms
                       else if (v ~ /ms$/) { sub(/ms$/,"",v); printf "%.3f", v }
                       else if (v ~ /s$/) { sub(/s$/,"",v); printf "%.3f", v*1000 } }'
 }
-printf '\n%-12s %-5s %12s %9s %9s %9s %7s %10s %10s\n' target round "req/s" "p50 ms" "p90 ms" "p99 ms" errors "gate cpu" "ups cpu"
+printf '\n%-16s %-5s %12s %9s %9s %9s %7s %10s %10s\n' target round "req/s" "p50 ms" "p90 ms" "p99 ms" errors "gate cpu" "ups cpu"
 for round in $(seq 1 "$ROUNDS"); do
-  for target in direct authgate node-authjs; do
+  for target in $TARGETS; do
     f="$OUT/$target-$round.txt"
     rps="$(awk '/Requests\/sec/{print $2}' "$f")"
     p50="$(to_ms "$(awk '$1=="50%"{print $2}' "$f")")"
@@ -187,6 +247,6 @@ for round in $(seq 1 "$ROUNDS"); do
     errs="$(grep -cE 'Non-2xx|Socket errors' "$f" || true)"
     gcpu="$(awk '/^cpu_us_per_request/{print $3}' "$f")"
     ucpu="$(awk '/^cpu_us_per_request/{print $5}' "$f")"
-    printf '%-12s %-5s %12s %9s %9s %9s %7s %10s %10s\n' "$target" "$round" "$rps" "$p50" "$p90" "$p99" "$errs" "$gcpu" "$ucpu"
+    printf '%-16s %-5s %12s %9s %9s %9s %7s %10s %10s\n' "$target" "$round" "$rps" "$p50" "$p90" "$p99" "$errs" "$gcpu" "$ucpu"
   done
 done
