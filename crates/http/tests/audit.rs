@@ -9,39 +9,10 @@ mod common;
 use authgate_core::token::TokenSet;
 use authgate_http::{Access, AllowList, RouteRule, RouteRules};
 use common::{
-    Browser, Options, location, log_in_at_provider, revoke_at_provider, sign_in, start,
-    stored_tokens, user_id,
+    Browser, Options, captured_logs, location, log_in_at_provider, revoke_at_provider, sign_in,
+    start, stored_tokens, user_id,
 };
 use serde_json::Value;
-use std::sync::{Mutex, OnceLock};
-
-/// Every log line of this test binary, as JSON, from every thread.
-fn captured_logs() -> &'static Mutex<Vec<u8>> {
-    static LOGS: OnceLock<&'static Mutex<Vec<u8>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs: &'static Mutex<Vec<u8>> = Box::leak(Box::new(Mutex::new(Vec::new())));
-        let subscriber = tracing_subscriber::fmt()
-            .json()
-            .with_max_level(tracing::Level::INFO)
-            .with_writer(move || Capture(logs))
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).unwrap();
-        logs
-    })
-}
-
-struct Capture(&'static Mutex<Vec<u8>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 /// The audit lines logged for the request with `request_id`.
 fn audit_lines(request_id: &str) -> Vec<Value> {

@@ -13,40 +13,12 @@ use authgate_oauth::BearerSettings;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::{
-    Browser, Harness, Options, json, revoke_at_provider, sign_in, stored_tokens, user_id,
+    Browser, Harness, Options, captured_logs, json, revoke_at_provider, sign_in, stored_tokens,
+    user_id,
 };
 use reqwest::header::{SET_COOKIE, WWW_AUTHENTICATE};
 use serde_json::{Value, json};
-use std::sync::{Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
-
-/// Every log line of this test binary, as JSON, from every thread.
-fn captured_logs() -> &'static Mutex<Vec<u8>> {
-    static LOGS: OnceLock<&'static Mutex<Vec<u8>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs: &'static Mutex<Vec<u8>> = Box::leak(Box::new(Mutex::new(Vec::new())));
-        let subscriber = tracing_subscriber::fmt()
-            .json()
-            .with_max_level(tracing::Level::INFO)
-            .with_writer(move || Capture(logs))
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).unwrap();
-        logs
-    })
-}
-
-struct Capture(&'static Mutex<Vec<u8>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
 
 fn all_logs() -> String {
     String::from_utf8(captured_logs().lock().unwrap().clone()).unwrap()

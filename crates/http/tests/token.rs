@@ -13,11 +13,11 @@ use authgate_http::{RefreshMode, ServiceClient, ServicePermission, SessionStrate
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use common::{
-    Browser, Harness, Options, PROVIDER, SESSION_COOKIE, json, revoke_at_provider, sign_in, start,
-    stored_tokens, user_id,
+    Browser, Harness, Options, PROVIDER, SESSION_COOKIE, captured_logs, json, revoke_at_provider,
+    sign_in, start, stored_tokens, user_id,
 };
 use serde_json::{Value, json};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 /// The app server's secret (`token`).
 const NEXT_SECRET: &str = "Yq3m9xKfV2pL7sT0wR4nB8cJ6hD1gZ5eA-uNoPiQ_Mk";
@@ -464,34 +464,6 @@ async fn a_client_over_its_rate_limit_gets_429_with_retry_after() {
     assert_eq!(error_of(r).await, "rate_limited");
     // Each client has its own budget.
     assert_eq!(as_app_server(&h, &b).await.status(), 200);
-}
-
-/// Every log line of this test binary, as JSON, from every thread.
-fn captured_logs() -> &'static Mutex<Vec<u8>> {
-    static LOGS: OnceLock<&'static Mutex<Vec<u8>>> = OnceLock::new();
-    LOGS.get_or_init(|| {
-        let logs: &'static Mutex<Vec<u8>> = Box::leak(Box::new(Mutex::new(Vec::new())));
-        let subscriber = tracing_subscriber::fmt()
-            .json()
-            .with_max_level(tracing::Level::TRACE)
-            .with_writer(move || Capture(logs))
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).unwrap();
-        logs
-    })
-}
-
-struct Capture(&'static Mutex<Vec<u8>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 #[tokio::test]
