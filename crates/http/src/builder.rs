@@ -364,6 +364,8 @@ impl GatewayBuilder {
                 ),
                 hosts,
                 own_cookies: OwnCookies::new(self.cookie_format),
+                public_origin: crate::forward::PublicOrigin::of(&settings.public_url),
+                request_metrics: Default::default(),
                 settings,
                 secrets: self.secrets,
                 session_codec,

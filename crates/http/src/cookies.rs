@@ -29,7 +29,7 @@ pub fn request_cookies(headers: &HeaderMap) -> Vec<(String, String)> {
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| Cookie::split_parse(v.to_owned()))
+        .flat_map(Cookie::split_parse)
         .filter_map(Result::ok)
         .take(MAX_COOKIES)
         .map(|c| (c.name().to_owned(), c.value().to_owned()))

@@ -17,17 +17,10 @@ use axum::http::header::{CACHE_CONTROL, LOCATION, SET_COOKIE};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use std::net::SocketAddr;
+use std::time::Instant;
 
-/// Request counter by route kind and status.
-pub const REQUESTS_TOTAL: &str = "authgate_http_requests_total";
-/// Request latency by route kind (the gateway's whole handling, upstream included).
-pub const REQUEST_DURATION: &str = "authgate_http_request_duration_seconds";
-
-fn record(access: &'static str, status: StatusCode, started: std::time::Instant) {
-    metrics::counter!(REQUESTS_TOTAL, "access" => access, "status" => status.as_u16().to_string())
-        .increment(1);
-    metrics::histogram!(REQUEST_DURATION, "access" => access)
-        .record(started.elapsed().as_secs_f64());
+fn record(inner: &crate::state::Inner, access: &'static str, status: StatusCode, started: Instant) {
+    inner.request_metrics.record(access, status, started);
 }
 
 /// Appends every header of `from` to `to` (keeps `to`'s own `Set-Cookie`s).
@@ -45,13 +38,14 @@ pub(crate) async fn proxy(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     mut req: Request,
 ) -> Response {
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let inner = &gw.inner;
-    let json = wants_json(req.headers());
-    let back = inner.settings.auth_url("/signin");
+    let json = || wants_json(req.headers());
+    // Where error pages send the user: built only for an error page.
+    let back = || inner.settings.auth_url("/signin");
     if inner.upstream.is_none() && inner.hosts.is_empty() {
         return HttpError::new(StatusCode::NOT_FOUND, "NotFound", "Nothing is served here.")
-            .render(json, &back);
+            .render(json(), &back());
     }
     let raw = req.uri().path_and_query().map_or("/", |p| p.as_str());
     let path = match normalize(raw) {
@@ -59,20 +53,20 @@ pub(crate) async fn proxy(
         Err(error) => {
             tracing::info!(%error, "rejected request path");
             return HttpError::bad_request("InvalidPath", "The request path is not valid.")
-                .render(json, &back);
+                .render(json(), &back());
         }
     };
     let target = match Target::of(inner, &req, &path) {
         Some(target) => target,
         None => {
-            let response = unknown_host(json, &back);
-            record("unknown_host", response.status(), started);
+            let response = unknown_host(json(), &back());
+            record(inner, "unknown_host", response.status(), started);
             return response;
         }
     };
     let judgement = match target.routes.judge(req.method(), &path) {
         Ok(judgement) => judgement,
-        Err(error) => return ambiguous_path(&error, json, &back),
+        Err(error) => return ambiguous_path(&error, json(), &back()),
     };
     let access = judgement.access();
     let request_id = req
@@ -112,11 +106,7 @@ pub(crate) async fn proxy(
                 }
             }
             let client = ClientInfo {
-                proto: if inner.settings.public_url.scheme() == "https" {
-                    Scheme::Https
-                } else {
-                    Scheme::Http
-                },
+                proto: inner.public_origin.scheme,
                 error_format: if decision.json {
                     ErrorFormat::Json
                 } else {
@@ -127,17 +117,21 @@ pub(crate) async fn proxy(
                 // configured host of the upstream it chose.
                 forwarded_host: match target.host {
                     Some(host) => HeaderValue::from_str(&host.authority).ok(),
-                    None => public_host(&inner.settings.public_url),
+                    None => inner.public_origin.host.clone(),
                 },
                 ..ClientInfo::new(peer)
             };
-            let mut response = target.proxy.forward(req, client, identity).await;
+            // The upstream gets the path that was judged.
+            let mut response = target
+                .proxy
+                .forward_normalized(req, &path, client, identity)
+                .await;
             append_all(response.headers_mut(), &decision.cookies);
             response
         }
-        _ => decision.into_response(&back),
+        _ => decision.into_response(&back()),
     };
-    record(access.as_str(), response.status(), started);
+    record(inner, access.as_str(), response.status(), started);
     response
 }
 
@@ -229,15 +223,33 @@ fn unknown_host(json: bool, back: &str) -> Response {
     .render(json, back)
 }
 
-/// The authority of `public_url` (`host[:port]`), which the upstream gets as
-/// `X-Forwarded-Host` instead of whatever `Host` the client wrote.
-fn public_host(public_url: &url::Url) -> Option<HeaderValue> {
-    let host = public_url.host_str()?;
-    let authority = match public_url.port() {
-        Some(port) => format!("{host}:{port}"),
-        None => host.to_owned(),
-    };
-    HeaderValue::from_str(&authority).ok()
+/// What the upstream is told about the origin the browser used for
+/// `public_url`, worked out once: the scheme (`X-Forwarded-Proto`) and the
+/// authority (`X-Forwarded-Host`, instead of whatever `Host` the client wrote).
+#[derive(Debug, Clone)]
+pub(crate) struct PublicOrigin {
+    pub scheme: Scheme,
+    pub host: Option<HeaderValue>,
+}
+
+impl PublicOrigin {
+    pub fn of(public_url: &url::Url) -> Self {
+        let host = public_url.host_str().and_then(|host| {
+            let authority = match public_url.port() {
+                Some(port) => format!("{host}:{port}"),
+                None => host.to_owned(),
+            };
+            HeaderValue::from_str(&authority).ok()
+        });
+        PublicOrigin {
+            scheme: if public_url.scheme() == "https" {
+                Scheme::Https
+            } else {
+                Scheme::Http
+            },
+            host,
+        }
+    }
 }
 
 /// 400 for a path some lenient reading of which cannot be judged (see
@@ -262,7 +274,7 @@ pub(crate) async fn verify(
     connection: Option<Extension<ConnectInfo<SocketAddr>>>,
     headers: HeaderMap,
 ) -> Response {
-    let started = std::time::Instant::now();
+    let started = Instant::now();
     let inner = &gw.inner;
     let json = wants_json(&headers);
     let back = inner.settings.auth_url("/signin");
@@ -362,6 +374,6 @@ pub(crate) async fn verify(
         }
         Verdict::Deny(_) => decision.into_response(&back),
     };
-    record("verify", response.status(), started);
+    record(inner, "verify", response.status(), started);
     response
 }

@@ -59,6 +59,7 @@ pub mod redirect;
 mod rejection;
 mod release;
 pub mod request_id;
+mod request_metrics;
 mod router;
 pub mod service_client;
 pub mod session;

@@ -69,6 +69,10 @@ pub(crate) struct Inner {
     pub seen_logout_tokens: crate::backchannel::SeenLogoutTokens,
     /// Adoption of guide-style Auth.js cookies (`adopt_guide_cookies`).
     pub adoption: Option<crate::adopt::Adoption>,
+    /// `public_url`'s scheme and authority, as the upstream is told them.
+    pub public_origin: crate::forward::PublicOrigin,
+    /// The request counter and latency histogram handles.
+    pub request_metrics: crate::request_metrics::RequestMetrics,
 }
 
 impl Gateway {

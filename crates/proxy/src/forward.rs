@@ -5,7 +5,9 @@
 //!
 //! 1. The request target is [normalised](crate::path::normalize) (invalid → 400) and the URI is
 //!    rewritten to the upstream origin + the upstream's base path + the normalised path + the
-//!    untouched query.
+//!    untouched query. A caller that has already normalised the path (the gateway judges
+//!    the path before it forwards) passes it to [`ReverseProxy::forward_normalized`], so the
+//!    upstream gets exactly the path that was judged, normalised once.
 //! 2. Headers are cleaned ([`crate::headers`]): owned identity headers and look-alikes are
 //!    stripped, as is any client copy of a header in `extra_headers`; hop-by-hop headers
 //!    and `Expect` are removed (the gateway's own server already answered `100 Continue`);
@@ -69,9 +71,9 @@ use url::Url;
 
 use crate::headers::{
     OwnedHeaders, Scheme, TrustedProxies, X_REQUEST_ID, is_websocket_upgrade, remove_hop_by_hop,
-    request_id, set_forwarding_headers, set_request_id,
+    request_id, set_forwarding_headers, set_request_id, strip_variants_of,
 };
-use crate::path::normalize;
+use crate::path::{NormalizedPath, normalize};
 
 mod error;
 pub use error::{ErrorFormat, error_response};
@@ -307,29 +309,52 @@ impl ReverseProxy {
     /// as a plain request.
     pub async fn forward(
         &self,
+        req: Request<Body>,
+        client: ClientInfo,
+        extra_headers: HeaderMap,
+    ) -> Response<Body> {
+        let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
+        match normalize(target) {
+            Ok(normalized) => {
+                self.forward_normalized(req, &normalized, client, extra_headers)
+                    .await
+            }
+            Err(err) => {
+                let id = self.request_id_of(&req, &client);
+                tracing::debug!(request_id = ?id, error = %err, "rejected request path");
+                error_response(StatusCode::BAD_REQUEST, client.error_format, Some(&id))
+            }
+        }
+    }
+
+    fn request_id_of(&self, req: &Request<Body>, client: &ClientInfo) -> HeaderValue {
+        client.request_id.clone().unwrap_or_else(|| {
+            request_id(
+                client.peer.ip(),
+                req.headers(),
+                &self.inner.settings.trusted_proxies,
+            )
+        })
+    }
+
+    /// [`forward`](Self::forward) for a caller that has already normalised the
+    /// request's path (the gateway, which judged exactly this path): the
+    /// upstream gets `normalized`, whatever `req`'s URI says.
+    pub async fn forward_normalized(
+        &self,
         mut req: Request<Body>,
+        normalized: &NormalizedPath,
         client: ClientInfo,
         extra_headers: HeaderMap,
     ) -> Response<Body> {
         let settings = &self.inner.settings;
         let format = client.error_format;
         let peer = client.peer.ip();
-        let id = client
-            .request_id
-            .clone()
-            .unwrap_or_else(|| request_id(peer, req.headers(), &settings.trusted_proxies));
+        let id = self.request_id_of(&req, &client);
 
         if req.method() == Method::CONNECT {
             return error_response(StatusCode::METHOD_NOT_ALLOWED, format, Some(&id));
         }
-        let target = req.uri().path_and_query().map_or("/", |pq| pq.as_str());
-        let normalized = match normalize(target) {
-            Ok(n) => n,
-            Err(err) => {
-                tracing::debug!(request_id = ?id, error = %err, "rejected request path");
-                return error_response(StatusCode::BAD_REQUEST, format, Some(&id));
-            }
-        };
         let uri = format!(
             "{}{}{}",
             self.inner.origin,
@@ -357,7 +382,7 @@ impl ReverseProxy {
         let client_host = client.host.clone().or(original_host);
         let mut headers = parts.headers;
         settings.owned_headers.strip(&mut headers);
-        OwnedHeaders::new(extra_headers.keys().map(|k| k.as_str())).strip(&mut headers);
+        strip_variants_of(&mut headers, &extra_headers);
         remove_hop_by_hop(&mut headers, websocket);
         headers.remove(header::EXPECT);
         set_forwarding_headers(
@@ -380,20 +405,26 @@ impl ReverseProxy {
             }
         }
 
-        let (done_tx, mut done_rx) = watch::channel(body.is_end_stream());
-        let mut upstream_req = Request::new(Body::new(EndSignal {
-            inner: body,
-            done: done_tx,
-        }));
+        let response_timeout = settings.response_timeout;
+        let bodiless = body.is_end_stream();
+        let (upstream_body, done_rx) = if bodiless {
+            // Nothing to upload: the response clock starts now.
+            (body, None)
+        } else {
+            let (done, done_rx) = watch::channel(false);
+            (Body::new(EndSignal { inner: body, done }), Some(done_rx))
+        };
+        let mut upstream_req = Request::new(upstream_body);
         *upstream_req.method_mut() = parts.method;
         *upstream_req.uri_mut() = uri;
         *upstream_req.version_mut() = Version::HTTP_11;
         *upstream_req.headers_mut() = headers;
 
-        let response_timeout = settings.response_timeout;
         let deadline = async move {
-            // Err means the body was dropped (sent or abandoned): start the clock either way.
-            let _ = done_rx.wait_for(|done| *done).await;
+            if let Some(mut done_rx) = done_rx {
+                // Err means the body was dropped (sent or abandoned): start the clock either way.
+                let _ = done_rx.wait_for(|done| *done).await;
+            }
             tokio::time::sleep(response_timeout).await;
         };
         let result = tokio::select! {

@@ -91,15 +91,44 @@ const PROXY_CLAIMS: &[&str] = &[
 /// assert_eq!(canonical_header_name("X_Auth_Request.User"), "x-auth-request-user");
 /// ```
 pub fn canonical_header_name(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect()
+    name.chars().map(canonical_char).collect()
+}
+
+fn canonical_char(c: char) -> char {
+    if c.is_ascii_alphanumeric() {
+        c.to_ascii_lowercase()
+    } else {
+        '-'
+    }
+}
+
+/// Whether `name`'s [canonical name](canonical_header_name) is `canonical` (itself a
+/// canonical name), without building it: this runs for every header of every request.
+fn has_canonical_name(name: &str, canonical: &str) -> bool {
+    // A character becomes one ASCII character, so a canonical name has as many bytes as
+    // `name` has characters: an ASCII name must be exactly as long, and a name with fewer
+    // bytes has too few characters.
+    match name.len().cmp(&canonical.len()) {
+        std::cmp::Ordering::Less => false,
+        std::cmp::Ordering::Equal if name.is_ascii() => name
+            .bytes()
+            .zip(canonical.bytes())
+            .all(|(b, c)| canonical_char(b.into()) == char::from(c)),
+        _ => name.chars().map(canonical_char).eq(canonical.chars()),
+    }
+}
+
+/// Whether `a` and `b` have the same [canonical name](canonical_header_name).
+fn same_canonical_name(a: &str, b: &str) -> bool {
+    if b.bytes()
+        .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase() || c == b'-')
+    {
+        has_canonical_name(a, b)
+    } else {
+        a.chars()
+            .map(canonical_char)
+            .eq(b.chars().map(canonical_char))
+    }
 }
 
 /// The set of header names the gateway owns: client copies (and look-alike variants) are
@@ -143,8 +172,7 @@ impl OwnedHeaders {
 
     /// Whether `name`, or a variant of it, is owned by the gateway.
     pub fn is_owned(&self, name: &str) -> bool {
-        let canonical = canonical_header_name(name);
-        self.canonical.contains(&canonical)
+        self.canonical.iter().any(|c| has_canonical_name(name, c))
     }
 
     /// The canonical owned names.
@@ -164,6 +192,17 @@ impl OwnedHeaders {
 /// configured set.
 pub fn strip_identity_headers(headers: &mut HeaderMap) -> usize {
     OwnedHeaders::default().strip(headers)
+}
+
+/// Removes every header of `headers` whose canonical name is that of a header in `names`
+/// (a client's copies and variants of headers the caller is about to set).
+pub(crate) fn strip_variants_of(headers: &mut HeaderMap, names: &HeaderMap) -> usize {
+    if names.is_empty() {
+        return 0;
+    }
+    remove_matching(headers, |name| {
+        names.keys().any(|n| same_canonical_name(name, n.as_str()))
+    })
 }
 
 fn remove_matching(headers: &mut HeaderMap, mut pred: impl FnMut(&str) -> bool) -> usize {
@@ -193,18 +232,14 @@ pub fn remove_cookies(headers: &mut HeaderMap, mut doomed: impl FnMut(&[u8]) -> 
     let mut kept: Vec<&[u8]> = Vec::new();
     let mut removed = 0;
     for value in &values {
-        for pair in value
-            .as_bytes()
-            .split(|b| *b == b';')
-            .map(<[u8]>::trim_ascii)
-        {
+        for pair in split_bytes(value.as_bytes(), b';').map(<[u8]>::trim_ascii) {
             if pair.is_empty() {
                 continue;
             }
-            let name = pair
-                .split(|b| *b == b'=')
-                .next()
-                .map_or(pair, <[u8]>::trim_ascii);
+            let name = match memchr::memchr(b'=', pair) {
+                Some(end) => pair[..end].trim_ascii(),
+                None => pair,
+            };
             if doomed(name) {
                 removed += 1;
             } else {
@@ -222,6 +257,19 @@ pub fn remove_cookies(headers: &mut HeaderMap, mut doomed: impl FnMut(&[u8]) -> 
         headers.insert(header::COOKIE, joined);
     }
     removed
+}
+
+/// `bytes` split at every `separator` (found with `memchr`: a session cookie
+/// is hundreds of bytes, and this runs on every request).
+fn split_bytes(bytes: &[u8], separator: u8) -> impl Iterator<Item = &[u8]> {
+    let mut start = 0;
+    memchr::memchr_iter(separator, bytes)
+        .chain(std::iter::once(bytes.len()))
+        .map(move |end| {
+            let piece = &bytes[start..end];
+            start = end + 1;
+            piece
+        })
 }
 
 fn connection_tokens(headers: &HeaderMap) -> Vec<String> {
@@ -254,28 +302,22 @@ pub fn is_websocket_upgrade(headers: &HeaderMap) -> bool {
 /// `Connection` may name arbitrary headers, but never `Host` or `Content-Length`: those are
 /// kept so that a client cannot change how the upstream frames or routes the request.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap, keep_upgrade: bool) {
-    for token in connection_tokens(headers) {
-        if token == "host" || token == "content-length" || (keep_upgrade && token == "upgrade") {
-            continue;
-        }
-        if let Ok(name) = HeaderName::from_bytes(token.as_bytes()) {
-            headers.remove(name);
-        }
-    }
-    for name in [
-        header::CONNECTION,
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        HeaderName::from_static("keep-alive"),
-    ] {
-        headers.remove(name);
-    }
-    remove_matching(headers, |name| name.starts_with("proxy-"));
+    // One pass over the names (hashing a name per lookup costs more than
+    // comparing the few headers a request has).
+    let named = connection_tokens(headers);
+    remove_matching(headers, |name| {
+        matches!(
+            name,
+            "connection" | "te" | "trailer" | "transfer-encoding" | "keep-alive"
+        ) || name.starts_with("proxy-")
+            || (!keep_upgrade && name == "upgrade")
+            || (name != "host"
+                && name != "content-length"
+                && !(keep_upgrade && name == "upgrade")
+                && named.iter().any(|t| t == name))
+    });
     if keep_upgrade {
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
-    } else {
-        headers.remove(header::UPGRADE);
     }
 }
 
@@ -385,12 +427,13 @@ impl Scheme {
     }
 }
 
+/// Removes every header whose canonical name is one of `names` (canonical names), except,
+/// with `keep_exact`, a header spelt exactly as the name.
 fn remove_variants(headers: &mut HeaderMap, names: &[&str], keep_exact: bool) {
     remove_matching(headers, |name| {
-        let canonical = canonical_header_name(name);
         names
             .iter()
-            .any(|n| *n == canonical && !(keep_exact && *n == name))
+            .any(|n| has_canonical_name(name, n) && !(keep_exact && *n == name))
     });
 }
 
@@ -445,8 +488,13 @@ pub fn is_valid_request_id(value: &HeaderValue) -> bool {
 
 /// A fresh request id (a hyphenated UUIDv4).
 pub fn generate_request_id() -> HeaderValue {
+    // The thread's CSPRNG (no system call per request, unlike `Uuid::new_v4`).
+    let bytes: [u8; 16] = rand::random();
     let mut buf = uuid::Uuid::encode_buffer();
-    let id = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
+    let id = uuid::Builder::from_random_bytes(bytes)
+        .into_uuid()
+        .hyphenated()
+        .encode_lower(&mut buf);
     HeaderValue::from_str(id).unwrap_or_else(|_| HeaderValue::from_static("invalid-request-id"))
 }
 

@@ -338,3 +338,29 @@ mod cookie_properties {
         }
     }
 }
+
+mod canonical_name_properties {
+    use super::super::{has_canonical_name, same_canonical_name};
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Header-like names, look-alikes and arbitrary text (non-ASCII included).
+    fn text() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[a-zA-Z0-9_.-]{0,24}",
+            "x[-_.]auth[-_.]request[-_.]user",
+            "\\PC{0,12}",
+        ]
+    }
+
+    proptest! {
+        /// The allocation-free comparisons agree with comparing the built
+        /// canonical names, for any pair of strings.
+        #[test]
+        fn comparisons_agree_with_building_the_canonical_names(a in text(), b in text()) {
+            let expected = canonical_header_name(&a) == canonical_header_name(&b);
+            prop_assert_eq!(same_canonical_name(&a, &b), expected);
+            prop_assert_eq!(has_canonical_name(&a, &canonical_header_name(&b)), expected);
+        }
+    }
+}
