@@ -21,12 +21,6 @@ use authgate_core::time::{Clock as _, SystemClock};
 use clap::{Parser, Subcommand};
 use rand::{RngCore as _, SeedableRng as _};
 
-/// The allocator: a proxy allocates and frees a few dozen small buffers per
-/// request (headers, bodies, futures), which mimalloc serves faster than
-/// glibc's malloc (BENCHMARKS.md §4).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Exit code for an invalid configuration (also clap's code for usage errors).
 const EXIT_INVALID_CONFIG: u8 = 2;
 
